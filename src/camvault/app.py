@@ -1,0 +1,163 @@
+"""Wiring: build every stage from one ``Settings`` object, once, at start-up.
+
+Each stage receives its I/O dependencies by constructor; this module is the only place
+that knows which concrete implementation goes where. With no database URL / S3 endpoint
+configured, the embedded servers started by ``camvault run`` are used: their addresses
+are published in ``<data_dir>/embedded.json`` so other commands (``status``,
+``recordings list``) on the same machine find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from camvault.alerts import AlertSink, LogAlertSink
+from camvault.catalog import Catalog, PsycopgConnector
+from camvault.config import S3Settings, Settings
+from camvault.errors import ConfigError
+from camvault.ingest import Ingestor
+from camvault.pipeline import EventHook, Pipeline
+from camvault.retry import RetryPolicy
+from camvault.spool import Spool
+from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
+from camvault.uploader import Uploader
+
+EMBEDDED_STATE = "embedded.json"
+
+
+def embedded_state(settings: Settings) -> dict[str, Any]:
+    path = settings.data_dir / EMBEDDED_STATE
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database.url:
+        return settings.database.url
+    url = embedded_state(settings).get("database_url")
+    if not url:
+        raise ConfigError(
+            "no database configured: set [database] url / CAMVAULT_DATABASE_URL, "
+            "or start `camvault run` for the embedded one"
+        )
+    return str(url)
+
+
+def s3_settings(settings: Settings) -> tuple[S3Settings, tuple[str, str] | None]:
+    """Resolve ``endpoint_url=None`` to the embedded SeaweedFS and its credentials;
+    otherwise credentials come from boto3's standard chain (None)."""
+    if settings.s3.endpoint_url is not None:
+        return settings.s3, None
+    state = embedded_state(settings)
+    if not state.get("s3_endpoint_url"):
+        raise ConfigError(
+            'no S3 configured: set [s3] endpoint_url ("" for AWS) / '
+            "CAMVAULT_S3_ENDPOINT_URL, or start `camvault run` for the embedded one"
+        )
+    creds = (str(state["s3_access_key"]), str(state["s3_secret_key"]))
+    return settings.s3.model_copy(update={"endpoint_url": state["s3_endpoint_url"]}), creds
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    u = settings.upload
+    return RetryPolicy(
+        max_retries=u.max_retries,
+        base_seconds=u.backoff_base_seconds,
+        cap_seconds=u.backoff_max_seconds,
+        redrive_base_seconds=u.redrive_base_seconds,
+        redrive_cap_seconds=u.redrive_max_seconds,
+    )
+
+
+@dataclass
+class App:
+    settings: Settings
+    spool: Spool
+    catalog: Catalog
+    connector: PsycopgConnector
+    _closers: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings) -> App:
+        connector = PsycopgConnector(
+            database_url(settings),
+            min_size=settings.database.pool_min_size,
+            max_size=settings.database.pool_max_size,
+            connect_timeout=settings.database.connect_timeout_seconds,
+            statement_timeout_ms=settings.database.statement_timeout_ms,
+        )
+        spool = Spool(settings.spool.dir, settings.spool.quarantine)
+        return cls(settings, spool, Catalog(connector), connector)
+
+    def close(self) -> None:
+        self.connector.close()
+        self.spool.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # stages ----------------------------------------------------------------------------
+    def register_cameras(self) -> int:
+        """Cameras listed in the config file are upserted into the catalog at start-up."""
+        for cam in self.settings.cameras:
+            self.catalog.upsert_camera(cam.id, cam.name, cam.segment_seconds, cam.enabled)
+        return len(self.settings.cameras)
+
+    def ingestor(self) -> Ingestor:
+        configured = {c.id for c in self.settings.cameras}
+
+        def camera_exists(camera_id: str) -> bool:
+            return camera_id in configured or self.catalog.get_camera(camera_id) is not None
+
+        return Ingestor(
+            self.spool,
+            camera_exists,
+            prefix=self.settings.s3.prefix,
+            future_tolerance=timedelta(seconds=self.settings.recording.future_tolerance_seconds),
+        )
+
+    def store(self) -> S3ObjectStore:
+        s3, creds = s3_settings(self.settings)
+        client = make_client(
+            s3,
+            credentials=creds,
+            max_pool=max(32, self.settings.upload.concurrency * s3.transfer_concurrency + 4),
+        )
+        return S3ObjectStore(client, s3)
+
+    def pipeline(
+        self, *, alerts: AlertSink | None = None, on_event: EventHook | None = None
+    ) -> Pipeline:
+        store = self.store()
+        mode = self.settings.s3.conditional_writes
+        conditional = mode == "on" or (mode == "auto" and probe_conditional_writes(store))
+        return Pipeline(
+            self.spool,
+            Uploader(store, conditional_writes=conditional),
+            self.catalog,
+            policy=retry_policy(self.settings),
+            alerts=alerts or LogAlertSink(),
+            node=self.settings.node,
+            concurrency=self.settings.upload.concurrency,
+            on_event=on_event,
+        )
+
+
+def write_embedded_state(settings: Settings, state: dict[str, Any]) -> Path:
+    path = settings.data_dir / EMBEDDED_STATE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.chmod(tmp, 0o600)  # holds the embedded S3 secret
+    os.replace(tmp, path)
+    return path

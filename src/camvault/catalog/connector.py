@@ -1,0 +1,140 @@
+"""The one boundary between camvault and PostgreSQL.
+
+``Connector`` is the narrow interface the catalog needs; ``PsycopgConnector`` is the real
+implementation on a psycopg 3 connection pool. psycopg and pool errors are translated here
+into ``CatalogUnavailable`` (retry later) — callers never see psycopg types. Integrity
+errors pass through as ``IntegrityViolation`` carrying the SQLSTATE, so callers branch on
+codes, not on message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from camvault.errors import CamvaultError, CatalogUnavailable, InputError
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+# SQLSTATE classes: 08 connection exception, 57P0x operator intervention (shutdown),
+# 53 insufficient resources, 40 transaction rollback (serialization/deadlock: retryable).
+_UNAVAILABLE_PREFIXES = ("08", "53", "57P", "40", "58")
+
+
+class IntegrityViolation(CamvaultError):
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class Session(Protocol):
+    """Statements run on one connection, inside one transaction."""
+
+    def execute(self, sql: str, params: Params | None = None) -> None: ...
+    def fetchone(self, sql: str, params: Params | None = None) -> Row | None: ...
+    def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+
+class Connector(Protocol):
+    def transaction(self, *, acting_user: int | None = None) -> Any:
+        """Context manager yielding a ``Session``; commits on success, rolls back on error.
+
+        ``acting_user`` is set transaction-locally (``set_config(..., true)``) for row-level
+        security; it never leaks to the next user of the pooled connection.
+        """
+
+    def close(self) -> None: ...
+
+
+def translate(exc: psycopg.Error) -> CamvaultError:
+    state = exc.sqlstate or ""
+    if isinstance(exc, psycopg.OperationalError) and (
+        not state or state.startswith(_UNAVAILABLE_PREFIXES)
+    ):
+        return CatalogUnavailable(f"PostgreSQL unavailable: {_first_line(exc)}")
+    if state.startswith(_UNAVAILABLE_PREFIXES):
+        return CatalogUnavailable(f"PostgreSQL unavailable ({state}): {_first_line(exc)}")
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return IntegrityViolation(_first_line(exc), state)
+    if state.startswith("22"):  # data exception: bad input value
+        return InputError(f"invalid value: {_first_line(exc)}")
+    if isinstance(exc, psycopg.InterfaceError):
+        return CatalogUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}")
+    return CamvaultError(f"catalog error ({state or type(exc).__name__}): {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _PsycopgSession:
+    def __init__(self, conn: psycopg.Connection[Row]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._conn.execute(sql, params)  # type: ignore[arg-type]
+
+    def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        return self._conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+class PsycopgConnector:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        connect_timeout: float = 5.0,
+        statement_timeout_ms: int = 15_000,
+        application_name: str = "camvault",
+    ) -> None:
+        options = f"-c statement_timeout={statement_timeout_ms}"
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": max(1, round(connect_timeout)),
+                "application_name": application_name,
+                "options": options,
+                # TCP keepalives so a cut connection is noticed instead of hanging forever
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            },
+            timeout=connect_timeout,
+            open=False,
+            # a connection that broke while idle in the pool is replaced, not handed out
+            check=psycopg_pool.ConnectionPool.check_connection,
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def transaction(self, *, acting_user: int | None = None) -> Iterator[_PsycopgSession]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                if acting_user is not None:
+                    conn.execute(
+                        "SELECT set_config('camvault.user_id', %s, true)", (str(acting_user),)
+                    )
+                yield _PsycopgSession(conn)
+        except psycopg_pool.PoolTimeout as exc:
+            raise CatalogUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def close(self) -> None:
+        self._pool.close()

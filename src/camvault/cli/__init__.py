@@ -1,0 +1,104 @@
+"""``camvault`` command line: one parser, sub-commands registered by the modules below.
+
+Human output by default, ``--json`` where a script would read it. Exit codes: 0 ok;
+1 the command ran but some items failed (e.g. files quarantined); 2 bad input or config;
+3 a service (PostgreSQL, S3) is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from camvault import __version__
+from camvault.config import Settings, load_settings
+from camvault.errors import CamvaultError, ConfigError, InputError, ServiceUnavailable
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+EXIT_OK, EXIT_PARTIAL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
+    """Print ``data`` as JSON with --json, else call the human renderer."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=_json_default))
+    else:
+        human()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 with a zone (``Z`` or offset); a naive time is an error, not a guess."""
+    try:
+        dt = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26T13:00:00Z)"
+        ) from None
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} has no time zone; add Z or an offset like +01:00"
+        )
+    return dt.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from camvault.cli import admin, archive
+
+    parser = argparse.ArgumentParser(
+        prog="camvault", description="Archive CCTV video to S3 with a PostgreSQL catalog."
+    )
+    parser.add_argument("--version", action="version", version=f"camvault {__version__}")
+    parser.add_argument("--config", "-c", help="TOML config file (default: camvault.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (archive, admin):
+        module.register(sub)
+    return parser
+
+
+def json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        settings = load_settings(args.config)
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(f"camvault: config error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except InputError as exc:
+        print(f"camvault: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ServiceUnavailable as exc:
+        print(f"camvault: unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except CamvaultError as exc:
+        print(f"camvault: error: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Sub-commands for operators: ``db migrate``, ``cameras``, ``recordings``, ``status``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from camvault.app import App, database_url
+from camvault.catalog.migrate import migrate
+from camvault.cli import EXIT_OK, emit, json_flag, parse_time
+from camvault.config import Settings
+from camvault.errors import CamvaultError, InvalidTimeRange, NotFound
+from camvault.keys import validate_camera_id
+
+
+def register(sub: Any) -> None:
+    db = sub.add_parser("db", help="catalog database").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    p = db.add_parser("migrate", help="apply pending schema migrations (idempotent)")
+    json_flag(p)
+    p.set_defaults(handler=cmd_migrate)
+
+    cams = sub.add_parser("cameras", help="cameras in the catalog").add_subparsers(
+        dest="cameras_command", required=True, metavar="ACTION"
+    )
+    p = cams.add_parser("add", help="add or update a camera")
+    p.add_argument("camera_id", metavar="CAM")
+    p.add_argument("--name", default="")
+    p.add_argument("--segment-seconds", type=int)
+    p.add_argument("--disabled", action="store_true")
+    json_flag(p)
+    p.set_defaults(handler=cmd_cameras_add)
+    p = cams.add_parser("list", help="list cameras")
+    json_flag(p)
+    p.set_defaults(handler=cmd_cameras_list)
+
+    recs = sub.add_parser("recordings", help="recordings in the catalog").add_subparsers(
+        dest="recordings_command", required=True, metavar="ACTION"
+    )
+    p = recs.add_parser("list", help="a camera's recordings overlapping a time range")
+    p.add_argument("--camera", required=True)
+    p.add_argument("--start", type=parse_time, help="ISO 8601 (default: 24 h before --end)")
+    p.add_argument("--end", type=parse_time, help="ISO 8601 (default: now)")
+    p.add_argument("--limit", type=int, default=1000)
+    json_flag(p)
+    p.set_defaults(handler=cmd_recordings_list)
+
+    p = sub.add_parser("status", help="spool depth, oldest pending, last upload per camera")
+    json_flag(p)
+    p.set_defaults(handler=cmd_status)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    applied = migrate(
+        database_url(settings), partitions_ahead_months=settings.database.partitions_ahead_months
+    )
+    emit(
+        args,
+        {"applied": applied},
+        lambda: print(
+            "applied: " + ", ".join(applied) if applied else "catalog schema is up to date"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
+    validate_camera_id(args.camera_id)
+    with App.open(settings) as app:
+        cam = app.catalog.upsert_camera(
+            args.camera_id, args.name, args.segment_seconds, not args.disabled
+        )
+    emit(args, asdict(cam), lambda: print(f"camera {cam.id} ({cam.name or 'no name'}) saved"))
+    return EXIT_OK
+
+
+def cmd_cameras_list(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        cams = app.catalog.list_cameras()
+
+    def human() -> None:
+        print(f"{'ID':<24} {'NAME':<32} {'SEGMENT':>8} ENABLED")
+        for c in cams:
+            seg = f"{c.segment_seconds}s" if c.segment_seconds else "default"
+            print(f"{c.id:<24} {c.name:<32} {seg:>8} {'yes' if c.enabled else 'no'}")
+
+    emit(args, [asdict(c) for c in cams], human)
+    return EXIT_OK
+
+
+def time_range(
+    start: datetime | None, end: datetime | None, default_span: timedelta = timedelta(hours=24)
+) -> tuple[datetime, datetime]:
+    end = end or datetime.now(UTC)
+    start = start or end - default_span
+    if end <= start:
+        raise InvalidTimeRange(f"--end {end.isoformat()} must be after --start {start.isoformat()}")
+    return start, end
+
+
+def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
+    validate_camera_id(args.camera)
+    start, end = time_range(args.start, args.end)
+    if not 1 <= args.limit <= 100_000:
+        raise InvalidTimeRange("--limit must be between 1 and 100000")
+    with App.open(settings) as app:
+        if app.catalog.get_camera(args.camera) is None:
+            raise NotFound(f"no camera {args.camera!r} in the catalog")
+        recs = app.catalog.list_recordings(args.camera, start, end, args.limit)
+
+    def human() -> None:
+        print(f"{'START (UTC)':<20} {'END (UTC)':<20} {'DUR':>7} {'SIZE':>9} {'CODEC':<5} KEY")
+        for r in recs:
+            print(
+                f"{r.start_time:%Y-%m-%d %H:%M:%S} {r.end_time:%Y-%m-%d %H:%M:%S} "
+                f"{r.duration_seconds:>6.1f}s {r.size_bytes / 1e6:>7.1f}MB {r.codec:<5} "
+                f"s3://{r.s3_bucket}/{r.s3_key}"
+            )
+        print(
+            f"{len(recs)} recording(s) from {start:%Y-%m-%d %H:%M:%S} to "
+            f"{end:%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+    emit(args, [asdict(r) for r in recs], human)
+    return EXIT_OK
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        stats = app.spool.stats()
+        try:
+            last = app.catalog.last_recording_per_camera()
+            catalog_error = None
+        except CamvaultError as exc:  # status must still show the spool when the DB is down
+            last, catalog_error = [], str(exc)
+    data = {"spool": stats, "last_upload_per_camera": last, "catalog_error": catalog_error}
+
+    def human() -> None:
+        by = stats["by_state"]
+        print("spool: " + ", ".join(f"{k} {v}" for k, v in by.items()))
+        print(
+            f"pending: {stats['pending']} segment(s), {stats['pending_bytes'] / 1e6:.1f} MB; "
+            f"oldest pending since {stats['oldest_pending'] or '-'}"
+        )
+        print(
+            f"quarantined: {stats['quarantined']}; "
+            f"upload errors not yet in the catalog: {stats['unflushed_errors']}"
+        )
+        if catalog_error:
+            print(f"catalog: UNAVAILABLE: {catalog_error}")
+        for row in last:
+            print(
+                f"  {row['camera_id']:<24} last segment {row['start_time']:%Y-%m-%d %H:%M:%S}"
+                f" UTC, committed {row['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+            )
+
+    emit(args, data, human)
+    return EXIT_OK

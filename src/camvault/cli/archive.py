@@ -1,0 +1,138 @@
+"""Sub-commands that move footage: ``ingest``, ``upload``, ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from camvault.app import App
+from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
+from camvault.config import Settings
+from camvault.models import Segment
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ingest", help="validate segment files and add them to the spool")
+    p.add_argument("--camera", required=True, help="camera id the files belong to")
+    p.add_argument(
+        "--start", type=parse_time, help="start time of the (single) file, ISO 8601 with zone"
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    json_flag(p)
+    p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("upload", help="upload spooled segments and commit them to the catalog")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="try every pending segment now (ignoring redrive delays), then exit",
+    )
+    json_flag(p)
+    p.set_defaults(handler=cmd_upload)
+
+    p = sub.add_parser("run", help="everything on one node (embedded servers if unconfigured)")
+    p.add_argument(
+        "--no-demo", action="store_true", help="no synthetic demo camera even on embedded defaults"
+    )
+    p.add_argument("--demo-segment-seconds", type=int, default=10)
+    p.set_defaults(handler=cmd_run)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    if args.start is not None and len(args.files) > 1:
+        print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
+        return 2
+    results = []
+    with App.open(settings) as app:
+        ingestor = app.ingestor()
+        for path in args.files:
+            r = ingestor.ingest(path, args.camera, start=args.start)
+            results.append(r)
+            if not args.json:
+                if r.segment:
+                    print(
+                        f"spooled    {path}  →  {r.segment.s3_key}  "
+                        f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
+                        f"{r.segment.duration_seconds:.1f} s)"
+                    )
+                else:
+                    print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
+    data = [
+        {
+            "file": str(r.source),
+            "ok": r.ok,
+            "s3_key": r.segment.s3_key if r.segment else None,
+            "segment_id": r.segment.id if r.segment else None,
+            "reason": r.reason,
+            "quarantined_to": str(r.quarantined_to) if r.quarantined_to else None,
+        }
+        for r in results
+    ]
+    emit(args, data, lambda: None)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+
+
+def progress_printer(stream: Any = sys.stderr) -> Any:
+    def on_event(kind: str, seg: Segment, detail: str) -> None:
+        if kind == "committed":
+            print(f"  ✓ {seg.s3_key} ({seg.size_bytes / 1e6:.1f} MB, {detail})", file=stream)
+        elif kind in ("round_failed", "conflict", "commit_deferred"):
+            print(f"  ✗ {seg.s3_key}: {kind}: {detail}", file=stream)
+
+    return on_event
+
+
+def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    with App.open(settings) as app:
+        app.spool.lock_for_upload()
+        app.spool.recover()
+        pipeline = app.pipeline(on_event=None if args.json else progress_printer())
+        if args.once:
+            tally = pipeline.drain(stop)
+        else:
+            _stop_on_signals(stop)
+            print("camvault upload: running; Ctrl-C to stop", file=sys.stderr)
+            tally = pipeline.run(stop, poll_seconds=settings.upload.poll_seconds)
+        stats = app.spool.stats()
+    data = {
+        "committed": tally.committed,
+        "bytes": tally.bytes,
+        "failed_rounds": tally.failed_rounds,
+        "deferred_commits": tally.deferred_commits,
+        "conflicts": tally.conflicts,
+        "last_error": tally.last_error,
+        "pending": stats["pending"],
+    }
+    emit(
+        args,
+        data,
+        lambda: print(
+            f"committed {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB; "
+            f"{stats['pending']} still pending"
+            + (f"; last error: {tally.last_error}" if tally.last_error else "")
+        ),
+    )
+    return EXIT_OK if stats["pending"] == 0 or not args.once else EXIT_PARTIAL
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.runner import Runner
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    return Runner(
+        settings, demo=not args.no_demo, demo_segment_seconds=args.demo_segment_seconds
+    ).run(stop)

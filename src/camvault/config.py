@@ -1,0 +1,257 @@
+"""Typed settings, read once at start-up from ``camvault.toml`` and ``CAMVAULT_*`` variables.
+
+Precedence: built-in defaults < TOML file < environment. Environment names are
+``CAMVAULT_<SECTION>_<KEY>`` (``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``)
+plus the short forms the design brief fixes (``CAMVAULT_SEGMENT_SECONDS``). Unknown keys
+in the file are errors, so a typo fails start-up instead of silently doing nothing.
+Nothing below start-up reads the environment or the file again: the ``Settings`` object
+is passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from camvault.errors import ConfigError
+from camvault.keys import CAMERA_ID_RE, normalize_prefix
+
+DEFAULT_CONFIG_FILE = "camvault.toml"
+DEFAULT_DATA_DIR = ".camvault"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = ""  # empty = the embedded PostgreSQL (pgserver) of `camvault run`
+    pool_min_size: int = Field(1, ge=0)
+    pool_max_size: int = Field(8, ge=1)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(15_000, ge=0)
+    partitions_ahead_months: int = Field(3, ge=1, le=24)
+
+
+class S3Settings(_Section):
+    bucket: str = "camvault"
+    region: str = "us-east-1"
+    # None (not set anywhere) = the embedded SeaweedFS of `camvault run`; "" = AWS;
+    # anything else = that S3-compatible endpoint
+    endpoint_url: str | None = None
+    prefix: str = ""
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    multipart_threshold_mb: int = Field(64, ge=5)
+    multipart_chunk_mb: int = Field(16, ge=5)
+    transfer_concurrency: int = Field(8, ge=1, le=64)  # parts in flight per multipart upload
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    # If-None-Match on PUT: "auto" probes the endpoint once; HEAD-compare is always done too.
+    conditional_writes: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return normalize_prefix(v)
+
+
+class SpoolSettings(_Section):
+    dir: Path = Path(DEFAULT_DATA_DIR) / "spool"
+    quarantine_dir: Path | None = None  # default: <dir>/quarantine
+    keep_committed_days: int = Field(7, ge=0)
+    drop_poll_seconds: float = Field(2.0, gt=0)
+    # a dropped file is taken only once its size has not changed for this long
+    drop_settle_seconds: float = Field(3.0, ge=0)
+
+    @property
+    def quarantine(self) -> Path:
+        return self.quarantine_dir or self.dir / "quarantine"
+
+
+class RecordingSettings(_Section):
+    segment_seconds: int = Field(300, ge=1, le=3600)
+    future_tolerance_seconds: int = Field(300, ge=0)  # a start later than now+this is rejected
+    ffmpeg: str = ""  # empty = the binary bundled with imageio-ffmpeg
+
+
+class UploadSettings(_Section):
+    concurrency: int = Field(4, ge=1, le=64)  # segments uploaded at once
+    max_retries: int = Field(3, ge=0, le=20)  # retries after the first attempt, per round
+    backoff_base_seconds: float = Field(1.0, ge=0)
+    backoff_max_seconds: float = Field(30.0, ge=0)
+    redrive_base_seconds: float = Field(60.0, ge=0)  # delay before the next round
+    redrive_max_seconds: float = Field(3600.0, ge=0)
+    poll_seconds: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> UploadSettings:
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError("backoff_max_seconds must be >= backoff_base_seconds")
+        if self.redrive_max_seconds < self.redrive_base_seconds:
+            raise ValueError("redrive_max_seconds must be >= redrive_base_seconds")
+        return self
+
+
+class AlertSettings(_Section):
+    lambda_function: str = ""
+    lambda_endpoint_url: str = ""
+    webhook_url: str = ""
+    dedupe_seconds: float = Field(900.0, ge=0)
+
+
+class LifecycleSettings(_Section):
+    transition_after_days: int = Field(30, ge=0)
+    transition_storage_class: Literal["", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"] = "GLACIER"
+    expire_after_days: int = Field(365, ge=0)
+    abort_incomplete_multipart_days: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> LifecycleSettings:
+        if (
+            self.transition_storage_class
+            and self.expire_after_days
+            and self.expire_after_days <= self.transition_after_days
+        ):
+            raise ValueError("expire_after_days must be greater than transition_after_days")
+        return self
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    presign_ttl_seconds: int = Field(300, ge=1, le=3600)
+    max_range_days: int = Field(31, ge=1)
+
+
+class CameraSettings(_Section):
+    id: str
+    name: str = ""
+    url: str | None = None  # RTSP source; omit for drop-in (ingest-only) cameras
+    segment_seconds: int | None = Field(None, ge=1, le=3600)
+    enabled: bool = True
+    drop_dir: Path | None = None  # watched directory for finished segment files
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not CAMERA_ID_RE.match(v):
+            raise ValueError("camera id must be 1-64 of A-Z a-z 0-9 _ . - ")
+        return v
+
+
+class Settings(_Section):
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    node: str = Field(default_factory=lambda: os.uname().nodename)
+    database: DatabaseSettings = DatabaseSettings()
+    s3: S3Settings = S3Settings()
+    spool: SpoolSettings = SpoolSettings()
+    recording: RecordingSettings = RecordingSettings()
+    upload: UploadSettings = UploadSettings()
+    alerts: AlertSettings = AlertSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    api: ApiSettings = ApiSettings()
+    cameras: tuple[CameraSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Settings:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids listed twice: {', '.join(dupes)}")
+        return self
+
+    def camera(self, camera_id: str) -> CameraSettings | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+    def segment_seconds_for(self, camera_id: str) -> int:
+        cam = self.camera(camera_id)
+        if cam is not None and cam.segment_seconds:
+            return cam.segment_seconds
+        return self.recording.segment_seconds
+
+
+# Short environment names fixed by the design brief → (section, key).
+_ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "CAMVAULT_SEGMENT_SECONDS": ("recording", "segment_seconds"),
+}
+_TOP_LEVEL = ("data_dir", "node")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.default, BaseModel)
+    }
+    out: dict[str, Any] = {}
+    for var, value in environ.items():
+        if not var.startswith("CAMVAULT_") or var.startswith("CAMVAULT_TEST_"):
+            continue
+        if var in _ENV_ALIASES:
+            section, key = _ENV_ALIASES[var]
+            out.setdefault(section, {})[key] = value
+            continue
+        rest = var[len("CAMVAULT_") :].lower()
+        if rest in _TOP_LEVEL:
+            out[rest] = value
+            continue
+        for section in sections:
+            if rest.startswith(section + "_"):
+                out.setdefault(section, {})[rest[len(section) + 1 :]] = value
+                break
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
+            merged[k] = _merge(dict(merged[k]), v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {where} in {source}: {err['msg']}{more}"
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the TOML file (if any), apply ``CAMVAULT_*`` variables, validate once.
+
+    ``path=None`` means ``camvault.toml`` in the working directory if it exists; an
+    explicitly named file that does not exist is an error.
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    explicit = path is not None or "CAMVAULT_CONFIG" in environ
+    file = Path(path or environ.get("CAMVAULT_CONFIG") or DEFAULT_CONFIG_FILE)
+    source = "defaults"
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+        source = str(file)
+    elif explicit:
+        raise ConfigError(f"config file {file} does not exist")
+    env = _env_overrides(environ)
+    if env:
+        source += " + CAMVAULT_* environment"
+    data = _merge(_merge(data, env), overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc

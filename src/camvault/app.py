@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.alerts import AlertSink, LogAlertSink
+from camvault.alerts import (
+    AlertSink,
+    DedupingSink,
+    FanOutSink,
+    LambdaAlertSink,
+    LogAlertSink,
+    WebhookAlertSink,
+)
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.config import S3Settings, Settings
 from camvault.errors import ConfigError
@@ -25,7 +33,11 @@ from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
 from camvault.spool import Spool
 from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
+from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
+
+if TYPE_CHECKING:
+    from camvault.recorder import Recorder
 
 EMBEDDED_STATE = "embedded.json"
 
@@ -135,8 +147,47 @@ class App:
         )
         return S3ObjectStore(client, s3)
 
+    def recorder(self, on_result: Any = None) -> Recorder:
+        """One supervised ffmpeg per enabled camera with a ``url``, spooling its segments."""
+        import imageio_ffmpeg
+
+        from camvault.catalog.runs import CatalogRunLog
+        from camvault.recorder import CameraRecorder, CameraSource, Recorder
+
+        r = self.settings.recording
+        ingest = self.ingestor().ingest
+        run_log = CatalogRunLog(self.connector, self.settings.node)
+        return Recorder(
+            CameraRecorder(
+                CameraSource(c.id, c.url, self.settings.segment_seconds_for(c.id)),
+                ingest,
+                work_dir=self.settings.spool.dir / "recording",
+                ffmpeg=r.ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(),
+                run_log=run_log,
+                backoff=RetryPolicy(
+                    base_seconds=r.reconnect_base_seconds, cap_seconds=r.reconnect_max_seconds
+                ),
+                timeout_seconds=r.timeout_seconds,
+                on_result=on_result,
+            )
+            for c in self.settings.cameras
+            if c.url and c.enabled
+        )
+
+    def sweeper(self, store: S3ObjectStore | None = None) -> MultipartSweeper:
+        return MultipartSweeper(
+            store or self.store(),
+            self.spool.key_states,
+            prefix=self.settings.s3.prefix,
+            max_age=timedelta(seconds=self.settings.upload.stale_multipart_seconds),
+        )
+
     def pipeline(
-        self, *, alerts: AlertSink | None = None, on_event: EventHook | None = None
+        self,
+        *,
+        alerts: AlertSink | None = None,
+        on_event: EventHook | None = None,
+        rng: random.Random | None = None,
     ) -> Pipeline:
         store = self.store()
         mode = self.settings.s3.conditional_writes
@@ -146,11 +197,38 @@ class App:
             Uploader(store, conditional_writes=conditional),
             self.catalog,
             policy=retry_policy(self.settings),
-            alerts=alerts or LogAlertSink(),
+            alerts=alerts or alert_sink(self.settings),
             node=self.settings.node,
             concurrency=self.settings.upload.concurrency,
+            rng=rng,
             on_event=on_event,
+            sweeper=self.sweeper(store),
+            sweep_interval_seconds=self.settings.upload.sweep_interval_seconds,
         )
+
+
+def alert_sink(settings: Settings) -> AlertSink:
+    """Log always; Lambda and webhook when configured; deduplicated per camera."""
+    a = settings.alerts
+    sinks: list[AlertSink] = [LogAlertSink()]
+    if a.lambda_function:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.session.Session().client(
+            "lambda",
+            region_name=a.lambda_region or settings.s3.region,
+            endpoint_url=a.lambda_endpoint_url or None,
+            config=Config(
+                connect_timeout=a.timeout_seconds,
+                read_timeout=a.timeout_seconds,
+                retries={"total_max_attempts": 2, "mode": "standard"},
+            ),
+        )
+        sinks.append(LambdaAlertSink(client, a.lambda_function))
+    if a.webhook_url:
+        sinks.append(WebhookAlertSink(a.webhook_url, timeout=a.timeout_seconds))
+    return DedupingSink(FanOutSink(sinks), a.dedupe_seconds)
 
 
 def write_embedded_state(settings: Settings, state: dict[str, Any]) -> Path:

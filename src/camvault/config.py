@@ -77,6 +77,11 @@ class RecordingSettings(_Section):
     segment_seconds: int = Field(300, ge=1, le=3600)
     future_tolerance_seconds: int = Field(300, ge=0)  # a start later than now+this is rejected
     ffmpeg: str = ""  # empty = the binary bundled with imageio-ffmpeg
+    # recorder (RTSP cameras): a silent stream ends the run after this socket timeout;
+    # reconnects back off exponentially (full jitter) from base to max seconds
+    timeout_seconds: float = Field(10.0, gt=0, le=10)
+    reconnect_base_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(30.0, gt=0)
 
 
 class UploadSettings(_Section):
@@ -87,6 +92,10 @@ class UploadSettings(_Section):
     redrive_base_seconds: float = Field(60.0, ge=0)  # delay before the next round
     redrive_max_seconds: float = Field(3600.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0)
+    # incomplete multipart uploads under our prefix older than this are aborted by the
+    # sweeper (those of keys in our own spool at once, when not being uploaded)
+    stale_multipart_seconds: float = Field(3600.0, ge=0)
+    sweep_interval_seconds: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _order(self) -> UploadSettings:
@@ -101,24 +110,68 @@ class AlertSettings(_Section):
     lambda_function: str = ""
     lambda_endpoint_url: str = ""
     webhook_url: str = ""
-    dedupe_seconds: float = Field(900.0, ge=0)
+    dedupe_seconds: float = Field(900.0, ge=0)  # one failure alert per camera per interval
+    lambda_region: str = ""  # empty = [s3] region
+    timeout_seconds: float = Field(5.0, gt=0)  # per Lambda/webhook call
+
+
+ArchiveClass = Literal["", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"]
+
+
+def _check_order(transition_class: str, transition_days: int, expire_days: int) -> None:
+    if transition_class and expire_days and expire_days <= transition_days:
+        raise ValueError("expire_after_days must be greater than transition_after_days")
+
+
+class RetentionOverride(_Section):
+    """``[lifecycle.cameras.<camera_id>]``: a camera's own retention (by its key prefix).
+    Keys left out inherit the ``[lifecycle]`` value."""
+
+    transition_after_days: int | None = Field(None, ge=0)
+    transition_storage_class: ArchiveClass | None = None
+    expire_after_days: int | None = Field(None, ge=0)
 
 
 class LifecycleSettings(_Section):
     transition_after_days: int = Field(30, ge=0)
-    transition_storage_class: Literal["", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"] = "GLACIER"
-    expire_after_days: int = Field(365, ge=0)
+    transition_storage_class: ArchiveClass = "GLACIER"
+    expire_after_days: int = Field(365, ge=0)  # 0 = never expire
     abort_incomplete_multipart_days: int = Field(1, ge=1)
+    cameras: dict[str, RetentionOverride] = Field(default_factory=dict)  # per-camera overrides
+    restore_tier: Literal["Expedited", "Standard", "Bulk"] = "Standard"
+    restore_days: int = Field(7, ge=1, le=365)  # how long a restored copy stays readable
+    # The deny-non-TLS policy statement locks out every plain-HTTP client, camvault included:
+    # "auto" applies it only when the S3 endpoint is https (or AWS).
+    deny_insecure_transport: Literal["auto", "on", "off"] = "auto"
+    drift_grace_days: int = Field(2, ge=0)  # S3 runs lifecycle rules up to ~a day late
 
     @model_validator(mode="after")
     def _order(self) -> LifecycleSettings:
-        if (
-            self.transition_storage_class
-            and self.expire_after_days
-            and self.expire_after_days <= self.transition_after_days
-        ):
-            raise ValueError("expire_after_days must be greater than transition_after_days")
+        _check_order(
+            self.transition_storage_class, self.transition_after_days, self.expire_after_days
+        )
+        for camera_id in self.cameras:
+            try:
+                _check_order(*self.retention(camera_id))
+            except ValueError as exc:
+                raise ValueError(f"[lifecycle.cameras.{camera_id}]: {exc}") from None
+        bad = sorted(c for c in self.cameras if not CAMERA_ID_RE.match(c))
+        if bad:
+            raise ValueError(f"[lifecycle.cameras] has invalid camera ids: {', '.join(bad)}")
         return self
+
+    def retention(self, camera_id: str | None = None) -> tuple[str, int, int]:
+        """(transition class, transition days, expire days) in force for a camera."""
+        o = self.cameras.get(camera_id or "") or RetentionOverride()
+        return (
+            self.transition_storage_class
+            if o.transition_storage_class is None
+            else o.transition_storage_class,
+            self.transition_after_days
+            if o.transition_after_days is None
+            else o.transition_after_days,
+            self.expire_after_days if o.expire_after_days is None else o.expire_after_days,
+        )
 
 
 class ApiSettings(_Section):
@@ -126,6 +179,13 @@ class ApiSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     presign_ttl_seconds: int = Field(300, ge=1, le=3600)
     max_range_days: int = Field(31, ge=1)
+    page_size: int = Field(100, ge=1)  # recordings per page when `limit` is not given
+    max_page_size: int = Field(1000, ge=1)
+    # The API's own login (e.g. a member of camvault_api); empty = [database] url. Either
+    # way each transaction runs SET LOCAL ROLE database_role, so RLS always applies.
+    database_url: str = ""
+    database_role: str = Field("camvault_api", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    pool_max_size: int = Field(8, ge=1)
 
 
 class CameraSettings(_Section):

@@ -13,6 +13,7 @@ segments listed before the last one are.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -61,6 +62,7 @@ class DemoCamera:
         self.log_path = self.state_dir / "ffmpeg.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._handed: set[str] = set()
+        self._before: set[str] = set()  # segment files already in out_dir at start()
         self._lock = threading.Lock()
 
     def command(self) -> list[str]:
@@ -118,6 +120,7 @@ class DemoCamera:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.list_path.unlink(missing_ok=True)  # a list from an earlier run is stale
+        self._before = {p.name for p in self._segment_files()}
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.command(),
@@ -146,12 +149,11 @@ class DemoCamera:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        try:
-            if proc.stdin is not None:
+        if proc.stdin is not None:  # stdin already gone: the signal below does it
+            with contextlib.suppress(OSError):
                 proc.stdin.write(b"q")
+            with contextlib.suppress(OSError):
                 proc.stdin.close()
-        except OSError:
-            pass  # stdin already gone: fall through to the signal
         for sig, timeout in ((None, grace / 2), (signal.SIGINT, grace / 2)):
             if sig is not None:
                 proc.send_signal(sig)
@@ -170,12 +172,26 @@ class DemoCamera:
             if not listed:
                 return []
             exited = self._proc is not None and self._proc.poll() is not None
-            names = set(listed)
-            newer = any(p.name not in names for p in self.out_dir.glob(f"{self.prefix}_*Z.mp4"))
+            known = set(listed) | self._before
+            newer = any(p.name not in known for p in self._segment_files())
             final = listed if exited or newer else listed[:-1]
             fresh = [n for n in final if n not in self._handed]
             self._handed.update(fresh)
             return [self.out_dir / n for n in fresh]
+
+    def leftover_segments(self) -> list[Path]:
+        """Segment files an earlier run left in ``out_dir``; ``finished_segments()`` skips them.
+
+        Before ``start()``: every segment file there; after: those present at ``start()``
+        that still exist. An earlier run may have been killed mid-segment, so probe them
+        before use (a cut one fails with ``InvalidMedia``).
+        """
+        if self._proc is None:
+            return self._segment_files()
+        return sorted(self.out_dir / n for n in self._before if (self.out_dir / n).exists())
+
+    def _segment_files(self) -> list[Path]:
+        return sorted(self.out_dir.glob(f"{self.prefix}_*Z.mp4"))
 
     def _listed(self) -> list[str]:
         try:

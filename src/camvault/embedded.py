@@ -25,17 +25,16 @@ import uuid
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from camvault.errors import ServiceUnavailable
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 _GRPC_OFFSET = 10_000  # every SeaweedFS service also listens on port + 10000 for gRPC
 _MAX_PORT = 65_535 - _GRPC_OFFSET
 _KEK_RE = re.compile(r'^kek\s*=\s*"([0-9a-fA-F]{64})"\s*$', re.MULTILINE)
-_reserved: set[int] = set()  # ports handed out by this process, not yet bound by a server
+_BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+# ports handed out in this process; kept for good, so a stopped server can restart on them
+_reserved: set[int] = set()
 
 
 def _port_free(port: int) -> bool:
@@ -125,12 +124,13 @@ class SeaweedFS:
         self.master_port = master_port or free_port(grpc_pair=True)
         self.volume_port = volume_port or free_port(grpc_pair=True)
         self.filer_port = filer_port or free_port(grpc_pair=True)
+        for p in (self.s3_port, self.master_port, self.volume_port, self.filer_port):
+            _reserved.update((p, p + _GRPC_OFFSET))
         self.volume_size_limit_mb = volume_size_limit_mb
         self.max_volumes = max_volumes
         self.start_timeout = start_timeout
         self.log_path = self.data_dir / "weed.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -139,6 +139,11 @@ class SeaweedFS:
     @property
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the last server process (None while running or never started)."""
+        return self._proc.poll() if self._proc is not None else None
 
     @property
     def pid(self) -> int | None:
@@ -153,10 +158,15 @@ class SeaweedFS:
             "aws_access_key_id": self.access_key,
             "aws_secret_access_key": self.secret_key,
             "region_name": "us-east-1",
-            "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            "config": Config(
+                signature_version="s3v4",  # botocore presigns SigV2 for custom endpoints
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2},
+            ),
         }
 
-    def client(self) -> S3Client:
+    def client(self) -> Any:
+        """A boto3 S3 client for this server (``Any``: the S3 service stubs are not installed)."""
         import boto3
 
         return boto3.client("s3", **self.client_kwargs())
@@ -199,6 +209,7 @@ class SeaweedFS:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-master.telemetry=false",
+            "-s3.autoCreateBucket=false",  # a PUT to a missing bucket must fail, as on AWS
             # small, non-preallocated volumes: each bucket is a collection of several volumes
             f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
             f"-volume.max={self.max_volumes}",
@@ -227,18 +238,23 @@ class SeaweedFS:
         """Start the server and wait until an SSE-S3 PUT succeeds."""
         if self.is_running:
             return self
+        command = self._command()
         self._write_config()
         self._kill_stale()
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            self._command(),
-            cwd=self.data_dir,  # weed reads security.toml from its working directory
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal must not reach it first
-        )
+        # the child keeps its own copy of the log fd; ours is closed right away
+        with self.log_path.open("ab") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    command,
+                    cwd=self.data_dir,  # weed reads security.toml from its working directory
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a Ctrl-C in the terminal must not reach it first
+                )
+            except OSError as exc:
+                raise ServiceUnavailable(f"cannot run SeaweedFS {command[0]}: {exc}") from exc
         (self.data_dir / "weed.pid").write_text(str(self._proc.pid))
         atexit.register(self.kill)
         try:
@@ -249,9 +265,21 @@ class SeaweedFS:
         return self
 
     def _wait_ready(self, log_offset: int) -> None:
+        import boto3
+        from botocore.config import Config
+
+        kwargs = self.client_kwargs()
+        fast = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1})
+        client = boto3.client("s3", **{**kwargs, "config": kwargs["config"].merge(fast)})
+        try:
+            self._probe_until_ready(client, log_offset)
+        finally:
+            client.close()
+
+    def _probe_until_ready(self, client: Any, log_offset: int) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.client()
+        key = f"probe-{uuid.uuid4().hex}"
         deadline = time.monotonic() + self.start_timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -262,15 +290,16 @@ class SeaweedFS:
                     + _tail(self.log_path, log_offset)
                 )
             try:
-                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                try:
                     client.create_bucket(Bucket=self.PROBE_BUCKET)
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] not in _BUCKET_EXISTS:
+                        raise
                 # volumes are created lazily: the first PUTs may answer InternalError
                 client.put_object(
-                    Bucket=self.PROBE_BUCKET,
-                    Key=f"probe-{uuid.uuid4().hex}",
-                    Body=b"probe",
-                    ServerSideEncryption="AES256",
+                    Bucket=self.PROBE_BUCKET, Key=key, Body=b"probe", ServerSideEncryption="AES256"
                 )
+                client.delete_object(Bucket=self.PROBE_BUCKET, Key=key)
                 return
             except (BotoCoreError, ClientError) as exc:
                 last = str(exc)
@@ -299,11 +328,21 @@ class SeaweedFS:
 
     def _cleanup(self) -> None:
         atexit.unregister(self.kill)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         with contextlib.suppress(OSError):
             (self.data_dir / "weed.pid").unlink()
+        if self._proc is not None and self._proc.returncode is not None:
+            # a killed weed leaves its Unix sockets in /tmp; remove exactly ours
+            g = _GRPC_OFFSET
+            for name in (
+                f"master-grpc-{self.master_port + g}",
+                f"volume-grpc-{self.volume_port + g}",
+                f"filer-{self.filer_port}",
+                f"filer-grpc-{self.filer_port + g}",
+                f"s3-{self.s3_port}",
+                f"s3-grpc-{self.s3_port + g}",
+            ):
+                with contextlib.suppress(OSError):
+                    Path(f"/tmp/seaweedfs-{name}.sock").unlink()
 
     def restart(self, grace: float = 10.0) -> Self:
         """Stop and start again on the same ports and data dir."""
@@ -320,6 +359,21 @@ class SeaweedFS:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _prune_dead_handles(path: Path) -> None:
+    """Drop pids of dead processes from pgserver's handle list.
+
+    pgserver stops the server only when the last live handle closes; a pid left behind by a
+    killed process would otherwise keep ``stop()`` from ever stopping it.
+    """
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return
+    alive = [p for p in pids if Path(f"/proc/{p}").exists()]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
 
 
 class EmbeddedPostgres:
@@ -342,14 +396,15 @@ class EmbeddedPostgres:
             with warnings.catch_warnings():
                 # platformdirs warns at import when XDG_RUNTIME_DIR is unset
                 warnings.simplefilter("ignore")
-                import pgserver
+                from pgserver.postgres_server import get_server
         except ImportError as exc:
             raise ServiceUnavailable(
                 "embedded PostgreSQL needs camvault[embedded] (pgserver), or configure database.url"
             ) from exc
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _prune_dead_handles(self.pgdata / ".handle_pids.json")
         try:
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
             raise ServiceUnavailable(
                 f"embedded PostgreSQL did not start in {self.pgdata}: {exc}; "

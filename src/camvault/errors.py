@@ -10,7 +10,8 @@ code branches on *our* classes, never on third-party types or message text::
     │   ├── InvalidMedia            not a readable H.264/H.265 video (quarantined)
     │   ├── UnknownCamera           camera id not in the catalog (quarantined on ingest)
     │   ├── InvalidTimeRange        start/end malformed, reversed, too wide, in the future
-    │   └── NotFound                no such (visible) resource
+    │   ├── NotFound                no such (visible) resource
+    │   └── ObjectArchived          the object is in Glacier: restore it first (HTTP 409)
     ├── ServiceUnavailable          a dependency cannot be reached right now (retryable)
     │   ├── CatalogUnavailable      PostgreSQL down, connection cut, timeout
     │   └── StorageUnavailable      S3 unreachable, 5xx, throttled, connection cut
@@ -52,6 +53,15 @@ class InvalidTimeRange(InputError):
 
 class NotFound(InputError):
     """The resource does not exist or is not visible to the caller (same answer on purpose)."""
+
+
+class ObjectArchived(InputError):
+    """The recording's object is in an archive class (GLACIER, DEEP_ARCHIVE) and has no
+    readable restored copy; ``state`` says where it is and how to restore it."""
+
+    def __init__(self, message: str, state: dict[str, object]) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class ServiceUnavailable(CamvaultError):

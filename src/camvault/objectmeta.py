@@ -21,7 +21,7 @@ def object_metadata(seg: Segment) -> dict[str, str]:
         "camera-id": seg.camera_id,
         "start": seg.start_time.isoformat(),
         "end": seg.end_time.isoformat(),
-        "duration": f"{seg.duration_seconds:.6f}",
+        "duration": repr(seg.duration_seconds),  # exact round trip for the orphan scan
         "checksum": f"{seg.checksum_algorithm}:{seg.checksum}",
         "codec": seg.codec,
         "width": str(seg.width),

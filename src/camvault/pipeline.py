@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from camvault.alerts import Alert, AlertSink
 from camvault.catalog import Catalog
@@ -31,6 +33,7 @@ from camvault.models import Segment, StoredObject
 from camvault.objectmeta import recording_from_segment
 from camvault.retry import RetryPolicy, error_class, is_retryable
 from camvault.spool import Spool, utcnow
+from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class Pipeline:
         concurrency: int = 4,
         rng: random.Random | None = None,
         on_event: EventHook | None = None,
+        sweeper: MultipartSweeper | None = None,
+        sweep_interval_seconds: float = 300.0,
     ) -> None:
         self.spool = spool
         self.uploader = uploader
@@ -83,6 +88,8 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.on_event = on_event or (lambda kind, seg, detail: None)
         self.tally = Tally()
+        self.sweeper = sweeper
+        self.sweep_interval_seconds = sweep_interval_seconds
 
     # one segment -------------------------------------------------------------------------
     def process(self, seg: Segment, stop: threading.Event) -> None:
@@ -104,7 +111,7 @@ class Pipeline:
                 obj = self.uploader.upload(seg, crc32_b64=crc)
                 self.spool.record_attempt(seg.id, None)
                 break
-            except (CamvaultError, OSError) as exc:
+            except Exception as exc:  # anything: a worker thread must never die on one segment
                 last = exc
                 self.spool.record_attempt(seg.id, str(exc))
                 self.on_event("attempt_failed", seg, str(exc))
@@ -133,10 +140,8 @@ class Pipeline:
         try:
             _, created = self.catalog.commit_recording(recording_from_segment(seg, obj))
         except CatalogUnavailable as exc:
-            delay = self.policy.backoff_bound(3)
-            self.spool.defer_commit(
-                seg.id, error=str(exc), next_attempt_at=utcnow() + timedelta(seconds=delay)
-            )
+            # the reprocessing queue: retried with growing delays until the row lands
+            self.spool.defer_commit(seg.id, error=str(exc), delay=self.policy.backoff_bound)
             self.tally.add(deferred_commits=1, last_error=str(exc))
             self.on_event("commit_deferred", seg, str(exc))
             return False
@@ -189,7 +194,8 @@ class Pipeline:
         )
 
     def _record_error(self, seg: Segment, exc: BaseException) -> None:
-        payload = {
+        now = utcnow()
+        payload: dict[str, Any] = {
             "camera_id": seg.camera_id,
             "segment_id": seg.id,
             "s3_key": seg.s3_key,
@@ -197,12 +203,13 @@ class Pipeline:
             "error_class": error_class(exc),
             "message": str(exc),
             "node": self.node,
-            "occurred_at": utcnow().isoformat(),
+            "occurred_at": now,
         }
         try:
-            self.catalog.record_upload_error(**{**payload, "occurred_at": utcnow()})
+            self.catalog.record_upload_error(**payload)
         except CatalogUnavailable:
-            self.spool.journal_error(payload)
+            # PostgreSQL is down too: keep it locally, ``flush_errors`` writes it later
+            self.spool.journal_error({**payload, "occurred_at": now.isoformat()})
 
     # housekeeping --------------------------------------------------------------------------
     def flush_errors(self) -> int:
@@ -221,6 +228,16 @@ class Pipeline:
             flushed += 1
         return flushed
 
+    def sweep(self) -> int:
+        """Abort stale multipart uploads (see ``sweeper``); 0 when S3 is unreachable."""
+        if self.sweeper is None:
+            return 0
+        try:
+            return len(self.sweeper.sweep())
+        except CamvaultError as exc:
+            log.warning("multipart sweep skipped: %s", exc)
+            return 0
+
     def retry_commits(self, *, ignore_delay: bool = False) -> int:
         done = 0
         for seg in self.spool.due_commits(ignore_delay=ignore_delay):
@@ -237,6 +254,7 @@ class Pipeline:
         stop = stop or threading.Event()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
+        self.sweep()
         seen: set[str] = set()
         seen_lock = threading.Lock()
 
@@ -264,10 +282,14 @@ class Pipeline:
                 self.process(seg, stop)
 
         def housekeeping() -> None:
+            next_sweep = 0.0
             while not stop.wait(poll_seconds):
                 try:
                     self.flush_errors()
                     self.retry_commits()
+                    if time.monotonic() >= next_sweep:
+                        self.sweep()
+                        next_sweep = time.monotonic() + self.sweep_interval_seconds
                 except CamvaultError as exc:
                     log.warning("housekeeping: %s", exc)
 

@@ -33,13 +33,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import av
+from av.container import InputContainer
+from av.packet import Packet
+from av.stream import Stream
+from av.video.codeccontext import VideoCodecContext
+from av.video.stream import VideoStream
 
 from camvault.errors import InvalidMedia
 from camvault.models import MediaInfo
@@ -133,8 +139,8 @@ def _mkv_framing(f: BinaryIO, size: int) -> str | None:
     """Check that the Matroska Segment's declared size fits in the file."""
     f.seek(4)
     ebml = _read_vint(f)
-    if ebml is None or ebml[1]:
-        return None  # let the demuxer judge
+    if ebml is None or ebml[1] or f.tell() + ebml[0] + 4 > size:
+        return None  # a damaged header: let the demuxer judge
     f.seek(ebml[0], 1)
     if f.read(4) != _SEGMENT_ID:
         return None
@@ -181,25 +187,39 @@ def _framing(path: Path, size: int) -> str | None:
 
 @dataclass
 class _Span:
-    """First start and last end of one stream's packets, in its time base ticks."""
+    """One stream's packets: how many, and the first start / last end in time-base ticks.
+
+    Packets flagged *discard* (pre-roll before an MP4 edit list's start) are counted but
+    kept out of the time span unless nothing else is there.
+    """
 
     time_base: Fraction
     default_duration: int = 0
-    start: int | None = None
-    end: int | None = None
     packets: int = 0
+    presented: int = 0
+    _shown: list[int] = field(default_factory=list)  # [start, end] of presented packets
+    _all: list[int] = field(default_factory=list)  # [start, end] of every packet
 
-    def add(self, ts: int, duration: int | None) -> None:
+    def add(self, ts: int | None, duration: int | None, discard: bool) -> None:
+        self.packets += 1
+        if not discard:
+            self.presented += 1
+        if ts is None:
+            return
         end = ts + (duration if duration and duration > 0 else self.default_duration)
-        if self.start is None or ts < self.start:
-            self.start = ts
-        if self.end is None or end > self.end:
-            self.end = end
+        for bounds, use in ((self._all, True), (self._shown, not discard)):
+            if not use:
+                continue
+            if not bounds:
+                bounds.extend((ts, end))
+            else:
+                bounds[0], bounds[1] = min(bounds[0], ts), max(bounds[1], end)
 
     def seconds(self) -> tuple[float, float] | None:
-        if self.start is None or self.end is None:
+        bounds = self._shown or self._all
+        if not bounds:
             return None
-        return float(self.start * self.time_base), float(self.end * self.time_base)
+        return float(bounds[0] * self.time_base), float(bounds[1] * self.time_base)
 
 
 @dataclass
@@ -210,7 +230,7 @@ class _Demuxed:
     decode_error: str = ""
 
 
-def _frame_rate(stream: Any) -> float:
+def _frame_rate(stream: Stream) -> float:
     for attr in ("average_rate", "guessed_rate", "base_rate"):
         rate = getattr(stream, attr, None)
         if rate:
@@ -220,7 +240,7 @@ def _frame_rate(stream: Any) -> float:
     return 25.0
 
 
-def _demux(container: Any, video: Any, fps: float) -> _Demuxed:
+def _demux(container: InputContainer, video: VideoStream, fps: float) -> _Demuxed:
     result = _Demuxed()
     for s in container.streams:
         tb = s.time_base or Fraction(1, 1)
@@ -246,9 +266,7 @@ def _demux(container: Any, video: Any, fps: float) -> _Demuxed:
         span = result.spans.get(packet.stream_index)
         if span is None:  # a stream that appeared mid-file (MPEG-TS)
             continue
-        span.packets += 1
-        if ts is not None:
-            span.add(ts, packet.duration)
+        span.add(ts, packet.duration, bool(packet.is_discard))
         if (
             packet.stream_index == video.index
             and not result.decoded
@@ -263,7 +281,7 @@ def _demux(container: Any, video: Any, fps: float) -> _Demuxed:
     return result
 
 
-def _decode(decoder: Any, packet: Any, result: _Demuxed) -> bool:
+def _decode(decoder: VideoCodecContext, packet: Packet[Stream] | None, result: _Demuxed) -> bool:
     try:
         return len(decoder.decode(packet)) > 0
     except _AV_ERRORS as exc:
@@ -279,7 +297,7 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def _creation_time(*tag_sets: Any) -> datetime | None:
+def _creation_time(*tag_sets: Mapping[str, str] | None) -> datetime | None:
     for tags in tag_sets:
         raw = (tags or {}).get("creation_time")
         if not raw:
@@ -305,7 +323,8 @@ def probe(path: Path) -> MediaInfo:
     Accepts only a complete H.264 (``"h264"``) or H.265 (``"hevc"``) video stream in an
     MP4/MOV, Matroska or MPEG-TS container. ``duration_seconds`` is measured from the
     video packets (first pts to end of last packet); ``frame_count`` is the number of
-    video packets; ``creation_time`` is the container's ``creation_time`` tag (UTC).
+    video packets; both leave out pre-roll packets an MP4 edit list hides. ``creation_time``
+    is the container's (else the video stream's) ``creation_time`` tag, in UTC.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -315,7 +334,7 @@ def probe(path: Path) -> MediaInfo:
     if reason:
         raise InvalidMedia(reason)
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", metadata_errors="replace")
     except _AV_ERRORS as exc:
         raise InvalidMedia(f"not a video container: {_one_line(exc)}") from exc
     try:
@@ -324,7 +343,7 @@ def probe(path: Path) -> MediaInfo:
         container.close()
 
 
-def _inspect(container: Any) -> MediaInfo:
+def _inspect(container: InputContainer) -> MediaInfo:
     fmt = container.format.name
     if fmt not in ACCEPTED_CONTAINERS:
         raise InvalidMedia(f"container {fmt} is not MP4/MOV, Matroska or MPEG-TS")
@@ -375,11 +394,13 @@ def _inspect(container: Any) -> MediaInfo:
         container=fmt,
         creation_time=creation,
         has_audio=has_audio,
-        frame_count=vspan.packets,
+        frame_count=vspan.presented or vspan.packets,
     )
 
 
-def _check_duration(container: Any, demuxed: _Demuxed, fps: float, *, check: bool) -> None:
+def _check_duration(
+    container: InputContainer, demuxed: _Demuxed, fps: float, *, check: bool
+) -> None:
     """Without a sample index (Matroska, fragmented MP4), compare with declared duration."""
     declared_us = container.duration
     if not check or not declared_us or declared_us <= 0:
@@ -394,13 +415,13 @@ def _check_duration(container: Any, demuxed: _Demuxed, fps: float, *, check: boo
         )
 
 
-def _codec(stream: Any) -> str:
+def _codec(stream: Stream) -> str:
     ctx = stream.codec_context
     name = getattr(ctx, "name", None) if ctx is not None else None
     return str(name or "unknown")
 
 
-def _is_cover_art(stream: Any) -> bool:
+def _is_cover_art(stream: Stream) -> bool:
     try:
         return bool(stream.disposition & av.stream.Disposition.attached_pic)
     except (AttributeError, TypeError):
@@ -429,16 +450,14 @@ _STAMP = re.compile(
 def start_from_filename(name: str) -> datetime | None:
     """The recording start encoded in a segment's file name (UTC), or None.
 
-    Recognized anywhere in the base name (the leftmost valid one wins); every form is
+    Recognized anywhere in the base name (the leftmost valid stamp wins). Every form is
     read as UTC, with or without a trailing ``Z``:
 
-    ====================  =============================================
-    ``20261126T130455Z``  ``lobby-1_20261126T130455Z.mp4`` (camvault's own keys)
-    ``20261126T130455``   ``cam20261126T130455.mp4``
-    ``20261126_130455``   ``ch01_20261126_130455.mkv``
-    ``2026-11-26_13-04-55``  also with ``T`` or a space between date and time, and
-                         ``:`` or ``.`` between time fields
-    ====================  =============================================
+    - ``YYYYMMDDTHHMMSSZ``, e.g. ``lobby-1_20261126T130455Z.mp4`` (camvault's own keys)
+    - ``YYYYMMDDTHHMMSS``, e.g. ``cam20261126T130455.mp4``
+    - ``YYYYMMDD_HHMMSS``, e.g. ``ch01_20261126_130455.mkv``
+    - ``YYYY-MM-DD_HH-MM-SS``, e.g. ``2026-11-26_13-04-55.mp4``; ``T`` or a space may
+      stand for the ``_``, and ``:`` or ``.`` for the ``-`` between time fields
 
     A stamp that is part of a longer digit run, or is not a real date/time (month 13),
     does not count.

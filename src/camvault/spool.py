@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -184,6 +184,11 @@ class Spool:
             # FULL: a committed state change survives power loss, not just a process crash
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(segments)")}
+            if "commit_attempts" not in cols:  # journals created before the column existed
+                self._conn.execute(
+                    "ALTER TABLE segments ADD COLUMN commit_attempts INTEGER NOT NULL DEFAULT 0"
+                )
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
         self._lock = threading.RLock()
@@ -327,7 +332,8 @@ class Spool:
         with self._tx() as c:
             # never two uploads of one key at once: a duplicate waits for the first to end
             row = c.execute(
-                f"SELECT id FROM segments WHERE state='queued'{due} AND s3_key NOT IN"
+                # `due` holds only constant SQL and ? placeholders
+                f"SELECT id FROM segments WHERE state='queued'{due} AND s3_key NOT IN"  # noqa: S608
                 " (SELECT s3_key FROM segments WHERE state='uploading')"
                 " ORDER BY start_time LIMIT 1",
                 args,
@@ -382,24 +388,44 @@ class Spool:
             )
         return self.get(seg_id)
 
-    def defer_commit(self, seg_id: str, *, error: str, next_attempt_at: datetime) -> None:
-        """Catalog commit failed: stays 'uploaded' (the reprocessing queue), retried later."""
+    def defer_commit(self, seg_id: str, *, error: str, delay: Callable[[int], float]) -> int:
+        """Catalog commit failed: stays 'uploaded' (the reprocessing queue), retried after
+        ``delay(n)`` seconds, n = failed commits so far. Returns n."""
         with self._tx() as c:
+            row = c.execute(
+                "UPDATE segments SET commit_attempts=commit_attempts+1, last_error=?,"
+                " updated_at=? WHERE id=? AND state='uploaded' RETURNING commit_attempts",
+                (error, _ts(utcnow()), seg_id),
+            ).fetchone()
+            n = 0 if row is None else int(row[0])
             c.execute(
-                "UPDATE segments SET last_error=?, next_attempt_at=?, updated_at=?"
-                " WHERE id=? AND state='uploaded'",
-                (error, _ts(next_attempt_at), _ts(utcnow()), seg_id),
+                "UPDATE segments SET next_attempt_at=? WHERE id=?",
+                (_ts(utcnow() + timedelta(seconds=delay(n))), seg_id),
             )
+        return n
+
+    def key_states(self, key: str) -> set[str]:
+        """States of the journal rows for one object key (the multipart sweeper asks)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT state FROM segments WHERE s3_key=?", (key,)
+            ).fetchall()
+        return {str(r[0]) for r in rows}
 
     def due_commits(
         self, *, now: datetime | None = None, ignore_delay: bool = False
     ) -> list[Segment]:
+        """Uploaded segments whose commit was deferred and is due again. A segment whose
+        commit is in progress right now has next_attempt_at NULL and is not returned, so
+        a housekeeping thread never commits what a worker is committing. ``ignore_delay``
+        (drain, reconcile) returns every uploaded segment: call it when no worker runs."""
         now_s = _ts(now or utcnow())
-        due = "" if ignore_delay else " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        due = "" if ignore_delay else " AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?"
         args: tuple[Any, ...] = () if ignore_delay else (now_s,)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT * FROM segments WHERE state='uploaded'{due} ORDER BY start_time", args
+                f"SELECT * FROM segments WHERE state='uploaded'{due} ORDER BY start_time",  # noqa: S608
+                args,
             ).fetchall()
         return [_segment(r) for r in rows]
 
@@ -424,7 +450,7 @@ class Spool:
     def recover(self) -> dict[str, int]:
         """Start-up: finish interrupted moves, put claimed segments back in the queue,
         delete files whose commit was recorded. Only one uploader may own a spool."""
-        fixed = {"staging": 0, "uploading": 0, "committed_files": 0}
+        fixed = {"staging": 0, "uploading": 0, "uploaded": 0, "committed_files": 0}
         for seg in self.segments(SegmentState.STAGING):
             src, dest = Path(self._source_of(seg.id)), Path(seg.path)
             if not dest.exists() and src.exists():
@@ -439,6 +465,12 @@ class Spool:
         with self._tx() as c:
             fixed["uploading"] = c.execute(
                 "UPDATE segments SET state='queued', updated_at=? WHERE state='uploading'",
+                (_ts(utcnow()),),
+            ).rowcount
+            # a commit cut off by the crash is due now
+            fixed["uploaded"] = c.execute(
+                "UPDATE segments SET next_attempt_at=? WHERE state='uploaded'"
+                " AND next_attempt_at IS NULL",
                 (_ts(utcnow()),),
             ).rowcount
         for seg in self.segments(SegmentState.COMMITTED):

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import boto3
 import botocore.exceptions
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
@@ -76,6 +77,10 @@ def error_code(exc: BaseException) -> str:
 
 def translate(exc: Exception, action: str) -> Exception:
     """botocore/s3transfer error → camvault error (by code, never by message)."""
+    if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, Exception):
+        # boto3's upload_file re-raises a part's ClientError as this wrapper, with the
+        # original (and its error code) only as the implicit context
+        return translate(exc.__context__, action)
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -102,6 +107,7 @@ def translate(exc: Exception, action: str) -> Exception:
 
 class ObjectStore(Protocol):
     bucket: str
+    multipart_threshold: int  # bytes; at or above, put_file uses a multipart upload
 
     def head(self, key: str) -> StoredObject | None: ...
     def put_file(
@@ -114,7 +120,7 @@ class ObjectStore(Protocol):
         sha256_b64: str,
         crc32_b64: str,
         if_none_match: bool,
-    ) -> None: ...
+    ) -> StoredObject | None: ...
     def list_keys(self, prefix: str) -> Iterator[tuple[str, int, datetime]]: ...
     def presign_get(self, key: str, ttl_seconds: int) -> str: ...
 
@@ -130,15 +136,19 @@ def make_client(
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=max_pool,
         s3={"addressing_style": settings.addressing_style},
+        # presigned playback URLs must be SigV4 (botocore picks SigV2 for custom endpoints)
+        signature_version="s3v4",
         # we send our own full-object checksums; don't let botocore add a second one
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    extra: dict[str, str] = {}
-    if credentials is not None:
-        extra = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
+    key_id, secret = credentials if credentials is not None else (None, None)
     return boto3.session.Session().client(
-        "s3", endpoint_url=settings.endpoint_url or None, config=cfg, **extra
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        config=cfg,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
     )
 
 
@@ -146,9 +156,9 @@ class S3ObjectStore:
     def __init__(self, client: Any, settings: S3Settings) -> None:
         self._s3 = client
         self.bucket = settings.bucket
-        self._threshold = settings.multipart_threshold_mb * _MB
+        self.multipart_threshold = settings.multipart_threshold_mb * _MB
         self._transfer = TransferConfig(
-            multipart_threshold=self._threshold,
+            multipart_threshold=self.multipart_threshold,
             multipart_chunksize=settings.multipart_chunk_mb * _MB,
             max_concurrency=settings.transfer_concurrency,
             use_threads=True,
@@ -184,7 +194,9 @@ class S3ObjectStore:
         sha256_b64: str,
         crc32_b64: str,
         if_none_match: bool,
-    ) -> None:
+    ) -> StoredObject | None:
+        """PUT the file. A single PUT returns what S3 answered (its body was verified against
+        our SHA-256, so no HEAD is needed); a multipart upload returns None: HEAD it."""
         args: dict[str, Any] = {
             "ServerSideEncryption": SSE,
             "StorageClass": STORAGE_CLASS,
@@ -192,12 +204,12 @@ class S3ObjectStore:
             "ContentType": _content_type(path),
         }
         try:
-            if size < self._threshold:
+            if size < self.multipart_threshold:
                 # one PUT; S3 verifies the full-object SHA-256 and stores it
                 if if_none_match:
                     args["IfNoneMatch"] = "*"
                 with path.open("rb") as body:
-                    self._s3.put_object(
+                    r = self._s3.put_object(
                         Bucket=self.bucket,
                         Key=key,
                         Body=body,
@@ -205,14 +217,18 @@ class S3ObjectStore:
                         ChecksumSHA256=sha256_b64,
                         **args,
                     )
-            else:
-                # multipart via s3transfer: per-part checksums are verified by S3, and the
-                # full-object CRC32 is checked when the upload is completed. s3transfer
-                # aborts the multipart upload itself when a part fails.
-                args.update(ChecksumAlgorithm="CRC32")
-                self._s3.upload_file(
-                    str(path), self.bucket, key, ExtraArgs=args, Config=self._transfer
+                return StoredObject(
+                    bucket=self.bucket, key=key, size_bytes=size,
+                    etag=str(r.get("ETag", "")).strip('"'), storage_class=STORAGE_CLASS,
+                    sse=r.get("ServerSideEncryption"),
+                    metadata={k.lower(): v for k, v in metadata.items()},
                 )
+            # multipart via s3transfer: S3 verifies each part's CRC32; the caller HEADs the
+            # result and compares size and checksum header. s3transfer aborts the multipart
+            # upload itself when a part fails (the sweeper catches what a crash leaves).
+            args.update(ChecksumAlgorithm="CRC32")
+            self._s3.upload_file(str(path), self.bucket, key, ExtraArgs=args, Config=self._transfer)
+            return None
         except Exception as exc:
             raise translate(exc, f"PUT {key}") from exc
 
@@ -224,6 +240,28 @@ class S3ObjectStore:
                     yield obj["Key"], int(obj["Size"]), obj["LastModified"]
         except Exception as exc:
             raise translate(exc, f"LIST {prefix}") from exc
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
+        """(key, upload id, initiated) of every incomplete multipart upload under ``prefix``."""
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for up in page.get("Uploads", []):
+                    yield up["Key"], up["UploadId"], up["Initiated"]
+        except Exception as exc:
+            raise translate(exc, f"LIST multipart uploads {prefix}") from exc
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False when it is already gone (completed/aborted)."""
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in {"NoSuchUpload", *_NOT_FOUND_CODES}:
+                return False
+            raise translate(exc, f"ABORT multipart {key}") from exc
+        except Exception as exc:
+            raise translate(exc, f"ABORT multipart {key}") from exc
+        return True
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return str(

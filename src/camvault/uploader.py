@@ -29,28 +29,33 @@ class Uploader:
         return self._store.bucket
 
     def upload(self, seg: Segment, *, crc32_b64: str) -> StoredObject:
-        existing = self._store.head(seg.s3_key)
-        if existing is not None:
-            return self._accept_existing(seg, existing)
+        # With conditional writes the PUT itself refuses an existing key (412), so the HEAD
+        # before it is only needed where that guard is missing (multipart via s3transfer).
+        conditional = self._conditional and seg.size_bytes < self._store.multipart_threshold
+        if not conditional:
+            existing = self._store.head(seg.s3_key)
+            if existing is not None:
+                return self._accept_existing(seg, existing)
         try:
-            self._store.put_file(
+            stored = self._store.put_file(
                 Path(seg.path),
                 seg.s3_key,
                 metadata=object_metadata(seg),
                 size=seg.size_bytes,
                 sha256_b64=_b64(seg.checksum),
                 crc32_b64=crc32_b64,
-                if_none_match=self._conditional,
+                if_none_match=conditional,
             )
         except ObjectConflict:
-            # someone wrote the key between our HEAD and PUT: same bytes is fine
+            # the key exists (an earlier attempt, a replay, or someone else): same bytes is fine
             raced = self._store.head(seg.s3_key)
             if raced is None:
                 raise StorageUnavailable(
                     f"{seg.s3_key}: precondition failed but no object", code="PreconditionFailed"
                 ) from None
             return self._accept_existing(seg, raced)
-        stored = self._store.head(seg.s3_key)
+        if stored is None:
+            stored = self._store.head(seg.s3_key)
         if stored is None:
             raise StorageUnavailable(
                 f"{seg.s3_key}: object missing right after PUT", code="MissingAfterPut"

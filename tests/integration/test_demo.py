@@ -28,7 +28,11 @@ def test_demo_camera_writes_finished_segments(
 ) -> None:
     monkeypatch.setenv("TZ", "Asia/Seoul")  # ffmpeg must still name files in UTC
     out = tmp_path / "out"
+    out.mkdir()
+    stale = out / "demo_20200101T000000Z.mp4"  # an earlier run's cut-off segment
+    stale.write_bytes(b"\0\0\0\x20ftypisom")
     cam = DemoCamera(out, segment_seconds=2)
+    assert cam.leftover_segments() == [stale]  # known before start(), too
     started = datetime.now(UTC)
     cam.start()
     try:
@@ -56,8 +60,10 @@ def test_demo_camera_writes_finished_segments(
         assert info.codec == "h264"
         assert 0 < info.duration_seconds <= 2.1
     assert cam.finished_segments() == []  # nothing is handed on twice
-    on_disk = {p.name for p in out.glob("*.mp4")}
+    on_disk = {p.name for p in out.glob("*.mp4")} - {stale.name}
     assert on_disk == {p.name for p in got + rest}  # no unfinished file left behind
+    assert stale not in got + rest
+    assert cam.leftover_segments() == [stale]
 
 
 def test_unresponsive_ffmpeg_is_killed_after_grace(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from camvault.errors import InvalidMedia
 from camvault.models import MediaInfo
 from camvault.probe import probe, start_from_filename
 from tests.media import (
+    FFMPEG,
     make_audio_only,
     make_empty,
     make_h264,
@@ -106,6 +108,17 @@ def test_creation_time_naive_and_offset_forms() -> None:
 def test_non_faststart_mp4_is_fine(tmp_path: Path) -> None:
     info = probe(make_h264(tmp_path / "v.mp4", faststart=False))
     assert info.codec == "h264" and info.frame_count == 30
+
+
+def test_edit_list_preroll_is_not_counted(tmp_path: Path) -> None:
+    """A stream copy cut at 0.5 s keeps the GOP's first frames as hidden pre-roll."""
+    src = make_h264(tmp_path / "src.mp4", seconds=3.0, fps=15, gop=30)
+    dst = tmp_path / "trimmed.mp4"
+    cmd = [FFMPEG, "-loglevel", "error", "-y", "-ss", "0.5", "-i", str(src), "-c", "copy"]
+    subprocess.run([*cmd, str(dst)], check=True, capture_output=True)
+    info = probe(dst)
+    assert info.duration_seconds == pytest.approx(2.5, abs=1 / 15)
+    assert info.frame_count == pytest.approx(2.5 * 15, abs=1)
 
 
 def test_returns_media_info(tmp_path: Path) -> None:
@@ -205,7 +218,9 @@ def test_demux_catches_faststart_cut_on_packet_boundary(
     src = make_h264(tmp_path / "src.mp4")
     with av.open(str(src)) as c:
         packets = [p for p in c.demux(c.streams.video[0]) if p.size]
-        end_of_15th = packets[14].pos + packets[14].size
+        pos = packets[14].pos
+        assert pos is not None
+        end_of_15th = pos + packets[14].size
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(src.read_bytes()[:end_of_15th])
     with pytest.raises(InvalidMedia, match=r"^truncated: 15 of 30 indexed video frames"):
@@ -315,14 +330,21 @@ def seed_files(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 @given(
     which=st.integers(0, 3),
     edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=30),
+    head_edits=st.lists(st.tuples(st.integers(0, 511), st.integers(0, 255)), max_size=4),
     keep=st.floats(0.0, 1.0),
 )
 def test_damaged_real_files_only_ever_raise_invalid_media(
-    seed_files: list[bytes], which: int, edits: list[tuple[float, int]], keep: float
+    seed_files: list[bytes],
+    which: int,
+    edits: list[tuple[float, int]],
+    head_edits: list[tuple[int, int]],
+    keep: float,
 ) -> None:
     data = bytearray(seed_files[which])
     for where, value in edits:
         data[int(where * len(data))] = value
+    for offset, value in head_edits:  # container headers live at the start
+        data[offset] = value
     data = data[: max(1, int(len(data) * keep))]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / ("x.ts" if which == 2 else "x.mkv" if which == 1 else "x.mp4")

@@ -166,7 +166,8 @@ class Catalog:
 
     def last_recording_per_camera(self) -> list[Row]:
         with self._db.transaction() as s:
-            return s.fetchall(query("last_recording_per_camera"))
+            rows: list[Row] = s.fetchall(query("last_recording_per_camera"))
+        return rows
 
     # upload errors ---------------------------------------------------------------------
     def record_upload_error(
@@ -198,4 +199,7 @@ class Catalog:
 
     def list_upload_errors(self, camera_id: str | None = None, limit: int = 100) -> list[Row]:
         with self._db.transaction() as s:
-            return s.fetchall(query("list_upload_errors"), {"camera_id": camera_id, "limit": limit})
+            rows: list[Row] = s.fetchall(
+                query("list_upload_errors"), {"camera_id": camera_id, "limit": limit}
+            )
+        return rows

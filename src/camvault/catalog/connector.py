@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 import psycopg_pool
@@ -79,13 +79,13 @@ class _PsycopgSession:
         self._conn = conn
 
     def execute(self, sql: str, params: Params | None = None) -> None:
-        self._conn.execute(sql, params)  # type: ignore[arg-type]
+        self._conn.execute(sql, params)
 
     def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
-        return self._conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        return self._conn.execute(sql, params).fetchone()
 
     def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
-        return self._conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return self._conn.execute(sql, params).fetchall()
 
 
 class PsycopgConnector:
@@ -130,7 +130,7 @@ class PsycopgConnector:
                     conn.execute(
                         "SELECT set_config('camvault.user_id', %s, true)", (str(acting_user),)
                     )
-                yield _PsycopgSession(conn)
+                yield _PsycopgSession(cast("psycopg.Connection[Row]", conn))
         except psycopg_pool.PoolTimeout as exc:
             raise CatalogUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         except psycopg.Error as exc:

@@ -39,9 +39,11 @@ SELECT * FROM recordings WHERE camera_id = %(camera_id)s AND start_time = %(star
 SELECT * FROM recordings WHERE s3_bucket = %(s3_bucket)s AND s3_key = %(s3_key)s;
 
 -- name: list_recordings
--- Overlap semantics: a segment that straddles `start` is included.
+-- Overlap semantics: a segment that straddles `start` is included. Tombstones (objects
+-- gone, rows kept for the audit trail; see 0003_lifecycle.sql) are never listed.
 SELECT * FROM recordings
  WHERE camera_id = %(camera_id)s
+   AND deleted_at IS NULL
    AND end_time > %(start)s
    AND start_time < %(end)s
  ORDER BY start_time

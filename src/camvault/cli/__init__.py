@@ -53,8 +53,12 @@ def parse_time(value: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+# Modules under camvault.cli that register sub-commands (each has ``register(sub)``).
+COMMAND_MODULES = ("archive", "admin", "reconcile", "access", "record", "lifecycle")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from camvault.cli import admin, archive
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="camvault", description="Archive CCTV video to S3 with a PostgreSQL catalog."
@@ -63,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-c", help="TOML config file (default: camvault.toml)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (archive, admin):
-        module.register(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"camvault.cli.{name}").register(sub)
     return parser
 
 

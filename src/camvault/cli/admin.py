@@ -9,6 +9,7 @@ from typing import Any
 
 from camvault.app import App, database_url
 from camvault.catalog.migrate import migrate
+from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
 from camvault.config import Settings
 from camvault.errors import CamvaultError, InvalidTimeRange, NotFound
@@ -133,10 +134,16 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         stats = app.spool.stats()
         try:
             last = app.catalog.last_recording_per_camera()
+            cameras = CatalogRunLog(app.connector, settings.node).statuses()
             catalog_error = None
         except CamvaultError as exc:  # status must still show the spool when the DB is down
-            last, catalog_error = [], str(exc)
-    data = {"spool": stats, "last_upload_per_camera": last, "catalog_error": catalog_error}
+            last, cameras, catalog_error = [], [], str(exc)
+    data = {
+        "spool": stats,
+        "last_upload_per_camera": last,
+        "recorders": cameras,
+        "catalog_error": catalog_error,
+    }
 
     def human() -> None:
         by = stats["by_state"]
@@ -155,6 +162,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             print(
                 f"  {row['camera_id']:<24} last segment {row['start_time']:%Y-%m-%d %H:%M:%S}"
                 f" UTC, committed {row['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        for row in cameras:  # RTSP cameras: "recording since …" / "offline since …"
+            print(
+                f"  {row['camera_id']:<24} {row['state']} since "
+                f"{row['since']:%Y-%m-%d %H:%M:%S} UTC"
+                + (f" ({row['detail']})" if row["detail"] else "")
             )
 
     emit(args, data, human)

@@ -41,8 +41,10 @@ CREATE TABLE recordings (
 -- The unique (camera_id, start_time) index serves "camera × time range" listings.
 CREATE INDEX recordings_camera_end_idx ON recordings (camera_id, end_time);
 
--- Creates the month partition holding `ts` if it does not exist. Serialised with an
--- advisory lock so concurrent uploaders cannot race on CREATE TABLE.
+-- Creates the month partition holding `ts` if it does not exist. Concurrent uploaders may
+-- race here: the advisory lock serialises them, and because taking an advisory lock does
+-- not refresh the catalog cache, the loser may still not "see" the winner's table — so a
+-- duplicate_table error is the expected, harmless outcome and is swallowed.
 CREATE FUNCTION camvault_ensure_partition(ts timestamptz) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -53,10 +55,12 @@ DECLARE
 BEGIN
     IF to_regclass(name) IS NULL THEN
         PERFORM pg_advisory_xact_lock(hashtext('camvault_partitions'));
-        IF to_regclass(name) IS NULL THEN
+        BEGIN
             EXECUTE format('CREATE TABLE %I PARTITION OF recordings FOR VALUES FROM (%L) TO (%L)',
                            name, lo, hi);
-        END IF;
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL;  -- created by a concurrent transaction
+        END;
     END IF;
     RETURN name;
 END $$;

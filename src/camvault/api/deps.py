@@ -1,0 +1,130 @@
+"""What the API needs from the outside (``ApiServices``, passed to ``create_app``) and the
+request-scoped dependencies built from it: the caller's identity and their catalog view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from camvault.api.metrics import MetricsSource
+from camvault.api.params import ApiError
+from camvault.api.playback import PlaybackGate, Presigner, StorageClassGate
+from camvault.catalog.access import AccessCatalog, AuditEntry, Identity
+from camvault.config import ApiSettings
+from camvault.restore import RestoreService
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The API's I/O, built by the wiring (``camvault.api.server.build_services``).
+
+    ``access`` must run as the unprivileged API role (``RoleConnector``): every read made
+    on a user's behalf goes through row-level security.
+    """
+
+    access: AccessCatalog
+    store: Presigner
+    settings: ApiSettings = field(default_factory=ApiSettings)
+    gate: PlaybackGate = field(default_factory=StorageClassGate)
+    restores: RestoreService | None = None  # Glacier restores (routes_restore)
+    # name → check raising on failure, for /healthz
+    health_checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
+    metrics_source: MetricsSource | None = None
+    clock: Callable[[], datetime] = _utcnow
+
+
+def services(request: Request) -> ApiServices:
+    svc: ApiServices = request.app.state.services
+    return svc
+
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `camvault tokens create`")
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def identity(
+    request: Request,
+    svc: Annotated[ApiServices, Depends(services)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise ApiError(401, "missing bearer token", "Authorization", headers=_UNAUTHORIZED)
+    token = creds.credentials
+    # only well-formed token text reaches the database (no NUL bytes, bounded length)
+    if len(token) > 256 or not token.isascii() or not token.isprintable():
+        raise ApiError(401, "invalid bearer token", "Authorization", headers=_UNAUTHORIZED)
+    who = svc.access.authenticate(token)
+    if who is None:
+        raise ApiError(
+            401, "invalid, expired or revoked token", "Authorization", headers=_UNAUTHORIZED
+        )
+    request.state.identity = who  # for logging by user id, never by token
+    return who
+
+
+def admin(who: Annotated[Identity, Depends(identity)]) -> Identity:
+    if not who.is_admin:
+        raise ApiError(403, "this endpoint needs an admin user")
+    return who
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated caller: their identity and the catalog as they may see it."""
+
+    who: Identity
+    access: AccessCatalog
+    svc: ApiServices
+    client_addr: str | None
+    user_agent: str | None
+
+    def audit_entry(self, action: str, **fields: object) -> AuditEntry:
+        return AuditEntry(
+            action=action,
+            client_addr=self.client_addr,
+            user_agent=self.user_agent,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def audit(self, action: str, **fields: object) -> None:
+        self.access.audit(self.audit_entry(action, **fields))
+
+
+def _caller(request: Request, svc: ApiServices, who: Identity) -> Caller:
+    return Caller(
+        who=who,
+        access=svc.access.acting(who),
+        svc=svc,
+        client_addr=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def caller(
+    request: Request,
+    svc: Annotated[ApiServices, Depends(services)],
+    who: Annotated[Identity, Depends(identity)],
+) -> Caller:
+    return _caller(request, svc, who)
+
+
+def admin_caller(
+    request: Request,
+    svc: Annotated[ApiServices, Depends(services)],
+    who: Annotated[Identity, Depends(admin)],
+) -> Caller:
+    return _caller(request, svc, who)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+AdminDep = Annotated[Caller, Depends(admin_caller)]

@@ -1,0 +1,135 @@
+"""Parsing and validating the API's query parameters, and the opaque page cursor.
+
+Pure functions. Every failure is an ``ApiError`` with a 4xx status and the offending
+field's name, so hostile input can never reach PostgreSQL as something it rejects (500).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from camvault.keys import CAMERA_ID_RE
+
+MAX_BIGINT = 2**63 - 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+ACTION_RE = re.compile(r"^[a-z][a-z_.]{0,31}$")
+
+
+class ApiError(Exception):
+    """An error answered to the client as ``{"detail": message, "field": field}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers
+        self.extra = extra or {}
+
+
+def bad(field: str, message: str) -> ApiError:
+    return ApiError(400, f"{field}: {message}", field)
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """ISO 8601 with a zone; naive times are refused, not guessed."""
+    if value is None or value == "":
+        return None
+    if len(value) > 64:
+        raise bad(field, "too long for an ISO 8601 time")
+    try:
+        dt = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise bad(field, "not an ISO 8601 time (e.g. 2026-11-26T13:00:00Z)") from None
+    if dt.tzinfo is None:
+        raise bad(field, "has no time zone; add Z or an offset like +01:00")
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise bad(field, "out of range") from None
+
+
+def time_range(
+    start: str | None,
+    end: str | None,
+    *,
+    now: datetime,
+    max_span: timedelta,
+    default_span: timedelta = timedelta(hours=24),
+) -> tuple[datetime, datetime]:
+    t_end = parse_time(end, "end")
+    t_start = parse_time(start, "start")
+    if t_end is None:
+        t_end = t_start + default_span if t_start is not None else now
+    if t_start is None:
+        t_start = t_end - default_span
+    if t_end <= t_start:
+        raise bad("end", "must be after start")
+    if t_end - t_start > max_span:
+        raise bad("end", f"the range is longer than the maximum of {max_span.days} day(s)")
+    return t_start, t_end
+
+
+def camera_id(value: str) -> str:
+    if not CAMERA_ID_RE.match(value):
+        raise bad("camera_id", "use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
+    return value
+
+
+def name(value: str, field: str = "name") -> str:
+    if not NAME_RE.match(value):
+        raise bad(field, "use 1-64 of A-Z a-z 0-9 _ . @ - (starting with a letter or digit)")
+    return value
+
+
+# Cursor ----------------------------------------------------------------------------------
+# base64url(JSON) of the last row's (start_time, id) plus the query it belongs to, so a
+# cursor cannot be replayed against another camera or range. Not secret: tampering only
+# moves the page start, and row-level security still decides what is returned.
+
+
+def encode_cursor(
+    camera: str, start: datetime, end: datetime, last_start: datetime, last_id: int
+) -> str:
+    payload = {
+        "c": camera,
+        "r": [start.isoformat(), end.isoformat()],
+        "s": last_start.isoformat(),
+        "i": last_id,
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, camera: str, start: datetime, end: datetime) -> tuple[datetime, int]:
+    if len(cursor) > 512:
+        raise bad("cursor", "too long")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        last_start = datetime.fromisoformat(data["s"])
+        last_id = data["i"]
+        same = data["c"] == camera and data["r"] == [start.isoformat(), end.isoformat()]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise bad("cursor", "malformed; pass the next_cursor of the previous page") from None
+    if (
+        not isinstance(last_id, int)
+        or isinstance(last_id, bool)
+        or not 0 <= last_id <= MAX_BIGINT
+        or last_start.tzinfo is None
+    ):
+        raise bad("cursor", "malformed; pass the next_cursor of the previous page")
+    if not same:
+        raise bad("cursor", "belongs to a different camera or time range")
+    return last_start.astimezone(UTC), last_id

@@ -1,0 +1,213 @@
+"""Request and response bodies of the API (they make up the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from camvault.catalog.access import GrantRecord, Group, TokenInfo, User
+from camvault.models import Camera, Recording
+
+PermissionName = Literal["view", "export", "admin"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+CAMERA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CameraOut(BaseModel):
+    id: str
+    name: str
+    segment_seconds: int | None
+    enabled: bool
+
+    @classmethod
+    def of(cls, c: Camera) -> CameraOut:
+        return cls(id=c.id, name=c.name, segment_seconds=c.segment_seconds, enabled=c.enabled)
+
+
+class RecordingOut(BaseModel):
+    id: int
+    camera_id: str
+    start_time: datetime
+    end_time: datetime
+    duration_seconds: float
+    size_bytes: int
+    codec: str
+    width: int
+    height: int
+    storage_class: str
+    checksum_algorithm: str
+    checksum: str
+    s3_bucket: str
+    s3_key: str
+
+    @classmethod
+    def of(cls, r: Recording) -> RecordingOut:
+        assert r.id is not None
+        return cls(
+            id=r.id,
+            camera_id=r.camera_id,
+            start_time=r.start_time,
+            end_time=r.end_time,
+            duration_seconds=r.duration_seconds,
+            size_bytes=r.size_bytes,
+            codec=r.codec,
+            width=r.width,
+            height=r.height,
+            storage_class=r.storage_class,
+            checksum_algorithm=r.checksum_algorithm,
+            checksum=r.checksum,
+            s3_bucket=r.s3_bucket,
+            s3_key=r.s3_key,
+        )
+
+
+class RecordingPage(BaseModel):
+    camera_id: str
+    start: datetime
+    end: datetime
+    items: list[RecordingOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class GrantOut(BaseModel):
+    id: int
+    camera_id: str
+    permission: PermissionName
+    user_id: int | None
+    user: str | None
+    group_id: int | None
+    group: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, g: GrantRecord) -> GrantOut:
+        return cls.model_validate(g.as_dict())
+
+
+class RecordingDetail(RecordingOut):
+    acl: list[GrantOut] = Field(description="the grants covering this recording")
+
+
+class PlaybackOut(BaseModel):
+    recording_id: int
+    url: str
+    expires_at: datetime
+    ttl_seconds: int
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, u: User) -> UserOut:
+        return cls(
+            id=u.id, name=u.name, is_admin=u.is_admin, disabled=u.disabled, created_at=u.created_at
+        )
+
+
+class UserIn(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+    is_admin: bool = False
+
+
+class UserPatch(_In):
+    is_admin: bool | None = None
+    disabled: bool | None = None
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    members: list[str]
+
+    @classmethod
+    def of(cls, g: Group) -> GroupOut:
+        return cls(id=g.id, name=g.name, members=list(g.members))
+
+
+class GroupIn(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class MemberIn(_In):
+    user: str = Field(pattern=NAME_PATTERN, description="user name or id")
+
+
+class GrantIn(_In):
+    camera_id: str = Field(pattern=CAMERA_PATTERN)
+    permission: PermissionName = "view"
+    user: str | None = Field(None, pattern=NAME_PATTERN, description="user name or id")
+    group: str | None = Field(None, pattern=NAME_PATTERN, description="group name or id")
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class TokenIn(_In):
+    user: str = Field(pattern=NAME_PATTERN, description="user name or id")
+    name: str = Field("", max_length=128, pattern=r"^[^\x00]*$")
+    expires_at: datetime | None = None
+
+
+class TokenOut(BaseModel):
+    id: int
+    user_id: int
+    user: str | None
+    hint: str
+    name: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, t: TokenInfo) -> TokenOut:
+        return cls(
+            id=t.id,
+            user_id=t.user_id,
+            user=t.user_name,
+            hint=t.hint,
+            name=t.name,
+            created_at=t.created_at,
+            expires_at=t.expires_at,
+            revoked_at=t.revoked_at,
+            last_used_at=t.last_used_at,
+        )
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the bearer token; shown once, only its hash is stored")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    user_id: int | None
+    user_name: str
+    action: str
+    camera_id: str | None
+    recording_id: int | None
+    recording_start: datetime | None
+    s3_key: str | None
+    client_addr: str | None
+    user_agent: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_before_id: int | None

@@ -1,0 +1,98 @@
+"""The S3 boundary for object-level lifecycle calls: listing with storage classes, HEAD
+with ``x-amz-restore``, and RestoreObject. botocore errors are translated by code, as in
+``storage``; nothing above this module sees a botocore type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import botocore.exceptions
+
+from camvault.lifecycle import RestoreState, parse_restore_header
+from camvault.storage import error_code, translate
+
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+RestoreOutcome = Literal["started", "in_progress", "not_archived"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    key: str
+    size_bytes: int
+    last_modified: datetime
+    storage_class: str
+    restore: RestoreState | None = None  # only from HEAD
+
+
+class ArchiveStore(Protocol):
+    bucket: str
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectState]: ...
+    def head(self, key: str) -> ObjectState | None: ...
+    def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome: ...
+    def presign_get(self, key: str, ttl_seconds: int) -> str: ...
+
+
+class S3Archive:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._s3 = client
+        self.bucket = bucket
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectState]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    yield ObjectState(
+                        key=o["Key"],
+                        size_bytes=int(o["Size"]),
+                        last_modified=o["LastModified"],
+                        storage_class=str(o.get("StorageClass") or "STANDARD"),
+                    )
+        except Exception as exc:
+            raise translate(exc, f"LIST {prefix}") from exc
+
+    def head(self, key: str) -> ObjectState | None:
+        try:
+            r = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in _NOT_FOUND:
+                return None
+            raise translate(exc, f"HEAD {key}") from exc
+        except Exception as exc:
+            raise translate(exc, f"HEAD {key}") from exc
+        return ObjectState(
+            key=key,
+            size_bytes=int(r["ContentLength"]),
+            last_modified=r["LastModified"],
+            storage_class=str(r.get("StorageClass") or "STANDARD"),  # AWS omits STANDARD
+            restore=parse_restore_header(r.get("Restore")),
+        )
+
+    def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome:
+        try:
+            self._s3.restore_object(
+                Bucket=self.bucket,
+                Key=key,
+                RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+            )
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code == "RestoreAlreadyInProgress":
+                return "in_progress"
+            if code == "InvalidObjectState":  # not in an archive class: nothing to restore
+                return "not_archived"
+            raise translate(exc, f"RESTORE {key}") from exc
+        except Exception as exc:
+            raise translate(exc, f"RESTORE {key}") from exc
+        return "started"
+
+    def presign_get(self, key: str, ttl_seconds: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
+            )
+        )

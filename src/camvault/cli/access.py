@@ -1,0 +1,281 @@
+"""Operator commands for access control — ``users``, ``groups``, ``grants``, ``tokens`` —
+and ``serve`` (the HTTP API alone).
+
+They run on the owner's connection (the service policies let it see and change
+everything); the API itself runs as the unprivileged ``camvault_api`` role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from camvault.acl import Permission, validate_window
+from camvault.app import App
+from camvault.catalog.access import AccessCatalog, GrantRecord
+from camvault.cli import EXIT_OK, emit, json_flag, parse_time
+from camvault.config import Settings
+from camvault.keys import validate_camera_id
+
+
+def register(sub: Any) -> None:
+    users = sub.add_parser("users", help="API users").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION"
+    )
+    p = users.add_parser("add", help="add a user")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="sees everything, manages access")
+    json_flag(p)
+    p.set_defaults(handler=cmd_users_add)
+    p = users.add_parser("list", help="list users")
+    json_flag(p)
+    p.set_defaults(handler=cmd_users_list)
+    for action in ("disable", "enable"):
+        p = users.add_parser(action, help=f"{action} a user (a disabled user sees nothing)")
+        p.add_argument("name")
+        json_flag(p)
+        p.set_defaults(handler=cmd_users_toggle, disabled=action == "disable")
+
+    groups = sub.add_parser("groups", help="groups of users").add_subparsers(
+        dest="groups_command", required=True, metavar="ACTION"
+    )
+    p = groups.add_parser("add", help="add a group")
+    p.add_argument("name")
+    json_flag(p)
+    p.set_defaults(handler=cmd_groups_add)
+    p = groups.add_parser("list", help="list groups and their members")
+    json_flag(p)
+    p.set_defaults(handler=cmd_groups_list)
+    for action, handler in (("add-member", cmd_groups_add_member), ("remove-member", None)):
+        p = groups.add_parser(action, help=f"{action.replace('-', ' ')} of a group")
+        p.add_argument("group")
+        p.add_argument("user")
+        p.set_defaults(handler=handler or cmd_groups_remove_member)
+
+    grants = sub.add_parser("grants", help="who may see which camera").add_subparsers(
+        dest="grants_command", required=True, metavar="ACTION"
+    )
+    p = grants.add_parser("add", help="grant a user or group a permission on a camera")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--group")
+    p.add_argument("--camera", required=True)
+    p.add_argument("--permission", default="view", choices=[m.label for m in Permission])
+    p.add_argument("--from", dest="window_start", type=parse_time, help="footage window start")
+    p.add_argument("--to", dest="window_end", type=parse_time, help="footage window end")
+    p.add_argument("--expires", type=parse_time, help="the grant ends at this time")
+    json_flag(p)
+    p.set_defaults(handler=cmd_grants_add)
+    p = grants.add_parser("list", help="list grants")
+    p.add_argument("--camera")
+    p.add_argument("--user")
+    p.add_argument("--group")
+    p.add_argument("--all", action="store_true", help="include revoked grants")
+    json_flag(p)
+    p.set_defaults(handler=cmd_grants_list)
+    p = grants.add_parser("revoke", help="revoke a grant by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=cmd_grants_revoke)
+
+    tokens = sub.add_parser("tokens", help="API bearer tokens").add_subparsers(
+        dest="tokens_command", required=True, metavar="ACTION"
+    )
+    p = tokens.add_parser("create", help="create a token (printed once, on the last line)")
+    p.add_argument("--user", required=True)
+    p.add_argument("--expires", type=parse_time)
+    p.add_argument("--name", default="", help="a label, e.g. the client it is for")
+    json_flag(p)
+    p.set_defaults(handler=cmd_tokens_create)
+    p = tokens.add_parser("list", help="list tokens (hints only, never values)")
+    p.add_argument("--user")
+    json_flag(p)
+    p.set_defaults(handler=cmd_tokens_list)
+    p = tokens.add_parser("revoke", help="revoke a token by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=cmd_tokens_revoke)
+
+    p = sub.add_parser("serve", help="serve the HTTP API (and the web page at /)")
+    p.add_argument("--host", help="default: [api] host")
+    p.add_argument("--port", type=int, help="default: [api] port")
+    p.set_defaults(handler=cmd_serve)
+
+
+def _access(app: App) -> AccessCatalog:
+    return AccessCatalog(app.connector)
+
+
+def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        user = _access(app).add_user(args.name, is_admin=args.admin)
+    emit(args, asdict(user), lambda: print(f"user {user.name} added (id {user.id})"))
+    return EXIT_OK
+
+
+def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        users = _access(app).list_users()
+
+    def human() -> None:
+        print(f"{'ID':>6} {'NAME':<32} ADMIN DISABLED")
+        for u in users:
+            print(
+                f"{u.id:>6} {u.name:<32} {'yes' if u.is_admin else 'no':<5} "
+                f"{'yes' if u.disabled else 'no'}"
+            )
+
+    emit(args, [asdict(u) for u in users], human)
+    return EXIT_OK
+
+
+def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        access = _access(app)
+        user = access.update_user(access.get_user(args.name).id, disabled=args.disabled)
+    state = "disabled" if user.disabled else "enabled"
+    emit(args, asdict(user), lambda: print(f"user {user.name} {state}"))
+    return EXIT_OK
+
+
+def cmd_groups_add(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        group = _access(app).add_group(args.name)
+    emit(args, asdict(group), lambda: print(f"group {group.name} added (id {group.id})"))
+    return EXIT_OK
+
+
+def cmd_groups_list(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        groups = _access(app).list_groups()
+
+    def human() -> None:
+        for g in groups:
+            print(f"{g.id:>6} {g.name:<32} {', '.join(g.members) or '-'}")
+
+    emit(args, [asdict(g) for g in groups], human)
+    return EXIT_OK
+
+
+def cmd_groups_add_member(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        group, user = _access(app).add_member(args.group, args.user)
+    print(f"user {user.name} is a member of group {group.name}")
+    return EXIT_OK
+
+
+def cmd_groups_remove_member(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        _access(app).remove_member(args.group, args.user)
+    print(f"user {args.user} removed from group {args.group}")
+    return EXIT_OK
+
+
+def _describe(g: GrantRecord) -> str:
+    gr = g.grant
+    who = f"user {g.user_name}" if gr.user_id is not None else f"group {g.group_name}"
+    window = (
+        f" footage {gr.window_start:%Y-%m-%d %H:%M:%S} to {gr.window_end:%Y-%m-%d %H:%M:%S} UTC"
+        if gr.window_start and gr.window_end
+        else ""
+    )
+    expires = f" expires {gr.expires_at:%Y-%m-%d %H:%M:%S} UTC" if gr.expires_at else ""
+    revoked = " REVOKED" if gr.revoked_at else ""
+    return f"{gr.id:>6} {who}: {gr.permission.label} on {gr.camera_id}{window}{expires}{revoked}"
+
+
+def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
+    validate_camera_id(args.camera)
+    validate_window(args.window_start, args.window_end)
+    with App.open(settings) as app:
+        grant = _access(app).add_grant(
+            camera_id=args.camera,
+            permission=Permission.parse(args.permission),
+            user=args.user,
+            group=args.group,
+            window_start=args.window_start,
+            window_end=args.window_end,
+            expires_at=args.expires,
+        )
+    emit(args, grant.as_dict(), lambda: print("granted: " + _describe(grant).strip()))
+    return EXIT_OK
+
+
+def cmd_grants_list(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        grants = _access(app).list_grants(
+            camera_id=args.camera, user=args.user, group=args.group, include_revoked=args.all
+        )
+
+    def human() -> None:
+        for g in grants:
+            print(_describe(g))
+        print(f"{len(grants)} grant(s)")
+
+    emit(args, [g.as_dict() for g in grants], human)
+    return EXIT_OK
+
+
+def cmd_grants_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        _access(app).revoke_grant(args.id)
+    print(f"grant {args.id} revoked")
+    return EXIT_OK
+
+
+def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        token, info = _access(app).create_token(args.user, name=args.name, expires_at=args.expires)
+    if args.json:
+        emit(args, {**asdict(info), "token": token}, lambda: None)
+        return EXIT_OK
+    expires = f", expires {info.expires_at:%Y-%m-%d %H:%M:%S} UTC" if info.expires_at else ""
+    print(f"token {info.id} for user {info.user_name}{expires}; shown once, store it now:")
+    print(token)  # alone on the last line: scripts take `tail -n1`
+    return EXIT_OK
+
+
+def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        tokens = _access(app).list_tokens(args.user)
+
+    def human() -> None:
+        for t in tokens:
+            state = "revoked" if t.revoked_at else "active"
+            exp = f" expires {t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else ""
+            print(f"{t.id:>6} {t.user_name:<24} {t.hint}…  {state}{exp} {t.name}")
+
+    emit(args, [asdict(t) for t in tokens], human)
+    return EXIT_OK
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        _access(app).revoke_token(args.id)
+    print(f"token {args.id} revoked")
+    return EXIT_OK
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.api.server import start_api
+    from camvault.cli.archive import _stop_on_signals
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with App.open(settings) as app:
+        server, shutdown = start_api(
+            app,
+            host=args.host or settings.api.host,
+            port=settings.api.port if args.port is None else args.port,
+        )
+        try:
+            print(
+                f"camvault API on {server.url} (OpenAPI {server.url}/openapi.json); Ctrl-C to stop",
+                flush=True,
+            )
+            stop.wait()
+        finally:
+            shutdown()
+    print("stopped", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,180 @@
+"""Sub-commands for the bucket's lifecycle: ``bucket apply``, ``retention sync``,
+``restore request|status``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from camvault import lifecycle
+from camvault.app import App, s3_settings
+from camvault.archive import S3Archive
+from camvault.bucket import ApplyReport, BucketAdmin, Unsupported, apply_bucket
+from camvault.catalog.lifecycle_catalog import LifecycleCatalog
+from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag
+from camvault.config import Settings
+from camvault.restore import TIERS, RestoreService
+from camvault.retention import RetentionSync, SyncReport
+from camvault.storage import make_client
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bucket", help="bucket hardening and lifecycle rules")
+    bsub = p.add_subparsers(dest="bucket_command", required=True, metavar="ACTION")
+    a = bsub.add_parser(
+        "apply",
+        help="create/harden the bucket and set lifecycle rules from [lifecycle] (idempotent)",
+    )
+    a.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    a.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even if the backend refused some rules (they are still reported)",
+    )
+    json_flag(a)
+    a.set_defaults(handler=cmd_bucket_apply)
+
+    p = sub.add_parser("retention", help="keep the catalog in step with lifecycle rules")
+    rsub = p.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    s = rsub.add_parser(
+        "sync",
+        help="confirm storage classes, tombstone rows of deleted objects, report drift",
+    )
+    s.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    json_flag(s)
+    s.set_defaults(handler=cmd_retention_sync)
+
+    p = sub.add_parser("restore", help="restore archived (Glacier) recordings")
+    ssub = p.add_subparsers(dest="restore_command", required=True, metavar="ACTION")
+    r = ssub.add_parser("request", help="ask S3 to restore a recording's object")
+    r.add_argument("recording_id", type=int)
+    r.add_argument("--tier", choices=TIERS, help="default: [lifecycle] restore_tier")
+    r.add_argument("--days", type=int, help="default: [lifecycle] restore_days")
+    json_flag(r)
+    r.set_defaults(handler=cmd_restore_request)
+    r = ssub.add_parser("status", help="restore state of a recording (polls S3)")
+    r.add_argument("recording_id", type=int)
+    json_flag(r)
+    r.set_defaults(handler=cmd_restore_status)
+
+
+def _client(settings: Settings) -> tuple[Any, Any]:
+    s3, creds = s3_settings(settings)
+    return make_client(s3, credentials=creds), s3
+
+
+def cmd_bucket_apply(settings: Settings, args: argparse.Namespace) -> int:
+    client, s3 = _client(settings)
+    lc = settings.lifecycle
+    known = {c.id for c in settings.cameras}
+    default = lifecycle.Retention.of(lc)
+    if any(lifecycle.outlives(default, lifecycle.Retention.of(lc, c)) for c in lc.cameras):
+        # the default rule is written per camera: every camera the catalog knows counts
+        with App.open(settings) as app:
+            known |= {c.id for c in app.catalog.list_cameras()}
+    report = apply_bucket(
+        BucketAdmin(client, s3.bucket), lc, s3, known_cameras=known, dry_run=args.dry_run
+    )
+    emit(args, report.as_dict(), lambda: _print_apply(report))
+    return EXIT_PARTIAL if report.partial and not args.allow_partial else EXIT_OK
+
+
+_MARK = {
+    "unchanged": "=",
+    "created": "+",
+    "updated": "~",
+    "planned": "?",
+    "rejected": "✗",
+    "skipped": "✗",
+}
+
+
+def _print_apply(report: ApplyReport) -> None:
+    head = "would change" if report.dry_run else "bucket"
+    print(f"{head} s3://{report.bucket}:")
+    for c in report.changes:
+        action = "would set" if c.action == "planned" else c.action
+        print(f"  {_MARK[c.action]} {c.item}: {action}" + (f" — {c.detail}" if c.detail else ""))
+    for w in report.warnings:
+        print(f"  warning: {w}")
+    failed = [c for c in report.changes if c.failed]
+    if failed:
+        print(
+            f"NOT APPLIED: {len(failed)} item(s) above marked ✗ are not in force",
+            file=sys.stderr,
+        )
+    elif not report.changed:
+        print("  nothing to change")
+
+
+def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
+    client, s3 = _client(settings)
+    admin = BucketAdmin(client, s3.bucket)
+    warnings: list[str] = []
+
+    def rules_in_force() -> list[dict[str, Any]]:
+        try:
+            return admin.get_lifecycle()
+        except Unsupported as exc:
+            warnings.append(f"backend cannot report lifecycle rules ({exc}): none assumed")
+            return []
+
+    with App.open(settings) as app:
+        catalog = LifecycleCatalog(app.connector)
+        archive = S3Archive(client, s3.bucket)
+        report = RetentionSync(
+            catalog, archive, rules_in_force, settings.lifecycle, prefix=s3.prefix
+        ).run(dry_run=args.dry_run)
+        if not args.dry_run:
+            report.restores_refreshed = RestoreService(catalog, archive).poll_pending()
+    report.warnings += warnings
+    emit(args, report.as_dict(), lambda: _print_sync(report, args.dry_run))
+    return EXIT_OK
+
+
+def _print_sync(report: SyncReport, dry_run: bool) -> None:
+    verb = "would tombstone" if dry_run else "tombstoned"
+    print(
+        f"checked {report.checked} recording(s): {report.updated} updated, "
+        f"{verb} {report.tombstoned_expired} expired + {report.tombstoned_vanished} vanished; "
+        f"{report.untracked_objects} object(s) without a row; "
+        f"{report.restores_refreshed} restore(s) changed state"
+    )
+    for d in report.drift:
+        print(f"  drift {d.kind}: {d.key}: {d.detail}")
+    for w in report.warnings:
+        print(f"  warning: {w}")
+    if not report.drift:
+        print("  no drift")
+
+
+def _restorer(settings: Settings, app: App) -> RestoreService:
+    client, s3 = _client(settings)
+    return RestoreService(
+        LifecycleCatalog(app.connector),
+        S3Archive(client, s3.bucket),
+        tier=settings.lifecycle.restore_tier,
+        days=settings.lifecycle.restore_days,
+    )
+
+
+def cmd_restore_request(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        st = _restorer(settings, app).request(args.recording_id, tier=args.tier, days=args.days)
+    emit(args, st.as_dict(), lambda: print(f"recording {st.recording_id}: {st.status}"))
+    return EXIT_OK
+
+
+def cmd_restore_status(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        st = _restorer(settings, app).status(args.recording_id)
+    emit(
+        args,
+        st.as_dict(),
+        lambda: print(
+            f"recording {st.recording_id}: {st.storage_class}, {st.status}"
+            + (f" until {st.restored_until:%Y-%m-%d %H:%M}Z" if st.restored_until else "")
+        ),
+    )
+    return EXIT_OK

@@ -1,0 +1,153 @@
+"""The pure ACL rules, token helpers and API parameter parsing — no servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from camvault.acl import (
+    Grant,
+    Permission,
+    Principal,
+    can_see_camera,
+    covers,
+    effective,
+    hash_token,
+    is_active,
+    new_token,
+    token_hint,
+)
+from camvault.api import params
+from camvault.api.params import ApiError
+from camvault.errors import InputError
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+ALICE = Principal(user_id=1, group_ids=frozenset({10}))
+
+
+def g(**kw: object) -> Grant:
+    base: dict[str, object] = {"id": 1, "camera_id": "c1", "permission": Permission.VIEW}
+    base.setdefault("user_id", None if "group_id" in kw else 1)
+    base.update(kw)
+    return Grant(**base)  # type: ignore[arg-type]
+
+
+def test_permissions_are_ordered_and_parsed() -> None:
+    assert Permission.VIEW < Permission.EXPORT < Permission.ADMIN
+    assert Permission.parse(" Export ") is Permission.EXPORT
+    with pytest.raises(InputError, match="view, export, admin"):
+        Permission.parse("root")
+
+
+def test_grant_shape_is_validated() -> None:
+    with pytest.raises(InputError, match="exactly one"):
+        Grant(1, "c1", Permission.VIEW, user_id=1, group_id=2)
+    with pytest.raises(InputError, match="both"):
+        g(window_start=NOW)
+    with pytest.raises(InputError, match="after"):
+        g(window_start=NOW, window_end=NOW)
+
+
+def test_active_means_not_revoked_and_not_expired() -> None:
+    assert is_active(g(), NOW)
+    assert is_active(g(expires_at=NOW + timedelta(seconds=1)), NOW)
+    assert not is_active(g(expires_at=NOW), NOW)  # expiry is exclusive
+    assert not is_active(g(revoked_at=NOW - H), NOW)
+
+
+def test_window_covers_by_containment() -> None:
+    w = g(window_start=NOW, window_end=NOW + 2 * H)
+    assert covers(w, "c1", NOW, NOW + H, NOW)
+    assert covers(w, "c1", NOW, NOW + 2 * H, NOW)  # exactly the window: one recording share
+    assert not covers(w, "c1", NOW - timedelta(seconds=1), NOW + H, NOW)  # straddles start
+    assert not covers(w, "c1", NOW + H, NOW + 3 * H, NOW)  # straddles end
+    assert not covers(w, "c2", NOW, NOW + H, NOW)
+    assert covers(g(), "c1", NOW - 1000 * H, NOW - 999 * H, NOW)
+
+
+def test_effective_permission_over_user_and_group_grants() -> None:
+    grants = [
+        g(id=1, permission=Permission.VIEW),
+        g(id=2, user_id=None, group_id=10, permission=Permission.EXPORT),
+        g(id=3, user_id=None, group_id=11, permission=Permission.ADMIN),
+        g(id=4, user_id=2, permission=Permission.ADMIN),
+    ]
+    assert effective(grants, ALICE, "c1", NOW, NOW + H, NOW) is Permission.EXPORT
+    assert effective(grants, Principal(3), "c1", NOW, NOW + H, NOW) is None
+    assert effective([], Principal(3, is_admin=True), "c9", NOW, NOW, NOW) is Permission.ADMIN
+    disabled = Principal(1, frozenset({10}), is_admin=True, disabled=True)
+    assert effective(grants, disabled, "c1", NOW, NOW + H, NOW) is None
+
+
+def test_camera_visible_with_any_active_grant_even_windowed() -> None:
+    windowed = g(window_start=NOW - 10 * H, window_end=NOW - 9 * H)
+    assert can_see_camera([windowed], ALICE, "c1", NOW)
+    assert not can_see_camera([g(expires_at=NOW - H)], ALICE, "c1", NOW)
+    assert not can_see_camera([windowed], Principal(1, disabled=True), "c1", NOW)
+    assert can_see_camera([], Principal(5, is_admin=True), "any", NOW)
+
+
+def test_tokens_are_random_and_only_hashes_compare() -> None:
+    a, b = new_token(), new_token()
+    assert a != b and a.startswith("cvt_") and len(a) > 40
+    assert hash_token(a) == hash_token(a) and len(hash_token(a)) == 32
+    assert hash_token(a) != hash_token(b)
+    assert a.startswith(token_hint(a)) and len(token_hint(a)) < 16
+
+
+# API parameters --------------------------------------------------------------------------
+def test_time_range_defaults_and_errors() -> None:
+    span = timedelta(days=31)
+    start, end = params.time_range(None, None, now=NOW, max_span=span)
+    assert (start, end) == (NOW - 24 * H, NOW)
+    start, end = params.time_range("2026-11-20T10:00:00+02:00", None, now=NOW, max_span=span)
+    assert start == datetime(2026, 11, 20, 8, tzinfo=UTC) and end == start + 24 * H
+    cases = {
+        ("2026-11-20T10:00:00", None): "start",  # naive
+        ("yesterday", None): "start",
+        (None, "2026-13-01T00:00:00Z"): "end",
+        ("2026-11-20T10:00:00Z", "2026-11-20T09:00:00Z"): "end",  # reversed
+        ("2026-01-01T00:00:00Z", "2026-11-20T00:00:00Z"): "end",  # too long
+        ("x" * 100, None): "start",
+    }
+    for (s, e), field in cases.items():
+        with pytest.raises(ApiError) as err:
+            params.time_range(s, e, now=NOW, max_span=span)
+        assert err.value.status == 400 and err.value.field == field
+        assert err.value.message.startswith(field)
+
+
+def test_cursor_round_trip_and_tampering() -> None:
+    s, e = NOW - H, NOW
+    cur = params.encode_cursor("c1", s, e, NOW - timedelta(minutes=30), 42)
+    assert params.decode_cursor(cur, "c1", s, e) == (NOW - timedelta(minutes=30), 42)
+    with pytest.raises(ApiError, match="different camera"):
+        params.decode_cursor(cur, "c2", s, e)
+    with pytest.raises(ApiError, match="different camera or time range"):
+        params.decode_cursor(cur, "c1", s - H, e)
+    for bad in ("!!!", "e30", cur[:-3], "eyJpIjoxfQ", "x" * 600):
+        with pytest.raises(ApiError) as err:
+            params.decode_cursor(bad, "c1", s, e)
+        assert err.value.field == "cursor"
+
+
+@given(st.text(max_size=80))
+def test_any_cursor_text_is_rejected_cleanly_or_accepted(text: str) -> None:
+    try:
+        params.decode_cursor(text, "c1", NOW - H, NOW)
+    except ApiError as exc:
+        assert exc.status == 400 and exc.field == "cursor"
+
+
+@given(st.text(max_size=80))
+def test_any_time_text_parses_or_names_the_field(text: str) -> None:
+    try:
+        value = params.parse_time(text, "start")
+    except ApiError as exc:
+        assert exc.status == 400 and exc.field == "start"
+    else:
+        assert value is None or value.tzinfo is not None

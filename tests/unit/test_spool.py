@@ -1,0 +1,158 @@
+"""The spool journal on a real SQLite file (local, no server involved)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from camvault.errors import SpoolError
+from camvault.models import SegmentState, StoredObject
+from camvault.spool import NewSegment, Spool, digest_file
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def _new(tmp: Path, name: str, minute: int = 0, body: bytes = b"video") -> NewSegment:
+    src = tmp / "in" / name
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(body)
+    start = T0 + timedelta(minutes=minute)
+    return NewSegment(camera_id="cam", source=src, start_time=start,
+                      end_time=start + timedelta(seconds=300), duration_seconds=300.0,
+                      codec="h264", width=640, height=360, ext="mp4",
+                      s3_key=f"cam/{name}")
+
+
+def _obj(key: str) -> StoredObject:
+    return StoredObject("b", key, 5, "etag", "STANDARD", "AES256", {})
+
+
+def test_admit_moves_file_and_records_digest(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    new = _new(tmp_path, "a.mp4", body=b"hello world")
+    seg = spool.admit(new)
+    assert not new.source.exists() and Path(seg.path).read_bytes() == b"hello world"
+    assert seg.state is SegmentState.QUEUED
+    assert seg.checksum == digest_file(Path(seg.path)).sha256_hex
+    assert seg.size_bytes == 11
+
+
+def test_full_lifecycle_deletes_file_only_when_committed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    seg = spool.admit(_new(tmp_path, "a.mp4"))
+    claimed = spool.claim()
+    assert claimed is not None and claimed.id == seg.id
+    assert claimed.state is SegmentState.UPLOADING
+    assert spool.claim() is None
+    spool.mark_uploaded(seg.id, _obj(seg.s3_key))
+    assert Path(seg.path).exists(), "uploaded is not enough to delete"
+    assert spool.due_commits() == [], "a commit in progress is not 'due' for housekeeping"
+    assert [s.id for s in spool.due_commits(ignore_delay=True)] == [seg.id]
+    spool.defer_commit(seg.id, error="db down", delay=lambda n: 0.0)
+    assert [s.id for s in spool.due_commits()] == [seg.id]
+    spool.mark_committed(seg.id)
+    assert not Path(seg.path).exists()
+    assert spool.stats()["pending"] == 0
+
+
+def test_redrive_delay_is_respected_unless_draining(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    seg = spool.admit(_new(tmp_path, "a.mp4"))
+    assert spool.claim() is not None
+    later = datetime.now(UTC) + timedelta(hours=1)
+    spool.release(seg.id, error="boom", next_attempt_at=later, round_exhausted=True)
+    assert spool.claim() is None
+    again = spool.claim(ignore_delay=True)
+    assert again is not None and again.rounds == 1 and again.last_error == "boom"
+
+
+def test_two_segments_with_one_key_never_upload_at_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.admit(_new(tmp_path, "a.mp4"))
+    twin = _new(tmp_path, "b.mp4")
+    spool.admit(dataclasses.replace(twin, s3_key="cam/a.mp4"))
+    first = spool.claim()
+    assert first is not None
+    assert spool.claim() is None, "the twin waits until the first upload ends"
+    spool.mark_uploaded(first.id, _obj(first.s3_key))
+    assert spool.claim() is not None
+
+
+def test_recover_requeues_and_finishes_interrupted_work(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    a = spool.admit(_new(tmp_path, "a.mp4", 0))
+    b = spool.admit(_new(tmp_path, "b.mp4", 5))
+    assert spool.claim() is not None and spool.claim() is not None  # both "uploading"
+    spool.mark_uploaded(b.id, _obj(b.s3_key))
+    spool.close()
+    again = Spool(tmp_path / "spool")  # a new process after a crash
+    fixed = again.recover()
+    assert fixed["uploading"] == 1
+    assert again.get(a.id).state is SegmentState.QUEUED
+    assert again.get(b.id).state is SegmentState.UPLOADED
+    assert [s.id for s in again.due_commits()] == [b.id], "a cut-off commit is due at once"
+
+
+def test_crash_during_staging_is_recovered(tmp_path: Path) -> None:
+    """Kill a process right after the journal row, before the file move."""
+    spool_dir = tmp_path / "spool"
+    src = tmp_path / "in" / "a.mp4"
+    src.parent.mkdir()
+    src.write_bytes(b"payload")
+    code = f"""
+import os, signal
+from datetime import datetime, timezone, timedelta
+from pathlib import Path
+import camvault.spool as sp
+from camvault.spool import Spool, NewSegment
+sp._move_durably = lambda s, d: os.kill(os.getpid(), signal.SIGKILL)
+t = datetime(2026, 11, 20, tzinfo=timezone.utc)
+Spool(Path({str(spool_dir)!r})).admit(NewSegment("cam", Path({str(src)!r}), t,
+    t + timedelta(seconds=1), 1.0, "h264", 1, 1, "mp4", "cam/a.mp4"))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                          env={**os.environ})
+    assert proc.returncode == -9, proc.stderr
+    spool = Spool(spool_dir)
+    assert [s.state for s in spool.segments()] == [SegmentState.STAGING]
+    assert spool.recover()["staging"] == 1
+    (seg,) = spool.segments()
+    assert seg.state is SegmentState.QUEUED and Path(seg.path).read_bytes() == b"payload"
+    assert not src.exists()
+
+
+def test_quarantine_keeps_the_file_and_the_reason(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 10)
+    dest = spool.quarantine(bad, "not a video container", camera_id="cam")
+    assert dest.read_bytes() == b"\x00" * 10 and not bad.exists()
+    reason = json.loads(Path(str(dest) + ".reason.json").read_text())
+    assert reason["reason"] == "not a video container" and reason["original_path"] == str(bad)
+    assert spool.quarantined()[0]["reason"] == "not a video container"
+
+
+def test_one_uploader_per_spool(tmp_path: Path) -> None:
+    a, b = Spool(tmp_path / "spool"), Spool(tmp_path / "spool")
+    a.lock_for_upload()
+    with pytest.raises(SpoolError, match="another camvault uploader"):
+        b.lock_for_upload()
+    a.close()
+    b.lock_for_upload()  # released with the first owner
+    b.close()
+
+
+def test_locally_journaled_errors_round_trip(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.journal_error({"segment_id": "s", "attempts": 4})
+    ((eid, payload),) = spool.pending_errors()
+    assert payload == {"segment_id": "s", "attempts": 4}
+    spool.drop_pending_error(eid)
+    assert spool.pending_errors() == []

@@ -52,10 +52,33 @@ def make_segment(path: Path, mb: int) -> Path:
     seconds = 30
     kbps = int(mb * 8 * 1024 / seconds)
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc2=size=1280x720:rate=30,noise=alls=40:allf=t", "-t", str(seconds),
-         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-b:v", f"{kbps}k",
-         "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k", "-movflags", "+faststart", str(path)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30,noise=alls=40:allf=t",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-b:v",
+            f"{kbps}k",
+            "-maxrate",
+            f"{kbps}k",
+            "-bufsize",
+            f"{kbps}k",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -69,15 +92,31 @@ def s5cmd_binary() -> str:
 
 
 def run_s5cmd(weed: SeaweedFS, bucket: str, files: list[Path], prefix: str) -> tuple[float, float]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": weed.access_key,
-           "AWS_SECRET_ACCESS_KEY": weed.secret_key, "AWS_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": weed.access_key,
+        "AWS_SECRET_ACCESS_KEY": weed.secret_key,
+        "AWS_REGION": "us-east-1",
+    }
     src_dir = files[0].parent
     cpu0 = cpu_seconds(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
-        [s5cmd_binary(), "--endpoint-url", weed.endpoint_url, "cp", "--sse", "AES256",
-         "--storage-class", "STANDARD", f"{src_dir}/*.mp4", f"s3://{bucket}/{prefix}/"],
-        check=True, env=env, stdout=subprocess.DEVNULL,
+        [
+            s5cmd_binary(),
+            "--endpoint-url",
+            weed.endpoint_url,
+            "cp",
+            "--sse",
+            "AES256",
+            "--storage-class",
+            "STANDARD",
+            f"{src_dir}/*.mp4",
+            f"s3://{bucket}/{prefix}/",
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - t0, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0
 
@@ -91,8 +130,7 @@ def run_camvault(settings: Settings, files: list[Path], start: datetime) -> tupl
         app.spool.lock_for_upload()
         pipeline = app.pipeline()
         stop = threading.Event()
-        worker = threading.Thread(target=pipeline.run, args=(stop,),
-                                  kwargs={"poll_seconds": 0.02})
+        worker = threading.Thread(target=pipeline.run, args=(stop,), kwargs={"poll_seconds": 0.02})
         worker.start()
         ingestor = app.ingestor()
         for i, f in enumerate(files):
@@ -114,7 +152,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
 
-    admin = os.environ.get("CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin = os.environ.get(
+        "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
     dbname = f"camvault_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -126,7 +166,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="camvault-bench-"))
     rows: list[dict[str, Any]] = []
     try:
-        print(f"making {args.files} × ~{args.mb} MB H.264 segments …", file=sys.stderr)
+        print(f"making {args.files} x ~{args.mb} MB H.264 segments …", file=sys.stderr)
         master = make_segment(work / "master.mp4", args.mb)
         src = work / "src"
         src.mkdir()
@@ -136,9 +176,11 @@ def main() -> None:
             s3 = weed.client()
             bucket = "bench"
             s3.create_bucket(Bucket=bucket)
-            os.environ.update(AWS_ACCESS_KEY_ID=weed.access_key,
-                              AWS_SECRET_ACCESS_KEY=weed.secret_key,
-                              AWS_DEFAULT_REGION="us-east-1")
+            os.environ.update(
+                AWS_ACCESS_KEY_ID=weed.access_key,
+                AWS_SECRET_ACCESS_KEY=weed.secret_key,
+                AWS_DEFAULT_REGION="us-east-1",
+            )
             for rnd in range(args.rounds):
                 for tool in ("camvault", "s5cmd") if rnd % 2 == 0 else ("s5cmd", "camvault"):
                     if tool == "s5cmd":
@@ -147,45 +189,80 @@ def main() -> None:
                         batch = work / f"cv{rnd}"
                         batch.mkdir()
                         copies = [Path(shutil.copy(f, batch / f.name)) for f in files]
-                        settings = Settings.model_validate({
-                            "database": {"url": db_url},
-                            "s3": {"bucket": bucket, "endpoint_url": weed.endpoint_url,
-                                   "addressing_style": "path", "prefix": f"cv/r{rnd}"},
-                            "spool": {"dir": str(work / f"spool{rnd}")},
-                            "upload": {"concurrency": args.concurrency},
-                        })
+                        settings = Settings.model_validate(
+                            {
+                                "database": {"url": db_url},
+                                "s3": {
+                                    "bucket": bucket,
+                                    "endpoint_url": weed.endpoint_url,
+                                    "addressing_style": "path",
+                                    "prefix": f"cv/r{rnd}",
+                                },
+                                "spool": {"dir": str(work / f"spool{rnd}")},
+                                "upload": {"concurrency": args.concurrency},
+                            }
+                        )
                         with App.open(settings) as app:
                             app.catalog.upsert_camera("bench")
                         start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=rnd)
                         wall, cpu = run_camvault(settings, copies, start)
-                    rows.append({"round": rnd, "tool": tool, "wall_s": wall, "cpu_s": cpu,
-                                 "mb": total_mb, "mb_per_s": total_mb / wall})
-                    print(f"  round {rnd} {tool:<9} {wall:6.2f} s  {total_mb / wall:7.1f} MB/s"
-                          f"  cpu {cpu:5.2f} s", file=sys.stderr)
+                    rows.append(
+                        {
+                            "round": rnd,
+                            "tool": tool,
+                            "wall_s": wall,
+                            "cpu_s": cpu,
+                            "mb": total_mb,
+                            "mb_per_s": total_mb / wall,
+                        }
+                    )
+                    print(
+                        f"  round {rnd} {tool:<9} {wall:6.2f} s  {total_mb / wall:7.1f} MB/s"
+                        f"  cpu {cpu:5.2f} s",
+                        file=sys.stderr,
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
 
     summary = {}
     for tool in ("camvault", "s5cmd"):
         mine = [r for r in rows if r["tool"] == tool]
         wall = statistics.median(r["wall_s"] for r in mine)
-        summary[tool] = {"median_wall_s": wall, "mb_per_s": total_mb / wall,
-                         "median_cpu_s": statistics.median(r["cpu_s"] for r in mine)}
+        summary[tool] = {
+            "median_wall_s": wall,
+            "mb_per_s": total_mb / wall,
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in mine),
+        }
     ratio = summary["camvault"]["mb_per_s"] / summary["s5cmd"]["mb_per_s"]
-    print(f"\n{args.files} files × {total_mb / args.files:.1f} MB = {total_mb:.0f} MB, "
-          f"{args.rounds} rounds, camvault concurrency {args.concurrency}")
+    print(
+        f"\n{args.files} files x {total_mb / args.files:.1f} MB = {total_mb:.0f} MB, "
+        f"{args.rounds} rounds, camvault concurrency {args.concurrency}"
+    )
     print(f"{'tool':<10} {'median wall':>12} {'MB/s':>9} {'client CPU':>11}")
     for tool, s in summary.items():
-        print(f"{tool:<10} {s['median_wall_s']:>10.2f} s {s['mb_per_s']:>9.1f} "
-              f"{s['median_cpu_s']:>9.2f} s")
+        print(
+            f"{tool:<10} {s['median_wall_s']:>10.2f} s {s['mb_per_s']:>9.1f} "
+            f"{s['median_cpu_s']:>9.2f} s"
+        )
     print(f"throughput ratio camvault/s5cmd = {ratio:.3f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "upload_throughput.json"
-    out.write_text(json.dumps({"args": vars(args), "rounds": rows, "summary": summary,
-                               "ratio": ratio, "at": datetime.now(UTC).isoformat()}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "rounds": rows,
+                "summary": summary,
+                "ratio": ratio,
+                "at": datetime.now(UTC).isoformat(),
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -57,23 +57,32 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def template_db(pg_admin_url: str) -> Iterator[str]:
     name = f"camvault_tpl_{os.getpid()}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     migrate(_with_db(pg_admin_url, name))
     yield name
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
 def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
     name = f"camvault_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template_db)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
     yield _with_db(pg_admin_url, name)
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -114,12 +123,19 @@ def make_settings(
         base: dict[str, Any] = {
             "data_dir": str(tmp_path / "data"),
             "database": {"url": db_url},
-            "s3": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url,
-                   "addressing_style": "path"},
+            "s3": {
+                "bucket": bucket,
+                "endpoint_url": seaweed.endpoint_url,
+                "addressing_style": "path",
+            },
             "spool": {"dir": str(tmp_path / "spool")},
-            "upload": {"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
-                       "redrive_base_seconds": 0.5, "redrive_max_seconds": 2.0,
-                       "poll_seconds": 0.2},
+            "upload": {
+                "backoff_base_seconds": 0.05,
+                "backoff_max_seconds": 0.2,
+                "redrive_base_seconds": 0.5,
+                "redrive_max_seconds": 2.0,
+                "poll_seconds": 0.2,
+            },
         }
         for section, values in overrides.items():
             if isinstance(values, dict):

@@ -85,9 +85,13 @@ def make_h264(
     audio: bool = False,
     creation_time: datetime | None = None,
     faststart: bool = True,
+    lossless: bool = False,
 ) -> Path:
-    """H.264 test pattern (libx264 ultrafast, no B-frames; GOP = ``gop`` or 1 s)."""
+    """H.264 test pattern (libx264 ultrafast, no B-frames; GOP = ``gop`` or 1 s).
+    ``lossless`` (qp 0) makes big files quickly, e.g. to exceed a multipart threshold."""
     vargs = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0"]
+    if lossless:
+        vargs += ["-qp", "0"]
     return _make(
         path,
         vargs,

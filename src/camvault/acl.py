@@ -73,10 +73,7 @@ class Grant:
     def __post_init__(self) -> None:
         if (self.user_id is None) == (self.group_id is None):
             raise InputError("a grant is held by exactly one of a user or a group")
-        if (self.window_start is None) != (self.window_end is None):
-            raise InputError("a footage window needs both --from and --to")
-        if self.window_start and self.window_end and self.window_end <= self.window_start:
-            raise InputError("the footage window must end after it starts (--to after --from)")
+        validate_window(self.window_start, self.window_end)
 
     @property
     def windowed(self) -> bool:

@@ -105,7 +105,11 @@ class App:
             connect_timeout=settings.database.connect_timeout_seconds,
             statement_timeout_ms=settings.database.statement_timeout_ms,
         )
-        spool = Spool(settings.spool.dir, settings.spool.quarantine)
+        spool = Spool(
+            settings.spool.dir,
+            settings.spool.quarantine,
+            crc32_min_bytes=settings.s3.multipart_threshold_mb * 1024 * 1024,
+        )
         return cls(settings, spool, Catalog(connector), connector)
 
     def close(self) -> None:

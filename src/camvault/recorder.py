@@ -479,13 +479,16 @@ class CameraRecorder:
 class Recorder:
     """One ``CameraRecorder`` thread per camera; ``stop()`` finalizes every open segment."""
 
-    def __init__(self, cameras: Iterable[CameraRecorder]) -> None:
+    def __init__(self, cameras: Iterable[CameraRecorder], *, stagger_seconds: float = 0.0) -> None:
         self.cameras = list(cameras)
+        self.stagger = stagger_seconds  # between camera starts: spreads the connection burst
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Recorder:
-        for cam in self.cameras:
+        for i, cam in enumerate(self.cameras):
+            if i and self.stagger and self._stop.wait(self.stagger):
+                break
             t = threading.Thread(
                 target=cam.run, args=(self._stop,), name=f"rec-{cam.source.camera_id}", daemon=True
             )

@@ -24,6 +24,7 @@ from camvault.catalog.migrate import migrate
 from camvault.config import Settings
 from camvault.errors import CamvaultError
 from camvault.ingest import DropWatcher, IngestResult
+from camvault.lifecycle import retention_warnings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class Runner:
         app.spool.lock_for_upload()
         recovered = app.spool.recover()
         app.register_cameras()
+        for warning in retention_warnings(settings.lifecycle):  # [lifecycle] sanity
+            self.say(f"warning: {warning}")
         store = app.store()
         if store.ensure_bucket(settings.s3.region):
             self.say(f"created bucket {store.bucket}")

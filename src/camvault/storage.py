@@ -218,15 +218,19 @@ class S3ObjectStore:
                         **args,
                     )
                 return StoredObject(
-                    bucket=self.bucket, key=key, size_bytes=size,
-                    etag=str(r.get("ETag", "")).strip('"'), storage_class=STORAGE_CLASS,
+                    bucket=self.bucket,
+                    key=key,
+                    size_bytes=size,
+                    etag=str(r.get("ETag", "")).strip('"'),
+                    storage_class=STORAGE_CLASS,
                     sse=r.get("ServerSideEncryption"),
                     metadata={k.lower(): v for k, v in metadata.items()},
                 )
-            # multipart via s3transfer: S3 verifies each part's CRC32; the caller HEADs the
-            # result and compares size and checksum header. s3transfer aborts the multipart
-            # upload itself when a part fails (the sweeper catches what a crash leaves).
-            args.update(ChecksumAlgorithm="CRC32")
+            # multipart via s3transfer: S3 checks each part and, on completion, the
+            # full-object CRC32 we computed while spooling (SHA-256 cannot be full-object on
+            # multipart). The caller HEADs the result. s3transfer aborts the upload itself
+            # when a part fails; the sweeper catches what a crash leaves behind.
+            args.update(ChecksumCRC32=crc32_b64, ChecksumType="FULL_OBJECT")
             self._s3.upload_file(str(path), self.bucket, key, ExtraArgs=args, Config=self._transfer)
             return None
         except Exception as exc:

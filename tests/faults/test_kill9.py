@@ -98,7 +98,7 @@ def _kill_run(trial: Trial, rng: random.Random) -> str:
     )
     assert proc.stdout is not None
     if rng.random() < 0.25:
-        plan = f"after {rng.uniform(0.3, 3.0):.2f} s"
+        plan = f"after {rng.uniform(0.2, 1.5):.2f} s"
         timer = threading.Timer(float(plan.split()[1]), proc.send_signal, (signal.SIGKILL,))
         timer.start()
         seen = [line.split()[0] for line in proc.stdout if line.strip()]

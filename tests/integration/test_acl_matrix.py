@@ -16,7 +16,6 @@ import pytest
 from camvault.acl import Grant, Permission, Principal, applies_to, can_see_camera, covers, effective
 from camvault.embedded import SeaweedFS
 from tests.integration.access_env import (
-    SEGMENT,
     T0,
     Rec,
     add_cameras,
@@ -62,22 +61,41 @@ def _seed(db_url: str, bucket: str) -> World:
             {"user": "alice", "camera_id": "cam1"},
             {"group": "ops", "camera_id": "cam2", "permission": Permission.EXPORT},
             # recordings 1-4 of cam3, by containment
-            {"user": "bob", "camera_id": "cam3", "window_start": r["cam3"][1].start,
-             "window_end": r["cam3"][4].end},
+            {
+                "user": "bob",
+                "camera_id": "cam3",
+                "window_start": r["cam3"][1].start,
+                "window_end": r["cam3"][4].end,
+            },
             # straddles recording 5: covers only recording 6
-            {"user": "bob", "camera_id": "cam3",
-             "window_start": r["cam3"][5].start + timedelta(minutes=1),
-             "window_end": r["cam3"][6].end},
+            {
+                "user": "bob",
+                "camera_id": "cam3",
+                "window_start": r["cam3"][5].start + timedelta(minutes=1),
+                "window_end": r["cam3"][6].end,
+            },
             {"user": "carol", "camera_id": "cam1", "expires_at": now - 24 * H},
             {"user": "carol", "camera_id": "cam2", "revoke": True},
-            {"user": "carol", "camera_id": "cam4", "permission": Permission.ADMIN,
-             "expires_at": now + 24 * H},
+            {
+                "user": "carol",
+                "camera_id": "cam4",
+                "permission": Permission.ADMIN,
+                "expires_at": now + 24 * H,
+            },
             {"user": "frank", "camera_id": "cam1"},
             # a single recording shared: the window is exactly that recording
-            {"user": "gina", "camera_id": "cam4", "window_start": r["cam4"][3].start,
-             "window_end": r["cam4"][3].end},
-            {"group": "night", "camera_id": "cam1", "window_start": r["cam1"][0].start,
-             "window_end": r["cam1"][1].end},
+            {
+                "user": "gina",
+                "camera_id": "cam4",
+                "window_start": r["cam4"][3].start,
+                "window_end": r["cam4"][3].end,
+            },
+            {
+                "group": "night",
+                "camera_id": "cam1",
+                "window_start": r["cam1"][0].start,
+                "window_end": r["cam1"][1].end,
+            },
         ]
         for item in spec:
             item = dict(item)
@@ -194,9 +212,10 @@ def check_matrix(client: httpx.Client, w: World) -> int:
                     issued += 1
                 else:
                     # not visible answers exactly like not there
-                    assert meta.json() == client.get(
-                        "/api/recordings/999999999", headers=bearer(token)
-                    ).json()
+                    assert (
+                        meta.json()
+                        == client.get("/api/recordings/999999999", headers=bearer(token)).json()
+                    )
     return issued
 
 
@@ -243,7 +262,8 @@ def test_acl_matrix(setup: Any, db_url: str) -> None:
         acc.update_user(world.principals["frank"].user_id, disabled=False)
     with psycopg.connect(db_url) as conn:
         conn.execute(
-            "UPDATE grants SET expires_at = %s WHERE id = %s", (now - timedelta(seconds=1), ops_grant.id)
+            "UPDATE grants SET expires_at = %s WHERE id = %s",
+            (now - timedelta(seconds=1), ops_grant.id),
         )
     world.grants = [
         replace(g, revoked_at=now)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import shutil
 import threading
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,7 @@ CASES = [
 ]
 
 
-def test_ingest_upload_commit_every_column(app: App, s3: Any, db_url: str,
-                                           tmp_path: Path) -> None:
+def test_ingest_upload_commit_every_column(app: App, s3: Any, db_url: str, tmp_path: Path) -> None:
     ingestor = app.ingestor()
     originals: dict[str, tuple[Path, Any, str, int, int, datetime]] = {}
     for i, (name, maker, kw, codec, w, h) in enumerate(CASES):
@@ -96,12 +96,13 @@ def test_ingest_upload_commit_every_column(app: App, s3: Any, db_url: str,
         assert meta["camera-id"] == "lobby-1"
         assert datetime.fromisoformat(meta["start"]) == start
         assert datetime.fromisoformat(meta["end"]) == start + timedelta(
-            seconds=seg.duration_seconds)
+            seconds=seg.duration_seconds
+        )
         assert float(meta["duration"]) == pytest.approx(seg.duration_seconds, abs=1e-5)
         assert meta["checksum"] == f"sha256:{digest}"
         assert meta["codec"] == codec
-        if "ChecksumSHA256" in head:  # the server verified and kept our full-object checksum
-            assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(digest)).decode()
+        # the server verified and kept our full-object checksum
+        assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(digest)).decode()
         body = s3.get_object(Bucket=app.settings.s3.bucket, Key=key)["Body"].read()
         assert body == orig.read_bytes()
 
@@ -124,8 +125,9 @@ def test_ingest_upload_commit_every_column(app: App, s3: Any, db_url: str,
     assert list((app.spool.files_dir).rglob("*.*")) == [], "spooled files are deleted"
 
 
-def test_same_file_twice_is_one_object_one_row(app: App, s3: Any, db_url: str,
-                                               tmp_path: Path) -> None:
+def test_same_file_twice_is_one_object_one_row(
+    app: App, s3: Any, db_url: str, tmp_path: Path
+) -> None:
     src = make_h264(tmp_path / "a.mp4", creation_time=T0)
     twin = shutil.copy(src, tmp_path / "b.mp4")
     ingestor = app.ingestor()
@@ -141,8 +143,9 @@ def test_same_file_twice_is_one_object_one_row(app: App, s3: Any, db_url: str,
     assert app.spool.stats()["pending"] == 0
 
 
-def test_different_object_at_same_key_is_never_overwritten(app: App, s3: Any, db_url: str,
-                                                           tmp_path: Path) -> None:
+def test_different_object_at_same_key_is_never_overwritten(
+    app: App, s3: Any, db_url: str, tmp_path: Path
+) -> None:
     ingestor = app.ingestor()
     first = make_h264(tmp_path / "first.mp4", seconds=2.0)
     other = make_h264(tmp_path / "other.mp4", seconds=3.0, size="640x360")
@@ -171,8 +174,9 @@ BAD = [
 ]
 
 
-def test_bad_input_is_quarantined_and_the_batch_goes_on(app: App, s3: Any, db_url: str,
-                                                        tmp_path: Path) -> None:
+def test_bad_input_is_quarantined_and_the_batch_goes_on(
+    app: App, s3: Any, db_url: str, tmp_path: Path
+) -> None:
     ingestor = app.ingestor()
     good1 = make_h264(tmp_path / "good1.mp4")
     bad_files = []
@@ -186,10 +190,11 @@ def test_bad_input_is_quarantined_and_the_batch_goes_on(app: App, s3: Any, db_ur
     sizes = {p.name: p.stat().st_size for p in [*bad_files, future, unknown]}
 
     results = [ingestor.ingest(good1, "lobby-1", start=T0)]
-    results += [ingestor.ingest(p, "lobby-1", start=T0 + timedelta(minutes=10 + i))
-                for i, p in enumerate(bad_files)]
-    results.append(ingestor.ingest(future, "lobby-1",
-                                   start=datetime.now(UTC) + timedelta(days=2)))
+    results += [
+        ingestor.ingest(p, "lobby-1", start=T0 + timedelta(minutes=10 + i))
+        for i, p in enumerate(bad_files)
+    ]
+    results.append(ingestor.ingest(future, "lobby-1", start=datetime.now(UTC) + timedelta(days=2)))
     results.append(ingestor.ingest(unknown, "no-such-cam", start=T0))
     results.append(ingestor.ingest(good2, "lobby-1", start=T0 + timedelta(minutes=5)))
 
@@ -209,8 +214,7 @@ def test_bad_input_is_quarantined_and_the_batch_goes_on(app: App, s3: Any, db_ur
 
     tally = _drain(app)
     assert tally.committed == 2
-    keys = sorted(o["Key"] for o in s3.list_objects_v2(
-        Bucket=app.settings.s3.bucket)["Contents"])
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=app.settings.s3.bucket)["Contents"])
     assert keys == sorted(r.segment.s3_key for r in results if r.ok)
     assert _count(db_url) == 2
 
@@ -236,3 +240,28 @@ def test_recordings_partition_created_on_demand(app: App, db_url: str, tmp_path:
     with psycopg.connect(db_url) as conn:
         part = conn.execute("SELECT tableoid::regclass::text FROM recordings").fetchone()
     assert part == ("recordings_y2019m03",)
+
+
+def test_large_segment_goes_multipart_with_full_object_crc32(
+    make_settings: Any, s3: Any, db_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(s3={"multipart_threshold_mb": 5, "multipart_chunk_mb": 5})
+    src = make_h264(tmp_path / "big.mp4", seconds=4.0, size="1280x720", fps=25, lossless=True)
+    assert src.stat().st_size > 5 * 1024 * 1024, "must exceed the multipart threshold"
+    data = src.read_bytes()
+    with App.open(settings) as app:
+        app.catalog.upsert_camera("lobby-1")
+        seg = app.ingestor().ingest(src, "lobby-1", start=T0).segment
+        assert seg is not None
+        assert _drain(app).committed == 1
+    head = s3.head_object(Bucket=settings.s3.bucket, Key=seg.s3_key, ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith(f"-{-(-len(data) // (5 * 1024 * 1024))}")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head.get("StorageClass", "STANDARD") == "STANDARD"
+    assert head["ChecksumType"] == "FULL_OBJECT"
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    assert head["ChecksumCRC32"] == crc
+    assert head["Metadata"]["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert s3.get_object(Bucket=settings.s3.bucket, Key=seg.s3_key)["Body"].read() == data
+    assert s3.list_multipart_uploads(Bucket=settings.s3.bucket).get("Uploads", []) == []
+    assert _row(db_url, seg.s3_key)["size_bytes"] == len(data)

@@ -15,10 +15,22 @@ from tests.media import make_h264, make_random_bytes
 
 
 @pytest.fixture
-def config(tmp_path: Path, db_url: str, seaweed: Any, bucket: str, aws_env: None,
-           monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("CAMVAULT_DATABASE_URL", "CAMVAULT_S3_BUCKET", "CAMVAULT_S3_ENDPOINT_URL",
-                "CAMVAULT_SPOOL_DIR", "CAMVAULT_SEGMENT_SECONDS", "CAMVAULT_CONFIG"):
+def config(
+    tmp_path: Path,
+    db_url: str,
+    seaweed: Any,
+    bucket: str,
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    for var in (
+        "CAMVAULT_DATABASE_URL",
+        "CAMVAULT_S3_BUCKET",
+        "CAMVAULT_S3_ENDPOINT_URL",
+        "CAMVAULT_SPOOL_DIR",
+        "CAMVAULT_SEGMENT_SECONDS",
+        "CAMVAULT_CONFIG",
+    ):
         monkeypatch.delenv(var, raising=False)
     path = tmp_path / "camvault.toml"
     path.write_text(f"""
@@ -31,7 +43,7 @@ endpoint_url = "{seaweed.endpoint_url}"
 prefix = "site-a"
 addressing_style = "path"
 [spool]
-dir = "{tmp_path / 'spool'}"
+dir = "{tmp_path / "spool"}"
 [recording]
 segment_seconds = 300
 [upload]
@@ -53,8 +65,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_full_operator_flow(config: Path, tmp_path: Path, s3: Any, bucket: str,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_operator_flow(
+    config: Path, tmp_path: Path, s3: Any, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     c = str(config)
     code, out, _ = run(capsys, "-c", c, "db", "migrate")
     assert code == 0 and "up to date" in out  # template is migrated; re-run is a no-op
@@ -65,12 +78,14 @@ def test_full_operator_flow(config: Path, tmp_path: Path, s3: Any, bucket: str,
 
     good = make_h264(tmp_path / "gate-3_20261120T080000Z.mp4", seconds=2.0)
     bad = make_random_bytes(tmp_path / "junk.mp4", 10_000)
-    code, out, _ = run(capsys, "-c", c, "ingest", "--camera", "gate-3", "--json",
-                       str(good), str(bad))
+    code, out, _ = run(
+        capsys, "-c", c, "ingest", "--camera", "gate-3", "--json", str(good), str(bad)
+    )
     assert code == 1  # partial: one file quarantined
     results = {Path(r["file"]).name: r for r in json.loads(out)}
     assert results[good.name]["ok"] and results[good.name]["s3_key"] == (
-        "site-a/gate-3/2026/11/20/gate-3_20261120T080000Z.mp4")
+        "site-a/gate-3/2026/11/20/gate-3_20261120T080000Z.mp4"
+    )
     assert not results["junk.mp4"]["ok"]
     assert Path(results["junk.mp4"]["quarantined_to"]).exists()
 
@@ -84,47 +99,99 @@ def test_full_operator_flow(config: Path, tmp_path: Path, s3: Any, bucket: str,
     head = s3.head_object(Bucket=bucket, Key=results[good.name]["s3_key"])
     assert head["ServerSideEncryption"] == "AES256"
 
-    code, out, _ = run(capsys, "-c", c, "recordings", "list", "--camera", "gate-3",
-                       "--start", "2026-11-20T07:59:59Z", "--end", "2026-11-20T08:00:01Z",
-                       "--json")
+    code, out, _ = run(
+        capsys,
+        "-c",
+        c,
+        "recordings",
+        "list",
+        "--camera",
+        "gate-3",
+        "--start",
+        "2026-11-20T07:59:59Z",
+        "--end",
+        "2026-11-20T08:00:01Z",
+        "--json",
+    )
     rows = json.loads(out)
     assert code == 0 and len(rows) == 1 and rows[0]["s3_key"].endswith("080000Z.mp4")
-    code, out, _ = run(capsys, "-c", c, "recordings", "list", "--camera", "gate-3",
-                       "--start", "2026-11-20T07:00:00Z", "--end", "2026-11-20T08:00:00Z")
+    code, out, _ = run(
+        capsys,
+        "-c",
+        c,
+        "recordings",
+        "list",
+        "--camera",
+        "gate-3",
+        "--start",
+        "2026-11-20T07:00:00Z",
+        "--end",
+        "2026-11-20T08:00:00Z",
+    )
     assert code == 0 and "0 recording(s)" in out  # half-open: ends where the segment starts
 
     code, out, _ = run(capsys, "-c", c, "status")
     assert "gate-3" in out and "pending: 0" in out
 
 
-def test_configured_cameras_are_registered(config: Path, capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+def test_configured_cameras_are_registered(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # lobby-1 comes from the config file: ingest accepts it before anything registered it
     f = make_h264(tmp_path / "x.mp4")
-    code, out, err = run(capsys, "-c", str(config), "ingest", "--camera", "lobby-1",
-                         "--start", "2026-11-20T08:00:00Z", str(f))
+    code, out, err = run(
+        capsys,
+        "-c",
+        str(config),
+        "ingest",
+        "--camera",
+        "lobby-1",
+        "--start",
+        "2026-11-20T08:00:00Z",
+        str(f),
+    )
     assert code == 0, err
     assert "spooled" in out
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["recordings", "list", "--camera", "lobby-1", "--start", "yesterday"],
-     "not an ISO 8601 time"),
-    (["recordings", "list", "--camera", "lobby-1", "--start", "2026-11-20T08:00:00"],
-     "no time zone"),
-])
-def test_malformed_times_are_usage_errors(config: Path, argv: list[str], needle: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (
+            ["recordings", "list", "--camera", "lobby-1", "--start", "yesterday"],
+            "not an ISO 8601 time",
+        ),
+        (
+            ["recordings", "list", "--camera", "lobby-1", "--start", "2026-11-20T08:00:00"],
+            "no time zone",
+        ),
+    ],
+)
+def test_malformed_times_are_usage_errors(
+    config: Path, argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["-c", str(config), *argv])
     assert exc.value.code == 2
     assert needle in capsys.readouterr().err
 
 
-def test_reversed_range_and_unknown_camera(config: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "-c", str(config), "recordings", "list", "--camera", "lobby-1",
-                       "--start", "2026-11-20T09:00:00Z", "--end", "2026-11-20T08:00:00Z")
+def test_reversed_range_and_unknown_camera(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys,
+        "-c",
+        str(config),
+        "recordings",
+        "list",
+        "--camera",
+        "lobby-1",
+        "--start",
+        "2026-11-20T09:00:00Z",
+        "--end",
+        "2026-11-20T08:00:00Z",
+    )
     assert code == 2 and "must be after --start" in err
     code, _, err = run(capsys, "-c", str(config), "recordings", "list", "--camera", "nope")
     assert code == 2 and "no camera 'nope'" in err
@@ -132,8 +199,9 @@ def test_reversed_range_and_unknown_camera(config: Path,
     assert code == 2 and "invalid camera id" in err
 
 
-def test_bad_config_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_config_fails_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CAMVAULT_CONFIG", raising=False)
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[upload]\nconcurency = 4\n")
@@ -144,8 +212,9 @@ def test_bad_config_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "does not exist" in err
 
 
-def test_unreachable_database_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_database_is_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CAMVAULT_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     monkeypatch.setenv("CAMVAULT_DATABASE_CONNECT_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("CAMVAULT_SPOOL_DIR", str(tmp_path / "spool"))
@@ -173,5 +242,6 @@ def test_drop_directory_is_watched(make_settings: Any, tmp_path: Path) -> None:
         results = watcher.scan_once(now=101.5)
         assert [r.source.name for r in results] == [f.name] and results[0].ok
         assert results[0].segment and results[0].segment.start_time == datetime(
-            2026, 11, 20, 8, 0, tzinfo=UTC)
+            2026, 11, 20, 8, 0, tzinfo=UTC
+        )
         assert partial.exists() and (drop / ".hidden.mp4").exists()

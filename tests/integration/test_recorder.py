@@ -224,14 +224,17 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
     settings = _settings(make_settings, camera.url)
     config = _toml(settings, tmp_path / "camvault.toml")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "camvault"), "-v", "-v", "--config", str(config), "run"],
+        [str(Path(sys.executable).parent / "camvault"), "-v", "--config", str(config), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ},
     )
     try:
         _wait(
-            lambda: _rows(db_url, "SELECT 1 FROM recordings WHERE camera_id = %s", CAM),
+            lambda: (
+                proc.poll() is not None
+                or _rows(db_url, "SELECT 1 FROM recordings WHERE camera_id = %s", CAM)
+            ),
             90,
             "a recording row from `camvault run`",
         )
@@ -241,8 +244,10 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            out, _ = proc.communicate()
+            print(out.decode("utf-8", "replace")[-5000:])
     text = out.decode("utf-8", "replace")
+    print("\n".join(ln for ln in text.splitlines() if "botocore" not in ln)[-8000:])
     assert proc.returncode == 0, text[-3000:]
     assert "s3cr3t-pw" not in text  # credentials are masked in every log line
     assert "viewer:***@" in text
@@ -257,3 +262,35 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
         assert abs((b["start_time"] - a["end_time"]).total_seconds()) <= 1 / FPS
     leftovers = list((settings.spool.dir / "recording").rglob("*.mp4"))
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("option", "element", "kept"), [("audio", "voaacenc", True), ("pcma", "alawenc", False)]
+)
+def test_audio_aac_is_copied_other_audio_dropped_and_logged(
+    option: str,
+    element: str,
+    kept: bool,
+    make_settings: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    missing = unavailable(element)
+    if missing:
+        pytest.skip(missing)
+    results: list[IngestResult] = []
+    with RtspCamera(tmp_path / "rtsp.log", fps=FPS, **{option: True}) as cam:
+        settings = _settings(make_settings, cam.url)
+        with App.open(settings) as app:
+            app.register_cameras()
+            with app.recorder(on_result=results.append):
+                _wait(lambda: results, 60, "a segment")
+            segments = [r.segment for r in results if r.segment is not None]
+            assert segments
+            with av.open(segments[0].path) as c:
+                audio = [s.codec_context.name for s in c.streams.audio]
+                video = [s.codec_context.name for s in c.streams.video]
+    assert video == ["h264"]
+    assert audio == (["aac"] if kept else [])
+    dropped = [r.getMessage() for r in caplog.records if "cannot go into MP4" in r.getMessage()]
+    assert bool(dropped) is not kept

@@ -46,8 +46,9 @@ with App.open(settings) as app:
 
 
 @pytest.mark.parametrize("point", ["before_commit", "after_commit"])
-def test_kill9_between_stages_then_replay(point: str, make_settings: Any, s3: Any,
-                                          db_url: str, tmp_path: Path) -> None:
+def test_kill9_between_stages_then_replay(
+    point: str, make_settings: Any, s3: Any, db_url: str, tmp_path: Path
+) -> None:
     settings = make_settings()
     with App.open(settings) as app:
         app.catalog.upsert_camera("lobby-1")
@@ -55,8 +56,13 @@ def test_kill9_between_stages_then_replay(point: str, make_settings: Any, s3: An
     assert seg is not None
     cfg = tmp_path / "settings.json"
     cfg.write_text(settings.model_dump_json())
-    proc = subprocess.run([sys.executable, "-c", WORKER, str(cfg), point],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, str(cfg), point],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
     assert proc.returncode == -9, proc.stderr
 
     # the object is in S3 after the crash; the file is still in the spool

@@ -6,6 +6,7 @@ the audit rows and the catalog's restore status. The API runs as in production: 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,12 +18,14 @@ from camvault.acl import Permission
 from camvault.api import ApiServices, create_app
 from camvault.api.routes_restore import RestoreGate
 from camvault.api.server import ApiServer
-from camvault.archive import S3Archive
+from camvault.archive import ObjectState, S3Archive
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.config import ApiSettings, S3Settings
-from camvault.restore import RestoreService
+from camvault.errors import ObjectArchived
+from camvault.lifecycle import parse_restore_header
+from camvault.restore import Actor, RestoreService
 from camvault.storage import S3ObjectStore, make_client
 from tests.integration.access_env import add_cameras, add_recordings, bearer, service_access
 from tests.integration.moto_s3 import (  # noqa: F401 (fixture)
@@ -59,7 +62,7 @@ def world(moto_endpoint: str, db_url: str) -> Iterator[dict[str, Any]]:  # noqa:
     s3_settings = S3Settings(
         bucket=bucket, region=REGION, endpoint_url=moto_endpoint, addressing_style="path"
     )
-    client = make_client(s3_settings, credentials=tuple(CREDENTIALS.values()))  # type: ignore[arg-type]
+    client = make_client(s3_settings, credentials=("testing", "testing"))
     connector = PsycopgConnector(db_url, max_size=4)
     as_api = RoleConnector(connector, "camvault_api")
     archive = S3Archive(client, bucket)
@@ -153,3 +156,50 @@ def test_default_tier_and_unarchived_and_invisible(world: dict[str, Any], db_url
     assert r.status_code == 202 and (r.json()["tier"], r.json()["days"]) == ("Bulk", 3)
     r = http.post("/api/recordings/999999/restore", headers=bearer(world["exporter"]))
     assert r.status_code == 404
+
+
+class SlowGlacier:
+    """An archive whose restores take a while (moto's finish at once): the in-progress and
+    completion paths, on the real catalog."""
+
+    bucket = "slow"
+
+    def __init__(self) -> None:
+        self.restore_header: str | None = None
+
+    def head(self, key: str) -> ObjectState:
+        return ObjectState(
+            key, 10, datetime.now(UTC), "GLACIER", parse_restore_header(self.restore_header)
+        )
+
+    def restore(self, key: str, *, days: int, tier: str) -> str:
+        self.restore_header = 'ongoing-request="true"'
+        return "started"
+
+
+def test_restore_in_progress_then_completed_by_polling(db_url: str) -> None:
+    add_cameras(db_url, CAM)
+    rec = add_recordings(db_url, CAM, 1, bucket="slow")[0]
+    archive = SlowGlacier()
+    connector = PsycopgConnector(db_url, max_size=2)
+    try:
+        svc = RestoreService(LifecycleCatalog(connector), archive)  # type: ignore[arg-type]
+        st = svc.request(rec.id, Actor(None, "ops"), tier="Bulk", days=1)
+        assert st.status == "in_progress"
+        with pytest.raises(ObjectArchived) as info:
+            svc.playable(rec.id)
+        assert info.value.state["status"] == "in_progress"
+        assert svc.poll_pending() == 0  # still going
+        archive.restore_header = (
+            'ongoing-request="false", expiry-date="Fri, 01 Jan 2100 00:00:00 GMT"'
+        )
+        assert svc.poll_pending() == 1
+        assert svc.playable(rec.id)["id"] == rec.id
+    finally:
+        connector.close()
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT status, restored_until FROM restores").fetchone()
+    assert row is not None and row["status"] == "restored"
+    assert row["restored_until"] == datetime(2100, 1, 1, tzinfo=UTC)
+    actions = [a["action"] for a in audit_rows(db_url)]
+    assert actions == ["restore.request", "restore.completed"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from psycopg import sql
 from camvault.acl import Permission
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.catalog.access import AccessCatalog, Identity, RoleConnector
+from camvault.catalog.migrate import migrate
 from camvault.models import Recording
 from tests.integration.access_env import T0, add_cameras, add_recordings, service_access
 
@@ -22,10 +25,9 @@ SERVICE_LOGIN = "camvault_test_service_login"
 def _login_role(admin_url: str, name: str, member_of: str) -> None:
     """A login role in the (cluster-global) role; idempotent across test sessions."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        try:
+        # roles are cluster-global: another session may have created it already
+        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-            pass
         conn.execute(
             sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(name))
         )
@@ -50,9 +52,7 @@ def world(db_url: str) -> dict[str, Any]:
         acc.add_grant(camera_id="cam-a", user="alice")
         # alice sees cam-b only for 10 minutes of footage: recordings 2 and 3
         w = recs["cam-b"]
-        acc.add_grant(
-            camera_id="cam-b", user="alice", window_start=w[2].start, window_end=w[3].end
-        )
+        acc.add_grant(camera_id="cam-b", user="alice", window_start=w[2].start, window_end=w[3].end)
         acc.add_grant(
             camera_id="cam-c", user="alice", expires_at=datetime.now(UTC) - timedelta(hours=1)
         )
@@ -102,8 +102,9 @@ def test_partitions_queried_directly_hide_forbidden_rows(
             )
         ]
         seen_rows = {
-            p: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(p)))
-            .fetchone()[0]  # type: ignore[index]
+            p: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(p))
+            ).fetchone()[0]  # type: ignore[index]
             for p in parts
         }
     assert sum(1 for n in seen_rows.values() if n) >= 2  # rows really are in 2+ partitions
@@ -140,7 +141,8 @@ def test_every_partition_forced_including_new_ones(db_url: str) -> None:
 def test_api_role_owns_nothing_and_cannot_bypass(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         role = conn.execute(
-            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'camvault_api'"
+            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles"
+            " WHERE rolname = 'camvault_api'"
         ).fetchone()
         owned = conn.execute(
             "SELECT count(*) FROM pg_class WHERE relowner = 'camvault_api'::regrole"
@@ -169,7 +171,9 @@ def test_cameras_and_audit_log_policies(world: dict[str, Any], api_conn: Any) ->
         api_conn.execute("INSERT INTO audit_log (user_id, action) VALUES (%s, 'forged')", (bob.id,))
     with pytest.raises(psycopg.errors.InsufficientPrivilege), api_conn.transaction():
         api_conn.execute("SELECT set_config('camvault.user_id', %s, true)", (str(alice.id),))
-        api_conn.execute("INSERT INTO grants (user_id, camera_id) VALUES (%s, 'cam-c')", (alice.id,))
+        api_conn.execute(
+            "INSERT INTO grants (user_id, camera_id) VALUES (%s, 'cam-c')", (alice.id,)
+        )
     with pytest.raises(psycopg.errors.InsufficientPrivilege), api_conn.transaction():
         api_conn.execute("SELECT token_hash FROM api_tokens")
     with api_conn.transaction():
@@ -271,3 +275,53 @@ def test_grant_permissions_are_ordered(world: dict[str, Any], db_url: str) -> No
         assert [x.grant.id for x in acc.list_grants(user="bob", include_revoked=True)] == [
             g.grant.id
         ]
+
+
+def test_non_superuser_owner_migrates_and_is_subject_to_force(pg_admin_url: str) -> None:
+    """Migrations as a separate (non-superuser) owner role: with FORCE the owner itself goes
+    through the policies — the service policies let its spine work; as the API role it
+    sees nothing without a user."""
+    owner = "camvault_test_owner"
+    dbname = f"camvault_own_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(owner)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(owner)
+            )
+        )
+    url = _as(_with_db(pg_admin_url, dbname), owner)
+    try:
+        migrate(url)
+        assert migrate(url) == []  # idempotent, roles included
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO cameras (id) VALUES ('own-1')")
+            conn.execute("SELECT camvault_ensure_partition(%s)", (T0,))
+            conn.execute(
+                "INSERT INTO recordings (camera_id, start_time, end_time, duration_seconds,"
+                " s3_bucket, s3_key, size_bytes, checksum_algorithm, checksum, codec, width,"
+                " height, etag) VALUES ('own-1', %s, %s, 300, 'b', 'k', 1, 'sha256', 'c',"
+                " 'h264', 1, 1, 'e')",
+                (T0, T0 + timedelta(minutes=5)),
+            )
+            conn.commit()
+            assert conn.execute("SELECT count(*) FROM recordings").fetchone() == (1,)
+            owner_row = conn.execute(
+                "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'recordings'"
+            ).fetchone()
+            assert owner_row == (owner,)
+            with conn.transaction():
+                conn.execute("SET LOCAL ROLE camvault_api")
+                assert conn.execute("SELECT count(*) FROM recordings").fetchone() == (0,)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+
+
+def _with_db(url: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]

@@ -26,13 +26,14 @@ def _reader(stream: object, q: queue.Queue[str]) -> None:
 
 
 def test_run_on_embedded_defaults_archives_demo_segments(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CAMVAULT_", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMVAULT_", "AWS_"))}
     cmd = [sys.executable, "-m", "camvault", "run", "--demo-segment-seconds", "2"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     seen: list[str] = []
     uploaded: list[str] = []
     deadline = time.monotonic() + BUDGET_SECONDS
@@ -50,13 +51,19 @@ def test_run_on_embedded_defaults_archives_demo_segments(tmp_path: Path) -> None
         # the catalog and the bucket agree, seen from outside the process
         state = json.loads((tmp_path / ".camvault" / "embedded.json").read_text())
         with psycopg.connect(state["database_url"]) as conn:
-            keys = {r[0] for r in conn.execute(
-                "SELECT s3_key FROM recordings WHERE camera_id = 'demo-1'")}
+            keys = {
+                r[0]
+                for r in conn.execute("SELECT s3_key FROM recordings WHERE camera_id = 'demo-1'")
+            }
         assert set(uploaded) <= keys
-        s3 = boto3.client("s3", endpoint_url=state["s3_endpoint_url"],
-                          aws_access_key_id=state["s3_access_key"],
-                          aws_secret_access_key=state["s3_secret_key"], region_name="us-east-1",
-                          config=Config(s3={"addressing_style": "path"}))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=state["s3_endpoint_url"],
+            aws_access_key_id=state["s3_access_key"],
+            aws_secret_access_key=state["s3_secret_key"],
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
         head = s3.head_object(Bucket="camvault", Key=uploaded[0])
         assert head["ServerSideEncryption"] == "AES256"
         assert head["Metadata"]["camera-id"] == "demo-1"
@@ -67,8 +74,11 @@ def test_run_on_embedded_defaults_archives_demo_segments(tmp_path: Path) -> None
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+    reader.join(timeout=10)  # the process has exited: the reader reaches EOF
     while not lines.empty():
         seen.append(lines.get())
+    assert proc.stdout is not None
+    proc.stdout.close()
     out = "".join(seen)
     assert code == 0, out
     assert "stopped" in out

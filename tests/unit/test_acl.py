@@ -113,6 +113,9 @@ def test_time_range_defaults_and_errors() -> None:
         ("2026-11-20T10:00:00Z", "2026-11-20T09:00:00Z"): "end",  # reversed
         ("2026-01-01T00:00:00Z", "2026-11-20T00:00:00Z"): "end",  # too long
         ("x" * 100, None): "start",
+        (None, "0001-01-01T12:00:00Z"): "end",  # the default start would be before year 1
+        ("9999-12-31T12:00:00Z", None): "start",
+        ("0001-01-01T00:00:00+14:00", None): "start",
     }
     for (s, e), field in cases.items():
         with pytest.raises(ApiError) as err:

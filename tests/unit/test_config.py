@@ -36,7 +36,11 @@ def test_design_brief_example_is_accepted(tmp_path: Path) -> None:
     s = load_settings(f, environ={})
     assert s.database.url.startswith("postgresql://camvault@db.example")
     assert (s.s3.bucket, s.s3.region, s.s3.endpoint_url, s.s3.prefix) == (
-        "acme-cctv", "eu-west-1", "", "")
+        "acme-cctv",
+        "eu-west-1",
+        "",
+        "",
+    )
     assert s.spool.dir == Path("/var/lib/camvault/spool")
     assert [c.id for c in s.cameras] == ["lobby-1", "dock-2"]
     assert s.cameras[1].url is None
@@ -46,16 +50,19 @@ def test_design_brief_example_is_accepted(tmp_path: Path) -> None:
 def test_environment_overrides_file(tmp_path: Path) -> None:
     f = tmp_path / "camvault.toml"
     f.write_text(DESIGN_EXAMPLE)
-    s = load_settings(f, environ={
-        "CAMVAULT_DATABASE_URL": "postgresql://other/db",
-        "CAMVAULT_S3_BUCKET": "b2",
-        "CAMVAULT_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
-        "CAMVAULT_SPOOL_DIR": "/tmp/sp",
-        "CAMVAULT_SEGMENT_SECONDS": "60",
-        "CAMVAULT_UPLOAD_MAX_RETRIES": "5",
-        "CAMVAULT_TEST_DATABASE_URL": "ignored",
-        "UNRELATED": "x",
-    })
+    s = load_settings(
+        f,
+        environ={
+            "CAMVAULT_DATABASE_URL": "postgresql://other/db",
+            "CAMVAULT_S3_BUCKET": "b2",
+            "CAMVAULT_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "CAMVAULT_SPOOL_DIR": "/tmp/sp",
+            "CAMVAULT_SEGMENT_SECONDS": "60",
+            "CAMVAULT_UPLOAD_MAX_RETRIES": "5",
+            "CAMVAULT_TEST_DATABASE_URL": "ignored",
+            "UNRELATED": "x",
+        },
+    )
     assert s.database.url == "postgresql://other/db"
     assert s.s3.bucket == "b2" and s.s3.endpoint_url == "http://127.0.0.1:9000"
     assert s.spool.dir == Path("/tmp/sp")
@@ -70,19 +77,25 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert s.recording.segment_seconds == 300
     assert s.s3.endpoint_url is None  # not configured → embedded in `camvault run`
     assert s.database.url == ""
-    assert (s.upload.max_retries, s.upload.backoff_base_seconds,
-            s.upload.backoff_max_seconds) == (3, 1.0, 30.0)
+    assert (s.upload.max_retries, s.upload.backoff_base_seconds, s.upload.backoff_max_seconds) == (
+        3,
+        1.0,
+        30.0,
+    )
 
 
-@pytest.mark.parametrize(("text", "env", "needle"), [
-    ("[upload]\nconcurency = 4\n", {}, "upload.concurency"),
-    ("[upload]\nconcurrency = 0\n", {}, "upload.concurrency"),
-    ("", {"CAMVAULT_UPLOAD_CONCURRENCY": "many"}, "upload.concurrency"),
-    ("[[cameras]]\nid = '../x'\n", {}, "cameras.0.id"),
-    ("[[cameras]]\nid = 'a'\n[[cameras]]\nid = 'a'\n", {}, "listed twice"),
-    ("[lifecycle]\ntransition_after_days = 30\nexpire_after_days = 10\n", {}, "expire_after"),
-    ("[s3\nbucket=1", {}, "cannot read config"),
-])
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        ("[upload]\nconcurency = 4\n", {}, "upload.concurency"),
+        ("[upload]\nconcurrency = 0\n", {}, "upload.concurrency"),
+        ("", {"CAMVAULT_UPLOAD_CONCURRENCY": "many"}, "upload.concurrency"),
+        ("[[cameras]]\nid = '../x'\n", {}, "cameras.0.id"),
+        ("[[cameras]]\nid = 'a'\n[[cameras]]\nid = 'a'\n", {}, "listed twice"),
+        ("[lifecycle]\ntransition_after_days = 30\nexpire_after_days = 10\n", {}, "expire_after"),
+        ("[s3\nbucket=1", {}, "cannot read config"),
+    ],
+)
 def test_invalid_settings_fail_with_one_clear_line(
     tmp_path: Path, text: str, env: dict[str, str], needle: str
 ) -> None:

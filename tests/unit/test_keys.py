@@ -14,9 +14,11 @@ T = datetime(2026, 11, 26, 13, 4, 55, 812000, tzinfo=UTC)
 
 def test_key_layout_matches_the_design() -> None:
     assert object_key("", "lobby-1", T, "mp4") == (
-        "lobby-1/2026/11/26/lobby-1_20261126T130455Z.mp4")
+        "lobby-1/2026/11/26/lobby-1_20261126T130455Z.mp4"
+    )
     assert object_key("acme/", "lobby-1", T, ".MP4") == (
-        "acme/lobby-1/2026/11/26/lobby-1_20261126T130455Z.mp4")
+        "acme/lobby-1/2026/11/26/lobby-1_20261126T130455Z.mp4"
+    )
 
 
 def test_key_uses_utc_whatever_the_input_zone() -> None:
@@ -50,8 +52,9 @@ def test_prefix_normalization() -> None:
 
 @given(
     camera=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True),
-    start=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
-                       timezones=st.just(UTC)),
+    start=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
     prefix=st.sampled_from(["", "p/", "deep/er/"]),
     ext=st.sampled_from(["mp4", "mkv", "ts", "mov"]),
 )
@@ -60,19 +63,24 @@ def test_parse_inverts_key(camera: str, start: datetime, prefix: str, ext: str) 
     assert parse_key(prefix, key) == (camera, start.replace(microsecond=0), ext)
 
 
-@given(a=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
-       b=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
+@given(
+    a=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    b=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+)
 def test_keys_sort_by_time_within_a_camera(a: datetime, b: datetime) -> None:
     a, b = a.replace(tzinfo=UTC, microsecond=0), b.replace(tzinfo=UTC, microsecond=0)
     ka, kb = object_key("", "cam", a, "mp4"), object_key("", "cam", b, "mp4")
     assert (ka < kb) == (a < b)
 
 
-@pytest.mark.parametrize("key", [
-    "lobby-1/2026/11/26/other_20261126T130455Z.mp4",  # camera mismatch
-    "lobby-1/2026/11/27/lobby-1_20261126T130455Z.mp4",  # date path disagrees
-    "lobby-1/2026/11/26/lobby-1_20261126T130455.mp4",  # no Z
-    "notes.txt",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "lobby-1/2026/11/26/other_20261126T130455Z.mp4",  # camera mismatch
+        "lobby-1/2026/11/27/lobby-1_20261126T130455Z.mp4",  # date path disagrees
+        "lobby-1/2026/11/26/lobby-1_20261126T130455.mp4",  # no Z
+        "notes.txt",
+    ],
+)
 def test_parse_rejects_foreign_keys(key: str) -> None:
     assert parse_key("", key) is None

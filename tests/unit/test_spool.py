@@ -24,10 +24,18 @@ def _new(tmp: Path, name: str, minute: int = 0, body: bytes = b"video") -> NewSe
     src.parent.mkdir(parents=True, exist_ok=True)
     src.write_bytes(body)
     start = T0 + timedelta(minutes=minute)
-    return NewSegment(camera_id="cam", source=src, start_time=start,
-                      end_time=start + timedelta(seconds=300), duration_seconds=300.0,
-                      codec="h264", width=640, height=360, ext="mp4",
-                      s3_key=f"cam/{name}")
+    return NewSegment(
+        camera_id="cam",
+        source=src,
+        start_time=start,
+        end_time=start + timedelta(seconds=300),
+        duration_seconds=300.0,
+        codec="h264",
+        width=640,
+        height=360,
+        ext="mp4",
+        s3_key=f"cam/{name}",
+    )
 
 
 def _obj(key: str) -> StoredObject:
@@ -117,8 +125,9 @@ t = datetime(2026, 11, 20, tzinfo=timezone.utc)
 Spool(Path({str(spool_dir)!r})).admit(NewSegment("cam", Path({str(src)!r}), t,
     t + timedelta(seconds=1), 1.0, "h264", 1, 1, "mp4", "cam/a.mp4"))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
-                          env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, env={**os.environ}
+    )
     assert proc.returncode == -9, proc.stderr
     spool = Spool(spool_dir)
     assert [s.state for s in spool.segments()] == [SegmentState.STAGING]

@@ -70,10 +70,13 @@ def time_range(
 ) -> tuple[datetime, datetime]:
     t_end = parse_time(end, "end")
     t_start = parse_time(start, "start")
-    if t_end is None:
-        t_end = t_start + default_span if t_start is not None else now
-    if t_start is None:
-        t_start = t_end - default_span
+    try:
+        if t_end is None:
+            t_end = t_start + default_span if t_start is not None else now
+        if t_start is None:
+            t_start = t_end - default_span
+    except OverflowError:  # a default span past year 1 or 9999
+        raise bad("start" if start else "end", "out of range") from None
     if t_end <= t_start:
         raise bad("end", "must be after start")
     if t_end - t_start > max_span:

@@ -23,7 +23,7 @@ from camvault.catalog.connector import PsycopgConnector
 from camvault.errors import ServiceUnavailable
 from camvault.pipeline import Tally
 
-HEALTH_PROBE_KEY = "camvault-healthz-probe"
+HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
 
 
 def metrics_source(app: App, tally: Callable[[], Tally] | None = None) -> MetricsSource:
@@ -65,7 +65,9 @@ def build_services(
     store = app.store()
 
     def s3_check() -> None:
-        store.head(HEALTH_PROBE_KEY)  # raises when S3 or the bucket cannot be reached
+        # a LIST under an empty prefix: raises when S3 or the bucket cannot be reached
+        # (a HEAD of a missing key answers a bare 404 even when the bucket is missing)
+        next(iter(store.list_keys(HEALTH_PROBE_PREFIX)), None)
 
     services = ApiServices(
         access=access,

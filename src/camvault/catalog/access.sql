@@ -147,12 +147,14 @@ SELECT id, name, segment_seconds, enabled, created_at FROM cameras WHERE id = %(
 
 -- name: recordings_page
 -- Overlap semantics (a segment straddling `start` is included), keyset on (start_time, id).
--- The (camera_id, end_time) index bounds the scan from `start`; no OR-ed optional keyset
+-- No recording is longer than 6 hours (CHECK recordings_max_length), so the scan of the
+-- (camera_id, start_time) index is bounded on both sides. No OR-ed optional keyset
 -- condition, so the plan stays an index range scan when it is prepared.
 SELECT * FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
    AND start_time < %(end)s
+   AND start_time > %(start)s::timestamptz - interval '6 hours'
  ORDER BY start_time, id
  LIMIT %(limit)s;
 
@@ -161,6 +163,7 @@ SELECT * FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
    AND start_time < %(end)s
+   AND start_time > %(start)s::timestamptz - interval '6 hours'
    AND (start_time, id) > (%(after_start)s, %(after_id)s)
  ORDER BY start_time, id
  LIMIT %(limit)s;

@@ -12,16 +12,23 @@ from typing import Any
 from camvault.app import App
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
 from camvault.config import Settings
+from camvault.errors import InputError
+from camvault.ingest import DropWatcher, IngestResult
 from camvault.models import Segment
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ingest", help="validate segment files and add them to the spool")
-    p.add_argument("--camera", required=True, help="camera id the files belong to")
+    p.add_argument("--camera", help="camera id the files belong to")
     p.add_argument(
         "--start", type=parse_time, help="start time of the (single) file, ISO 8601 with zone"
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="watch the drop_dir of every configured camera (or --camera) until Ctrl-C",
+    )
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     json_flag(p)
     p.set_defaults(handler=cmd_ingest)
 
@@ -43,6 +50,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(settings, args)
+    if not args.camera or not args.files:
+        raise InputError("ingest needs --camera CAM and at least one FILE (or --watch)")
     if args.start is not None and len(args.files) > 1:
         print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
         return 2
@@ -136,3 +147,37 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return Runner(
         settings, demo=not args.no_demo, demo_segment_seconds=args.demo_segment_seconds
     ).run(stop)
+
+
+def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    drops = {
+        c.id: Path(c.drop_dir)
+        for c in settings.cameras
+        if c.drop_dir and c.enabled and (args.camera in (None, c.id))
+    }
+    if not drops:
+        raise InputError(
+            "no drop directories to watch: give cameras a drop_dir in the config"
+            + (f" (camera {args.camera!r} has none)" if args.camera else "")
+        )
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with App.open(settings) as app:
+        app.register_cameras()
+
+        def report(r: IngestResult) -> None:
+            if r.segment:
+                print(f"spooled    {r.source}  →  {r.segment.s3_key}", flush=True)
+            else:
+                print(f"quarantined {r.source}: {r.reason}", flush=True)
+
+        watcher = DropWatcher(
+            app.ingestor(),
+            drops,
+            settle_seconds=settings.spool.drop_settle_seconds,
+            poll_seconds=settings.spool.drop_poll_seconds,
+            on_result=report,
+        )
+        print("watching " + ", ".join(f"{k}={v}" for k, v in drops.items()), file=sys.stderr)
+        watcher.run(stop)
+    return EXIT_OK

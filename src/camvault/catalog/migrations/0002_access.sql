@@ -41,6 +41,12 @@ BEGIN
     END IF;
 END $$;
 
+-- Listings bound their index scan with start_time > start - 6 hours (see access.sql
+-- recordings_page), which is only correct if no recording is longer than that. Segments
+-- are at most an hour (segment_seconds <= 3600); this makes the assumption a rule.
+ALTER TABLE recordings ADD CONSTRAINT recordings_max_length
+    CHECK (end_time <= start_time + interval '6 hours');
+
 CREATE TABLE users (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name       text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$'),
@@ -126,48 +132,64 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE FUNCTION camvault_is_admin() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT coalesce((SELECT is_admin AND NOT disabled FROM users
-                      WHERE id = camvault_current_user_id()), false)
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN coalesce((SELECT is_admin AND NOT disabled FROM users
+                      WHERE id = camvault_current_user_id()), false);
+END $$;
 
--- Active grants held by the acting user directly or through a group.
+-- Active grants held by the acting user directly or through a group. Two index probes
+-- (grants_user_idx, group_members_user_idx + grants_group_idx) — an OR would scan grants.
+-- The helpers are PL/pgSQL: their statements' plans are cached per session, where a SQL
+-- function that cannot be inlined would be planned again on every query.
 CREATE FUNCTION camvault_my_grants()
-RETURNS TABLE (camera_id text, window_start timestamptz, window_end timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT g.camera_id, g.window_start, g.window_end
-      FROM users u
-      JOIN grants g ON g.revoked_at IS NULL
-                   AND (g.expires_at IS NULL OR g.expires_at > now())
-                   AND (g.user_id = u.id
-                        OR g.group_id IN (SELECT m.group_id FROM group_members m
-                                           WHERE m.user_id = u.id))
-     WHERE u.id = camvault_current_user_id() AND NOT u.disabled
-$$;
+RETURNS TABLE (camera_id text, permission text, window_start timestamptz,
+               window_end timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    me bigint := camvault_current_user_id();
+BEGIN
+    IF me IS NULL OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = me AND NOT u.disabled) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT g.camera_id, g.permission, g.window_start, g.window_end
+          FROM grants g
+         WHERE g.user_id = me
+           AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > now())
+        UNION ALL
+        SELECT g.camera_id, g.permission, g.window_start, g.window_end
+          FROM group_members m JOIN grants g ON g.group_id = m.group_id
+         WHERE m.user_id = me
+           AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > now());
+END $$;
 
 -- Cameras the acting user may see at all (any active grant, windowed or not).
 CREATE FUNCTION camvault_acl_visible_cameras() RETURNS text[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT coalesce(array_agg(DISTINCT camera_id), '{}') FROM camvault_my_grants()
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(DISTINCT g.camera_id), '{}') FROM camvault_my_grants() g);
+END $$;
 
 -- Cameras whose whole footage the acting user may see (an active grant without window).
 CREATE FUNCTION camvault_acl_cameras() RETURNS text[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT coalesce(array_agg(DISTINCT camera_id), '{}') FROM camvault_my_grants()
-     WHERE window_start IS NULL
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(DISTINCT g.camera_id), '{}') FROM camvault_my_grants() g
+             WHERE g.window_start IS NULL);
+END $$;
 
 CREATE TYPE camvault_acl_window AS (win_camera text, win_start timestamptz, win_end timestamptz);
 
 -- Footage windows of the acting user's windowed grants.
 CREATE FUNCTION camvault_acl_windows() RETURNS camvault_acl_window[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT coalesce(array_agg(ROW(camera_id, window_start, window_end)::camvault_acl_window),
-                    '{}')
-      FROM camvault_my_grants()
-     WHERE window_start IS NOT NULL
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(ROW(g.camera_id, g.window_start, g.window_end)
+                                      ::camvault_acl_window), '{}')
+              FROM camvault_my_grants() g
+             WHERE g.window_start IS NOT NULL);
+END $$;
 
 -- Bearer token → user, for the API (which cannot read token hashes itself).
 CREATE FUNCTION camvault_authenticate(p_hash bytea)
@@ -202,8 +224,9 @@ BEGIN
     EXECUTE format('DROP POLICY IF EXISTS recordings_api ON %s', tbl);
     EXECUTE format($p$
         CREATE POLICY recordings_api ON %s FOR SELECT TO camvault_api USING (
-            (SELECT camvault_is_admin())
-            OR camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+            -- cheapest first: the common case needs one InitPlan (they run lazily)
+            camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+            OR (SELECT camvault_is_admin())
             OR EXISTS (SELECT 1 FROM unnest((SELECT camvault_acl_windows())) AS w
                         WHERE w.win_camera = camera_id
                           AND w.win_start <= start_time AND end_time <= w.win_end))
@@ -294,17 +317,11 @@ CREATE POLICY members_api_write ON group_members FOR ALL TO camvault_api
 -- A user sees the grants that apply to them, and every grant on a camera they hold an
 -- active `admin` grant on (so the ACL shown with a recording is complete for them).
 CREATE FUNCTION camvault_acl_admin_cameras() RETURNS text[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    SELECT coalesce(array_agg(DISTINCT g.camera_id), '{}')
-      FROM users u
-      JOIN grants g ON g.revoked_at IS NULL AND g.window_start IS NULL
-                   AND g.permission = 'admin'
-                   AND (g.expires_at IS NULL OR g.expires_at > now())
-                   AND (g.user_id = u.id
-                        OR g.group_id IN (SELECT m.group_id FROM group_members m
-                                           WHERE m.user_id = u.id))
-     WHERE u.id = camvault_current_user_id() AND NOT u.disabled
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(DISTINCT g.camera_id), '{}') FROM camvault_my_grants() g
+             WHERE g.window_start IS NULL AND g.permission = 'admin');
+END $$;
 
 ALTER TABLE grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE grants FORCE ROW LEVEL SECURITY;

@@ -1,0 +1,125 @@
+"""Pure parts of the recorder: clock reasoning, URL masking, the segment list, the command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from camvault.recorder import Redactor, ffmpeg_command, mask_url
+from camvault.recorder_time import Timeline
+from camvault.segmenter import ListedSegment, finished, read_segment_list
+
+T0 = datetime(2026, 11, 26, 13, 0, 0, tzinfo=UTC)
+
+
+def _s(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+def test_run_is_anchored_on_wall_clock_and_segments_abut() -> None:
+    tl = Timeline()
+    p = tl.place(300.0, T0 + _s(300.2))  # seen finished 0.2 s after its real end
+    assert p.start == T0 + _s(0.2) and p.note is None
+    end = tl.advance(p.start, 300.0)
+    q = tl.place(299.9, T0 + _s(600.4))
+    assert q.start == end  # contiguous, whatever the polling delay
+
+
+def test_slow_media_clock_catches_up_by_less_than_a_frame() -> None:
+    tl = Timeline(max_slew_seconds=0.015)
+    end = tl.advance(tl.place(300.0, T0 + _s(300)).start, 300.0)
+    # the camera's clock is slow: 300 media seconds took 305 wall seconds
+    q = tl.place(300.0, T0 + _s(605))
+    assert q.start - end == _s(0.015)
+
+
+def test_fast_or_jumping_media_clock_never_overlaps() -> None:
+    tl = Timeline()
+    end = tl.advance(tl.place(10.0, T0 + _s(10)).start, 3600.0)  # a forward jump inside
+    q = tl.place(10.0, T0 + _s(20))
+    assert q.start == end and q.note and "ahead" in q.note
+
+
+def test_new_run_never_starts_before_previous_end() -> None:
+    tl = Timeline()
+    end = tl.advance(tl.place(10.0, T0 + _s(10)).start, 10.0)
+    tl.new_run()
+    # the wall clock stepped back 30 s (NTP) before the reconnect
+    q = tl.place(5.0, T0 - _s(20))
+    assert q.start == end and q.note and "overlap" in q.note
+
+
+def test_place_needs_aware_time() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        Timeline().place(1.0, datetime(2026, 1, 1))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-100, 4000, allow_nan=False),  # media duration (may be garbage)
+            st.floats(-4000, 4000, allow_nan=False),  # wall-clock step (may jump back)
+            st.booleans(),  # connection lost before this segment
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_no_overlap_no_negative_length_whatever_the_clocks(
+    steps: list[tuple[float, float, bool]],
+) -> None:
+    tl = Timeline()
+    wall = T0
+    prev_end = None
+    for media, step, lost in steps:
+        wall += _s(step)
+        if lost:
+            tl.new_run()
+        p = tl.place(media, wall)
+        end = tl.advance(p.start, media)
+        assert end >= p.start
+        if prev_end is not None:
+            assert p.start >= prev_end
+        prev_end = end
+
+
+def test_mask_url_and_redactor() -> None:
+    url = "rtsp://admin:p%40ss:w0rd@10.0.0.21:554/stream1"
+    assert mask_url(url) == "rtsp://admin:***@10.0.0.21:554/stream1"
+    assert mask_url("rtsp://10.0.0.21/s") == "rtsp://10.0.0.21/s"
+    assert mask_url("rtsp://user@10.0.0.21/s") == "rtsp://user:***@10.0.0.21/s"
+    redact = Redactor(url)
+    line = f"[rtsp @ 0x1] {url}: 401 for admin with p@ss:w0rd and p%40ss:w0rd"
+    out = redact(line)
+    assert "w0rd" not in out and "p@ss" not in out and "p%40ss" not in out
+    assert "rtsp://admin:***@10.0.0.21:554/stream1" in out
+
+
+def test_segment_list_finality(tmp_path: Path) -> None:
+    lst = tmp_path / "list.csv"
+    assert read_segment_list(lst) == []
+    lst.write_text("seg_000000.mp4,0.000000,2.000000\nseg_000001.mp4,2.0,4.0\nseg_0000")
+    listed = read_segment_list(lst)  # the half-written last line is not read
+    assert listed == [
+        ListedSegment("seg_000000.mp4", 0.0, 2.0),
+        ListedSegment("seg_000001.mp4", 2.0, 4.0),
+    ]
+    files = ["seg_000000.mp4", "seg_000001.mp4"]
+    assert [s.name for s in finished(listed, files, exited=False)] == ["seg_000000.mp4"]
+    files.append("seg_000002.mp4")  # ffmpeg opened the next one: the listed are closed
+    assert len(finished(listed, files, exited=False)) == 2
+    assert len(finished(listed, files[:2], exited=True)) == 2
+
+
+def test_ffmpeg_command_copies_never_transcodes(tmp_path: Path) -> None:
+    cmd = ffmpeg_command("ffmpeg", "rtsp://u:p@h/s", tmp_path, 300, audio=False)
+    assert cmd[cmd.index("-c") + 1] == "copy"
+    assert not any(a.startswith(("-c:v", "-vcodec", "-c:a")) for a in cmd)
+    assert cmd[cmd.index("-rtsp_transport") + 1] == "tcp"
+    assert cmd[cmd.index("-timeout") + 1] == "10000000"
+    assert "0:a:0" not in cmd
+    assert "0:a:0" in ffmpeg_command("ffmpeg", "rtsp://h/s", tmp_path, 300, audio=True)

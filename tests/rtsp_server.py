@@ -29,7 +29,7 @@ from typing import Any
 SYSTEM_PYTHON = os.environ.get("CAMVAULT_TEST_GST_PYTHON", "/usr/bin/python3")
 DEBS = (
     "gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
-    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
+    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad"
 )
 # The counter pattern: 16 vertical bands, white = 1, most significant bit left.
 BITS = 16

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from camvault.catalog import Catalog, PsycopgConnector
 from camvault.config import S3Settings, Settings
 from camvault.errors import ConfigError
 from camvault.ingest import Ingestor
+from camvault.lifecycle import Expected, evaluate, lifecycle_rules
+from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
 from camvault.spool import Spool
@@ -77,6 +80,18 @@ def s3_settings(settings: Settings) -> tuple[S3Settings, tuple[str, str] | None]
     return settings.s3.model_copy(update={"endpoint_url": state["s3_endpoint_url"]}), creds
 
 
+def lifecycle_expectation(settings: Settings) -> Callable[[Recording], Expected]:
+    """What the configured lifecycle rules (the ones `bucket apply` installs) will do to a
+    recording's object, evaluated as S3 does from the moment it is committed."""
+
+    def expect(rec: Recording) -> Expected:
+        now = datetime.now(UTC)
+        rules = lifecycle_rules(settings.lifecycle, settings.s3.prefix, [rec.camera_id])
+        return evaluate(rules, rec.s3_key, created=now, now=now, size=rec.size_bytes)
+
+    return expect
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     u = settings.upload
     return RetryPolicy(
@@ -110,7 +125,9 @@ class App:
             settings.spool.quarantine,
             crc32_min_bytes=settings.s3.multipart_threshold_mb * 1024 * 1024,
         )
-        return cls(settings, spool, Catalog(connector), connector)
+        return cls(
+            settings, spool, Catalog(connector, expect=lifecycle_expectation(settings)), connector
+        )
 
     def close(self) -> None:
         self.connector.close()

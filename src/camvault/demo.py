@@ -13,16 +13,15 @@ segments listed before the last one are.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import os
 import re
-import signal
 import subprocess
 import threading
 from pathlib import Path
 
 import imageio_ffmpeg
+
+from camvault.segmenter import finished, read_segment_list, stop_gracefully
 
 __all__ = ["DemoCamera"]
 
@@ -146,35 +145,16 @@ class DemoCamera:
 
     def stop(self, grace: float = 10.0) -> None:
         """Let ffmpeg finish the current segment ('q', then SIGINT); SIGKILL after ``grace``."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        if proc.stdin is not None:  # stdin already gone: the signal below does it
-            with contextlib.suppress(OSError):
-                proc.stdin.write(b"q")
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        for sig, timeout in ((None, grace / 2), (signal.SIGINT, grace / 2)):
-            if sig is not None:
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout=timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        proc.kill()
-        proc.wait()
+        if self._proc is not None:
+            stop_gracefully(self._proc, grace)
 
     def finished_segments(self) -> list[Path]:
         """Completed segment files not returned by an earlier call, oldest first."""
         with self._lock:
-            listed = self._listed()
-            if not listed:
-                return []
+            listed = read_segment_list(self.list_path)
             exited = self._proc is not None and self._proc.poll() is not None
-            known = set(listed) | self._before
-            newer = any(p.name not in known for p in self._segment_files())
-            final = listed if exited or newer else listed[:-1]
+            files = [p.name for p in self._segment_files() if p.name not in self._before]
+            final = [s.name for s in finished(listed, files, exited=exited)]
             fresh = [n for n in final if n not in self._handed]
             self._handed.update(fresh)
             return [self.out_dir / n for n in fresh]
@@ -192,19 +172,6 @@ class DemoCamera:
 
     def _segment_files(self) -> list[Path]:
         return sorted(self.out_dir.glob(f"{self.prefix}_*Z.mp4"))
-
-    def _listed(self) -> list[str]:
-        try:
-            text = self.list_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        complete = text[: text.rfind("\n") + 1]  # ignore a line still being written
-        names: list[str] = []
-        for row in csv.reader(complete.splitlines()):
-            name = Path(row[0]).name if row and row[0] else ""
-            if name and name not in names:
-                names.append(name)
-        return names
 
     def __enter__(self) -> DemoCamera:
         self.start()

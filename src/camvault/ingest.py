@@ -28,6 +28,9 @@ from camvault.spool import NewSegment, Spool
 log = logging.getLogger(__name__)
 
 _CONTAINER_EXT = {"mov,mp4,m4a,3gp,3g2,mj2": "mp4", "matroska,webm": "mkv", "mpegts": "ts"}
+# The catalog's CHECK recordings_max_length (migration 0002) bounds listing scans; a longer
+# file is rejected here with a reason instead of failing later at commit.
+MAX_RECORDING_SECONDS = 6 * 3600
 _IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".reason.json")
 
 
@@ -107,6 +110,12 @@ class Ingestor:
                 raise InputError(
                     f"start time {start_time.isoformat()} (from {origin}) is in the future "
                     f"beyond the {int(self._tolerance.total_seconds())} s tolerance"
+                )
+            if media.duration_seconds > MAX_RECORDING_SECONDS:
+                raise InputError(
+                    f"duration {media.duration_seconds / 3600:.1f} h is longer than the "
+                    f"{MAX_RECORDING_SECONDS // 3600} h a catalog recording may span; "
+                    "cut it into segments first"
                 )
             ext = extension_for(path, media)
             new = NewSegment(

@@ -28,6 +28,11 @@ from tests.media import (
 T0 = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
 
 
+def _next_midnight(t: datetime) -> datetime:
+    day = t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -118,6 +123,14 @@ def test_ingest_upload_commit_every_column(app: App, s3: Any, db_url: str, tmp_p
         assert row["storage_class"] == "STANDARD"
         assert row["sse"] == "AES256"
         assert row["etag"] == head["ETag"].strip('"')
+        # the default lifecycle (GLACIER after 30 days, expiry after 365), counted like S3
+        # from the object's creation and rounded up to the next midnight UTC
+        created = head["LastModified"]
+        assert row["expected_storage_class"] == "STANDARD"
+        assert row["archive_class"] == "GLACIER"
+        assert row["archive_at"] == _next_midnight(created + timedelta(days=30))
+        assert row["expires_at"] == _next_midnight(created + timedelta(days=365))
+        assert row["deleted_at"] is None
 
     stats = app.spool.stats()
     assert stats["pending"] == 0

@@ -159,3 +159,40 @@ def test_cli_retention_sync(
     out = json.loads(capsys.readouterr().out)
     assert out["tombstoned_vanished"] == 1 and out["checked"] == 2
     assert out["drift"][0]["key"] == recs[0].s3_key
+
+
+def test_tombstones_are_hidden_from_the_api(
+    env: Any, s3: Any, bucket: str, db_url: str, seaweed: Any
+) -> None:
+    """A tombstone stays in the table for the audit trail, but the API neither lists it nor
+    serves it: its footage is gone."""
+    from tests.integration.access_env import api_client, bearer, service_access
+
+    settings, catalog, lc = env
+    recs = [put_recording(catalog, s3, bucket, i) for i in range(2)]
+    s3.delete_object(Bucket=bucket, Key=recs[0].s3_key)
+    assert syncer(lc, s3, bucket, settings, datetime.now(UTC)).run().tombstoned_vanished == 1
+    with service_access(db_url) as acc:
+        acc.add_user("viewer")
+        acc.add_grant(camera_id=CAM, user="viewer")
+        token, _ = acc.create_token("viewer")
+    creds = (seaweed.access_key, seaweed.secret_key)
+    with api_client(db_url, s3_endpoint=seaweed.endpoint_url, bucket=bucket, credentials=creds) as (
+        client,
+        _,
+    ):
+        start = (START - timedelta(hours=1)).isoformat()
+        end = (START + timedelta(hours=1)).isoformat()
+        r = client.get(
+            f"/api/cameras/{CAM}/recordings",
+            params={"start": start, "end": end},
+            headers=bearer(token),
+        )
+        assert r.status_code == 200, r.text
+        assert [item["id"] for item in r.json()["items"]] == [recs[1].id]
+        assert client.get(f"/api/recordings/{recs[0].id}", headers=bearer(token)).status_code == 404
+        assert (
+            client.post(f"/api/recordings/{recs[0].id}/playback", headers=bearer(token)).status_code
+            == 404
+        )
+        assert client.get(f"/api/recordings/{recs[1].id}", headers=bearer(token)).status_code == 200

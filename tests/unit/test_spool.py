@@ -165,3 +165,23 @@ def test_locally_journaled_errors_round_trip(tmp_path: Path) -> None:
     assert payload == {"segment_id": "s", "attempts": 4}
     spool.drop_pending_error(eid)
     assert spool.pending_errors() == []
+
+
+def test_overlong_file_is_quarantined_not_spooled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file longer than the catalog allows is refused at the door with a reason (a real
+    6-hour video would be slow to make, so the probe result is substituted)."""
+    import camvault.ingest as ingest_mod
+    from camvault.models import MediaInfo
+
+    long_media = MediaInfo(
+        "h264", 640, 360, ingest_mod.MAX_RECORDING_SECONDS + 1.0, "mpegts", None, False, 10
+    )
+    monkeypatch.setattr(ingest_mod, "probe", lambda path: long_media)
+    src = tmp_path / "long.ts"
+    src.write_bytes(b"x" * 100)
+    ingestor = ingest_mod.Ingestor(Spool(tmp_path / "spool"), lambda cam: True, prefix="")
+    res = ingestor.ingest(src, "cam", start=T0)
+    assert res.segment is None and res.reason and "longer than the 6 h" in res.reason
+    assert res.quarantined_to is not None and res.quarantined_to.read_bytes() == b"x" * 100

@@ -155,6 +155,7 @@ SELECT * FROM recordings
    AND end_time > %(start)s
    AND start_time < %(end)s
    AND start_time > %(start)s::timestamptz - interval '6 hours'
+   AND deleted_at IS NULL  -- tombstones (expired/vanished objects) stay for the audit trail
  ORDER BY start_time, id
  LIMIT %(limit)s;
 
@@ -165,11 +166,13 @@ SELECT * FROM recordings
    AND start_time < %(end)s
    AND start_time > %(start)s::timestamptz - interval '6 hours'
    AND (start_time, id) > (%(after_start)s, %(after_id)s)
+   AND deleted_at IS NULL
  ORDER BY start_time, id
  LIMIT %(limit)s;
 
 -- name: visible_recording
-SELECT * FROM recordings WHERE id = %(id)s;
+-- A tombstone's footage is gone: it answers 404 like any recording the caller cannot see.
+SELECT * FROM recordings WHERE id = %(id)s AND deleted_at IS NULL;
 
 -- name: ping
 SELECT 1 AS ok;

@@ -6,15 +6,20 @@ Pure translation between domain objects and named queries; all I/O goes through 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camvault.catalog.connector import Connector, IntegrityViolation, Row
 from camvault.catalog.queries import query
 from camvault.errors import RecordingConflict, UnknownCamera
 from camvault.models import Camera, Recording
 
+if TYPE_CHECKING:
+    from camvault.lifecycle import Expected
+
 _FOREIGN_KEY_VIOLATION = "23503"
+ExpectFn = Callable[[Recording], "Expected | None"]
 
 
 def _camera(row: Row) -> Camera:
@@ -55,8 +60,11 @@ def _same_object(a: Recording, b: Recording) -> bool:
 
 
 class Catalog:
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, *, expect: ExpectFn | None = None) -> None:
+        """``expect(recording)`` tells what the lifecycle rules will do to its object
+        (class, archive date, expiry), stored with the row at commit."""
         self._db = connector
+        self._expect = expect
         self._partitions: set[tuple[int, int]] = set()
 
     # cameras -------------------------------------------------------------------------
@@ -122,6 +130,13 @@ class Catalog:
             "etag": rec.etag,
             "run_id": rec.run_id,
         }
+        expected = self._expect(rec) if self._expect else None
+        params.update(
+            expected_storage_class=expected.storage_class if expected else None,
+            archive_class=expected.archive_class if expected else None,
+            archive_at=expected.archive_at if expected else None,
+            expires_at=expected.expires_at if expected else None,
+        )
         try:
             with self._db.transaction() as s:
                 if month not in self._partitions:

@@ -23,12 +23,16 @@ SELECT camvault_ensure_partition(%(ts)s) AS name;
 SELECT camvault_ensure_partitions(%(months_back)s, %(months_ahead)s) AS name;
 
 -- name: insert_recording
+-- expected_storage_class .. expires_at: what the configured lifecycle rules will do to the
+-- object (NULL when unknown); `retention sync` confirms them against the bucket's rules.
 INSERT INTO recordings (camera_id, start_time, end_time, duration_seconds, s3_bucket, s3_key,
                         size_bytes, checksum_algorithm, checksum, codec, width, height,
-                        storage_class, sse, etag, run_id)
+                        storage_class, sse, etag, run_id, expected_storage_class,
+                        archive_class, archive_at, expires_at)
 VALUES (%(camera_id)s, %(start_time)s, %(end_time)s, %(duration_seconds)s, %(s3_bucket)s,
         %(s3_key)s, %(size_bytes)s, %(checksum_algorithm)s, %(checksum)s, %(codec)s,
-        %(width)s, %(height)s, %(storage_class)s, %(sse)s, %(etag)s, %(run_id)s)
+        %(width)s, %(height)s, %(storage_class)s, %(sse)s, %(etag)s, %(run_id)s,
+        %(expected_storage_class)s, %(archive_class)s, %(archive_at)s, %(expires_at)s)
 ON CONFLICT DO NOTHING
 RETURNING id;
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from camvault.alerts import Alert, AlertSink
@@ -29,7 +29,7 @@ from camvault.errors import (
     RecordingConflict,
     UnknownCamera,
 )
-from camvault.models import Segment, StoredObject
+from camvault.models import Segment, SegmentState, StoredObject
 from camvault.objectmeta import recording_from_segment
 from camvault.retry import RetryPolicy, error_class, is_retryable
 from camvault.spool import Spool, utcnow
@@ -148,6 +148,11 @@ class Pipeline:
         except (RecordingConflict, UnknownCamera) as exc:
             self._conflict(seg, exc)
             return False
+        except CamvaultError as exc:
+            # the catalog refused the row for good (e.g. a CHECK): retrying cannot help, so
+            # hold it for an operator like a conflict — the file and the object stay
+            self._conflict(seg, exc)
+            return False
         self.spool.mark_committed(seg.id)
         self.tally.add(committed=1, bytes=seg.size_bytes)
         self.on_event("committed", seg, "new row" if created else "row already present")
@@ -211,11 +216,30 @@ class Pipeline:
             # PostgreSQL is down too: keep it locally, ``flush_errors`` writes it later
             self.spool.journal_error({**payload, "occurred_at": now.isoformat()})
 
+    def _process_guarded(self, seg: Segment, stop: threading.Event) -> None:
+        """A bug while handling one segment must neither kill the worker thread (the spool
+        would silently stop draining) nor lose the segment: it goes back to the queue."""
+        try:
+            self.process(seg, stop)
+        except Exception as exc:
+            log.exception("unexpected error handling %s; it stays in the spool", seg.s3_key)
+            try:
+                current = self.spool.get(seg.id)
+                if current.state is SegmentState.UPLOADING:
+                    delay = self.policy.redrive_delay(current.rounds + 1)
+                    self.spool.release(
+                        seg.id,
+                        error=f"unexpected: {exc!r}",
+                        round_exhausted=True,
+                        next_attempt_at=utcnow() + timedelta(seconds=delay),
+                    )
+            except CamvaultError:
+                log.exception("could not return %s to the queue; recover() will", seg.id)
+            self.tally.add(last_error=f"unexpected: {exc!r}")
+
     # housekeeping --------------------------------------------------------------------------
     def flush_errors(self) -> int:
         """Write locally journaled upload errors to PostgreSQL (idempotent per attempt)."""
-        from datetime import datetime
-
         flushed = 0
         for error_id, p in self.spool.pending_errors():
             try:
@@ -265,7 +289,7 @@ class Pipeline:
                     if seg is None:
                         return
                     seen.add(seg.id)
-                self.process(seg, stop)
+                self._process_guarded(seg, stop)
 
         self._run_threads(work)
         return self.tally
@@ -279,7 +303,7 @@ class Pipeline:
                 if seg is None:
                     stop.wait(poll_seconds)
                     continue
-                self.process(seg, stop)
+                self._process_guarded(seg, stop)
 
         def housekeeping() -> None:
             next_sweep = 0.0

@@ -187,6 +187,10 @@ def ffmpeg_command(
         *maps,
         "-c",
         "copy",
+        # don't flush the output after every packet: fragments are only readable once
+        # complete anyway, and per-packet writes cost ~0.1 % of a core per camera
+        "-flush_packets",
+        "0",
         "-f",
         "segment",
         "-segment_time",

@@ -278,3 +278,49 @@ def test_large_segment_goes_multipart_with_full_object_crc32(
     assert s3.get_object(Bucket=settings.s3.bucket, Key=seg.s3_key)["Body"].read() == data
     assert s3.list_multipart_uploads(Bucket=settings.s3.bucket).get("Uploads", []) == []
     assert _row(db_url, seg.s3_key)["size_bytes"] == len(data)
+
+
+def test_catalog_refusing_a_row_holds_it_and_the_worker_goes_on(
+    app: App, s3: Any, db_url: str, tmp_path: Path
+) -> None:
+    """A permanent catalog error (here a real CHECK violation) must not kill the worker or
+    lose the segment: it is held as a conflict with an error row, the rest still lands."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE recordings ADD CONSTRAINT test_narrow CHECK (width < 600)")
+    ingestor = app.ingestor()
+    wide = ingestor.ingest(make_h264(tmp_path / "w.mp4", size="640x360"), "lobby-1", start=T0)
+    narrow = ingestor.ingest(
+        make_h264(tmp_path / "n.mp4"), "lobby-1", start=T0 + timedelta(minutes=5)
+    )
+    assert wide.segment and narrow.segment
+    tally = _drain(app)
+    assert (tally.committed, tally.conflicts) == (1, 1)
+    held = app.spool.get(wide.segment.id)
+    assert held.state is SegmentState.CONFLICT and Path(held.path).exists()
+    assert "test_narrow" in (held.last_error or "")
+    assert app.spool.get(narrow.segment.id).state is SegmentState.COMMITTED
+    assert _count(db_url) == 1 and _count(db_url, "upload_errors") == 1
+
+
+def test_an_unexpected_bug_returns_the_segment_to_the_queue(
+    app: App, s3: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    res = app.ingestor().ingest(make_h264(tmp_path / "a.mp4"), "lobby-1", start=T0)
+    assert res.segment
+    real = app.spool.mark_uploaded
+    calls = []
+
+    def buggy(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated bug")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(app.spool, "mark_uploaded", buggy)
+    first = _drain(app)
+    assert first.committed == 0 and "simulated bug" in (first.last_error or "")
+    seg = app.spool.get(res.segment.id)
+    assert seg.state is SegmentState.QUEUED and Path(seg.path).exists()
+    second = app.pipeline().drain(threading.Event())  # the operator's "drain now"
+    assert second.committed == 1
+    assert _count(db_url) == 1

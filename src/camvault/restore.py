@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from camvault.archive import ArchiveStore, ObjectState
 from camvault.catalog.connector import Row
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.errors import InputError, NotFound, ObjectArchived
+from camvault.glacier import ArchiveStore, ObjectState
 from camvault.lifecycle import needs_restore
 
 TIERS = ("Expedited", "Standard", "Bulk")

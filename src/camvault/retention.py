@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from camvault import lifecycle
-from camvault.archive import ArchiveStore
 from camvault.catalog.connector import Row
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.config import LifecycleSettings
+from camvault.glacier import ArchiveStore
 from camvault.keys import camera_prefix
 
 log = logging.getLogger(__name__)

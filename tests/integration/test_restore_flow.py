@@ -18,12 +18,12 @@ from camvault.acl import Permission
 from camvault.api import ApiServices, create_app
 from camvault.api.routes_restore import RestoreGate
 from camvault.api.server import ApiServer
-from camvault.archive import ObjectState, S3Archive
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.config import ApiSettings, S3Settings
 from camvault.errors import ObjectArchived
+from camvault.glacier import ObjectState, S3Archive
 from camvault.lifecycle import parse_restore_header
 from camvault.restore import Actor, RestoreService
 from camvault.storage import S3ObjectStore, make_client

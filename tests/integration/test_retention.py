@@ -14,12 +14,12 @@ import psycopg
 import pytest
 
 from camvault import lifecycle
-from camvault.archive import S3Archive
 from camvault.bucket import BucketAdmin, apply_bucket
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.cli import main
 from camvault.config import Settings
+from camvault.glacier import S3Archive
 from camvault.keys import object_key
 from camvault.models import Recording
 from camvault.retention import RetentionSync

@@ -26,11 +26,11 @@ from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import archived
 from camvault.app import s3_settings
-from camvault.archive import ArchiveStore, S3Archive
 from camvault.catalog.connector import Connector
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.config import Settings
 from camvault.errors import ObjectArchived
+from camvault.glacier import ArchiveStore, S3Archive
 from camvault.lifecycle import needs_restore
 from camvault.models import Recording
 from camvault.restore import TIERS, Actor, RestoreService, RestoreStatus

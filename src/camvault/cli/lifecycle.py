@@ -9,11 +9,11 @@ from typing import Any
 
 from camvault import lifecycle
 from camvault.app import App, s3_settings
-from camvault.archive import S3Archive
 from camvault.bucket import ApplyReport, BucketAdmin, Unsupported, apply_bucket
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag
 from camvault.config import Settings
+from camvault.glacier import S3Archive
 from camvault.restore import TIERS, RestoreService
 from camvault.retention import RetentionSync, SyncReport
 from camvault.storage import make_client

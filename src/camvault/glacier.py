@@ -1,4 +1,4 @@
-"""The S3 boundary for object-level lifecycle calls: listing with storage classes, HEAD
+"""The S3 boundary for Glacier-related object calls: listing with storage classes, HEAD
 with ``x-amz-restore``, and RestoreObject. botocore errors are translated by code, as in
 ``storage``; nothing above this module sees a botocore type."""
 

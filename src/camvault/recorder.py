@@ -12,7 +12,10 @@ jitter); the next run starts a new run id, so the catalog shows the gap.
 A segment reaches the spool (``Ingestor.ingest``, which probes and quarantines bad files)
 only once ffmpeg has finished writing it (``segmenter.finished``). Each run's working
 directory (under ``<spool>/recording/<camera>/<run>``) keeps ``state.json`` with where the
-next segment starts, so segments left behind by a crash are salvaged on the next start.
+next segment starts and ffmpeg's pid, so segments left behind by a crash are salvaged on the
+next start (after stopping an ffmpeg that outlived its recorder). The segment a killed
+ffmpeg was writing is cut after its last complete fragment (spooled); the cut-off rest is
+quarantined (``split_incomplete_fragment``).
 
 Credentials in camera URLs are masked in every log line (ffmpeg's and PyAV's messages
 quote the URL): ``mask_url`` / ``Redactor``.
@@ -26,6 +29,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -62,7 +66,7 @@ __all__ = [
 VIDEO_CODECS = ("h264", "hevc")
 MP4_AUDIO_CODECS = ("aac",)  # what we copy into MP4; anything else is dropped (and said so)
 SEGMENT_PATTERN = "seg_%06d.mp4"
-_SEGMENT_RE = re.compile(r"seg_\d{6}\.mp4")
+_SEGMENT_RE = re.compile(r"seg_\d{6}(?:\.tail)?\.mp4")  # .tail: see split_incomplete_fragment
 
 # Metrics for the API's /metrics: a registry of our own, so tests and several recorders in
 # one process do not collide with prometheus_client's global default registry.
@@ -180,17 +184,18 @@ def ffmpeg_command(
         "warning",
         "-rtsp_transport",
         "tcp",
-        "-timeout",  # socket I/O timeout: a silent camera ends the run
-        str(int(timeout_seconds * 1e6)),
+        # socket I/O timeout: a silent camera ends the run. ffmpeg's RTSP demuxer survives
+        # one timed-out read and gives up on the second, so half the budget each
+        "-timeout",
+        str(int(timeout_seconds / 2 * 1e6)),
         "-i",
         url,
         *maps,
         "-c",
         "copy",
-        # don't flush the output after every packet: fragments are only readable once
-        # complete anyway, and per-packet writes cost ~0.1 % of a core per camera
-        "-flush_packets",
-        "0",
+        # ffmpeg's default flushing is kept on purpose: with -flush_packets 0 (~0.1 % of a
+        # core cheaper per camera) a killed ffmpeg loses the unflushed tail of its last
+        # complete fragment — footage — so the CPU goal yields to "nothing is lost"
         "-f",
         "segment",
         "-segment_time",
@@ -207,6 +212,50 @@ def ffmpeg_command(
         "csv",
         str(run_dir / SEGMENT_PATTERN),
     ]
+
+
+def split_incomplete_fragment(path: Path) -> Path | None:
+    """A fragmented MP4 whose ffmpeg was killed ends inside its last fragment, so the
+    whole file fails the probe. Move those trailing bytes to ``seg_N.tail.mp4`` (kept: it
+    is quarantined like any bad file) and cut the file after its last complete fragment.
+    None when there is nothing to split off: the file is whole, or it holds no complete
+    fragment at all (then it is judged, and quarantined, as it is)."""
+    size = path.stat().st_size
+    pos = good = fragments = 0
+    with path.open("rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(16)
+            box, kind = int.from_bytes(hdr[:4], "big"), hdr[4:8]
+            if box == 1 and len(hdr) == 16:
+                box = int.from_bytes(hdr[8:16], "big")
+            if box < 8 or pos + box > size:
+                break
+            pos += box
+            if kind != b"moof":  # a moof is complete only with the mdat after it
+                good = pos
+                fragments += kind == b"mdat"
+        if good == size or not fragments:
+            return None
+        f.seek(good)
+        tail = path.with_name(path.name.removesuffix(".mp4") + ".tail.mp4")
+        with tail.open("wb") as out:
+            shutil.copyfileobj(f, out)
+            out.flush()
+            os.fsync(out.fileno())
+    os.truncate(path, good)
+    return tail
+
+
+def _ffmpeg_of(pid: object, run_dir: Path) -> bool:
+    """Is ``pid`` (still) the ffmpeg writing into ``run_dir``? (Linux /proc; else False.)"""
+    if not isinstance(pid, int):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
+    except OSError:
+        return False
+    return os.fsencode(run_dir / SEGMENT_PATTERN) in cmdline.split(b"\0")
 
 
 def _stamp(dt: datetime) -> str:
@@ -327,6 +376,7 @@ class CameraRecorder:
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
         )
+        self._save_state(run)  # with ffmpeg's pid: it outlives a killed recorder
         log.info(
             "camera %s: run %s recording %s (%s%s, %d s segments)",
             cam,
@@ -354,7 +404,12 @@ class CameraRecorder:
         self._collect(run)
         ended = self._clock()
         code = run.proc.returncode
-        reason = "stopped" if stop.is_set() else (run.last_error or f"ffmpeg exited ({code})")
+        if stop.is_set():
+            reason = "stopped"
+        elif code < 0:  # its last log line (if any) predates the signal: not the reason
+            reason = f"ffmpeg killed by {signal.Signals(-code).name}"
+        else:
+            reason = run.last_error or f"ffmpeg exited ({code})"
         CONNECTED.labels(cam).set(0)
         if run.connected:
             self._report(
@@ -383,24 +438,29 @@ class CameraRecorder:
         listed = read_segment_list(run.dir / "list.csv")
         done = finished(listed, files, exited=run.exited)
         names = [s.name for s in done]
+        crashed: list[str] = []
         if run.exited:  # an ffmpeg that crashed never listed the segment it was writing
-            names += [f for f in files if f not in {s.name for s in listed}]
+            crashed = [f for f in files if f not in {s.name for s in listed}]
         media = {
             s.name: s.end - s.start for s in listed if s.start is not None and s.end is not None
         }
-        for name in names:
+        for name in names + crashed:
             if name in run.handed:
                 continue
-            if not self._hand_over(run, name, media.get(name)):
+            if not self._hand_over(run, name, media.get(name), crashed=name in crashed):
                 break  # the catalog cannot confirm the camera now; try again next poll
 
-    def _hand_over(self, run: _Run, name: str, media_seconds: float | None) -> bool:
+    def _hand_over(
+        self, run: _Run, name: str, media_seconds: float | None, *, crashed: bool = False
+    ) -> bool:
         cam = self.source.camera_id
         path = run.dir / name
         if not path.exists() or path.stat().st_size == 0:
             run.handed.add(name)  # ffmpeg gave up before writing anything into it
             path.unlink(missing_ok=True)
             return True
+        # its complete fragments are good footage; the cut-off rest is quarantined after it
+        tail = split_incomplete_fragment(path) if crashed else None
         if media_seconds is None and not self.timeline.in_run:
             try:  # a first segment without a list line: measure it to anchor the run
                 media_seconds = probe(path).duration_seconds
@@ -429,6 +489,8 @@ class CameraRecorder:
             log.error("camera %s: recorded segment %s quarantined: %s", cam, name, result.reason)
         self._save_state(run)
         self._on_result(result)
+        if tail is not None:
+            return self._hand_over(run, tail.name, 0.0)
         return True
 
     # crash salvage ----------------------------------------------------------------------
@@ -437,6 +499,7 @@ class CameraRecorder:
             "run_id": run.run_id,
             "handed": sorted(run.handed),
             "next_start": self.timeline.floor.isoformat() if self.timeline.floor else None,
+            "ffmpeg_pid": run.proc.pid if run.proc is not None else None,
         }
         tmp = run.dir / "state.json.tmp"
         tmp.write_text(json.dumps(state))
@@ -451,6 +514,7 @@ class CameraRecorder:
                 state = {}
             run = _Run(str(state.get("run_id") or run_dir.name), run_dir)
             run.handed = set(state.get("handed") or ())
+            self._stop_leftover_ffmpeg(state.get("ffmpeg_pid"), run_dir)
             self.timeline.new_run()
             if state.get("next_start"):
                 nxt = datetime.fromisoformat(state["next_start"])
@@ -462,6 +526,25 @@ class CameraRecorder:
             self._collect(run)
             self._cleanup(run)
         self.timeline.new_run()
+
+    def _stop_leftover_ffmpeg(self, pid: object, run_dir: Path) -> None:
+        """The ffmpeg of a killed recorder records on (its own session; nobody reads what it
+        writes): let it finish its open segment (SIGINT) before salvaging its run, so the
+        directory is not collected, and removed, under it."""
+        if not _ffmpeg_of(pid, run_dir):
+            return
+        assert isinstance(pid, int)
+        log.warning("camera %s: stopping leftover ffmpeg %d", self.source.camera_id, pid)
+        deadline = time.monotonic() + self.grace
+        sig = signal.SIGINT
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+        while _ffmpeg_of(pid, run_dir) and time.monotonic() < deadline + 5:
+            if sig == signal.SIGINT and time.monotonic() > deadline:
+                sig = signal.SIGKILL
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig)
+            time.sleep(0.05)
 
     def _cleanup(self, run: _Run) -> None:
         if all(f in run.handed for f in run.files()):

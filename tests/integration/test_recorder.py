@@ -12,117 +12,61 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import av
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from camvault.app import App
 from camvault.cli.admin import cmd_status
 from camvault.ingest import IngestResult
-from tests.rtsp_server import RtspCamera, frame_number, unavailable
+from tests import recording as rec
+from tests.rtsp_server import RtspCamera, unavailable
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no RTSP test server: {REASON}")
 
-FPS = 15
-CAM = "door-1"
-
-
-def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 @pytest.fixture
 def camera(tmp_path: Path) -> Iterator[RtspCamera]:
-    with RtspCamera(tmp_path / "rtsp.log", user="viewer", password="s3cr3t-pw", fps=FPS) as cam:
+    with RtspCamera(tmp_path / "rtsp.log", user="viewer", password="s3cr3t-pw", fps=rec.FPS) as cam:
         yield cam
-
-
-def _settings(make_settings: Any, url: str, segment_seconds: int = 2) -> Any:
-    return make_settings(
-        cameras=[{"id": CAM, "name": "Door", "url": url, "segment_seconds": segment_seconds}],
-        recording={"reconnect_base_seconds": 0.5, "reconnect_max_seconds": 1.0},
-    )
-
-
-def _rows(db_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(db_url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-
-
-def _frames(path: Path) -> tuple[list[int], bool]:
-    """Frame numbers decoded from a segment, and whether it starts with a keyframe."""
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        first = next(p for p in c.demux(stream) if p.size)
-        starts_key = bool(first.is_keyframe)
-    with av.open(str(path)) as c:
-        numbers = []
-        for frame in c.decode(c.streams.video[0]):
-            plane = frame.planes[0]
-            row = bytes(plane)[plane.line_size * 10 : plane.line_size * 10 + frame.width]
-            numbers.append(frame_number(row, frame.width))
-    return numbers, starts_key
-
-
-def _download(s3: Any, bucket: str, key: str, dest: Path) -> Path:
-    head = s3.head_object(Bucket=bucket, Key=key)
-    assert head["ServerSideEncryption"] == "AES256"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    s3.download_file(bucket, key, str(dest))
-    return dest
-
-
-def _drain(app: App) -> None:
-    app.spool.lock_for_upload()
-    app.spool.recover()
-    app.pipeline().drain(threading.Event())
 
 
 def test_segments_are_contiguous_frame_by_frame(
     camera: RtspCamera, make_settings: Any, db_url: str, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
-    settings = _settings(make_settings, camera.url)
+    settings = rec.camera_settings(make_settings, camera.url)
     results: list[IngestResult] = []
     with App.open(settings) as app:
         app.register_cameras()
         recorder = app.recorder(on_result=results.append)
         with recorder:
-            _wait(lambda: len(results) >= 4, 60, "4 recorded segments")
-        _drain(app)
+            rec.wait_for(lambda: len(results) >= 4, 60, "4 recorded segments")
+        rec.drain(app)
     assert all(r.ok for r in results), [r.reason for r in results]
-    rows = _rows(db_url, "SELECT * FROM recordings WHERE camera_id = %s ORDER BY start_time", CAM)
+    rows = rec.recordings(db_url)
     assert len(rows) == len(results) >= 5  # stop() spooled the open segment too
     assert len({r["run_id"] for r in rows}) == 1
     frames: list[int] = []
     for i, row in enumerate(rows):
-        path = _download(s3, bucket, row["s3_key"], tmp_path / "back" / f"{i}.mp4")
-        numbers, starts_key = _frames(path)
+        path = rec.download(s3, bucket, row["s3_key"], tmp_path / "back" / f"{i}.mp4")
+        numbers, starts_key = rec.frames(path)
         assert starts_key, f"segment {i} does not start with a keyframe"
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"segment {i}"
         if frames:
             assert numbers[0] == frames[-1] + 1, f"frames lost/duplicated before segment {i}"
         frames += numbers
         # within a frame: ffmpeg may give a run's very first packet no timestamp of its own
-        assert row["duration_seconds"] == pytest.approx(len(numbers) / FPS, abs=1.01 / FPS)
+        assert row["duration_seconds"] == pytest.approx(len(numbers) / rec.FPS, abs=1.01 / rec.FPS)
     # every frame the camera sent from the first recorded one on is there exactly once
     assert frames == list(range(frames[0], frames[0] + len(frames)))
     for a, b in itertools.pairwise(rows):
-        assert abs((b["start_time"] - a["end_time"]).total_seconds()) <= 1 / FPS
+        assert abs((b["start_time"] - a["end_time"]).total_seconds()) <= 1 / rec.FPS
     # anchored on the recorder's clock: the last segment ended about when we stopped
     last_end = rows[-1]["end_time"]
     assert abs((rows[-1]["created_at"] - last_end).total_seconds()) < 60
@@ -136,47 +80,47 @@ def test_camera_restart_keeps_partial_segment_and_records_gap(
     bucket: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = _settings(make_settings, camera.url, segment_seconds=4)
+    settings = rec.camera_settings(make_settings, camera.url, segment_seconds=4)
     results: list[IngestResult] = []
     with App.open(settings) as app:
         app.register_cameras()
         with app.recorder(on_result=results.append):
-            _wait(lambda: results, 60, "the first segment")
+            rec.wait_for(lambda: results, 60, "the first segment")
             time.sleep(1.5)  # mid-segment
             before = len(results)
             camera.stop()
-            _wait(lambda: len(results) > before, 30, "the partial segment")
+            rec.wait_for(lambda: len(results) > before, 30, "the partial segment")
             # offline: the catalog says so, and `camvault status` shows it
-            status = _wait(
-                lambda: _rows(db_url, "SELECT * FROM camera_status WHERE state = 'offline'"),
+            status = rec.wait_for(
+                lambda: rec.rows(db_url, "SELECT * FROM camera_status WHERE state = 'offline'"),
                 30,
                 "camera_status offline",
             )
-            assert status[0]["camera_id"] == CAM
+            assert status[0]["camera_id"] == rec.CAM
             cmd_status(settings, _namespace(json=False))
             out = capsys.readouterr().out
-            assert f"{CAM}" in out and "offline since" in out, out
+            assert f"{rec.CAM}" in out and "offline since" in out, out
             time.sleep(2)
             camera.start()
-            _wait(lambda: len(_runs(results)) >= 2, 60, "a segment of a second run")
-        _drain(app)
+            rec.wait_for(lambda: len(_runs(results)) >= 2, 60, "a segment of a second run")
+        rec.drain(app)
     assert all(r.ok for r in results)
-    rows = _rows(db_url, "SELECT * FROM recordings WHERE camera_id = %s ORDER BY start_time", CAM)
+    rows = rec.recordings(db_url)
     runs = list(dict.fromkeys(r["run_id"] for r in rows))
     assert len(runs) == 2
     first_run = [r for r in rows if r["run_id"] == runs[0]]
     partial = first_run[-1]
     assert 0 < partial["duration_seconds"] < 4 + 2  # cut by the loss, not by the timer
     s3.head_object(Bucket=bucket, Key=partial["s3_key"])  # the partial segment is uploaded
-    gaps = _rows(db_url, "SELECT * FROM recording_gaps WHERE camera_id = %s", CAM)
+    gaps = rec.rows(db_url, "SELECT * FROM recording_gaps WHERE camera_id = %s", rec.CAM)
     assert len(gaps) == 1
     gap = gaps[0]
     assert (gap["run_before"], gap["run_after"]) == (runs[0], runs[1])
     assert gap["gap_end"] - gap["gap_start"] >= timedelta(seconds=1.5)
     assert gap["gap_start"] == partial["end_time"]
-    ended = _rows(db_url, "SELECT * FROM recorder_runs WHERE id = %s", runs[0])
+    ended = rec.rows(db_url, "SELECT * FROM recorder_runs WHERE id = %s", runs[0])
     assert ended[0]["ended_at"] is not None and ended[0]["segments"] == len(first_run)
-    status = _rows(db_url, "SELECT * FROM camera_status")
+    status = rec.rows(db_url, "SELECT * FROM camera_status")
     assert status[0]["state"] == "recording"
 
 
@@ -190,39 +134,11 @@ def _namespace(**kw: Any) -> Any:
     return argparse.Namespace(**kw)
 
 
-def _toml(settings: Any, path: Path) -> Path:
-    cam = settings.cameras[0]
-    path.write_text(
-        f"""
-data_dir = "{settings.data_dir}"
-[database]
-url = "{settings.database.url}"
-[s3]
-bucket = "{settings.s3.bucket}"
-endpoint_url = "{settings.s3.endpoint_url}"
-addressing_style = "path"
-[spool]
-dir = "{settings.spool.dir}"
-[upload]
-poll_seconds = 0.2
-[api]
-port = 0
-[recording]
-segment_seconds = 3
-[[cameras]]
-id = "{cam.id}"
-name = "Door"
-url = "{cam.url}"
-"""
-    )
-    return path
-
-
 def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
     camera: RtspCamera, make_settings: Any, db_url: str, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
-    settings = _settings(make_settings, camera.url)
-    config = _toml(settings, tmp_path / "camvault.toml")
+    settings = rec.camera_settings(make_settings, camera.url)
+    config = rec.write_toml(settings, tmp_path / "camvault.toml")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "camvault"), "-v", "--config", str(config), "run"],
         stdout=subprocess.PIPE,
@@ -230,10 +146,10 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
         env={**os.environ},
     )
     try:
-        _wait(
+        rec.wait_for(
             lambda: (
                 proc.poll() is not None
-                or _rows(db_url, "SELECT 1 FROM recordings WHERE camera_id = %s", CAM)
+                or rec.rows(db_url, "SELECT 1 FROM recordings WHERE camera_id = %s", rec.CAM)
             ),
             90,
             "a recording row from `camvault run`",
@@ -251,7 +167,7 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
     assert proc.returncode == 0, text[-3000:]
     assert "s3cr3t-pw" not in text  # credentials are masked in every log line
     assert "viewer:***@" in text
-    rows = _rows(db_url, "SELECT * FROM recordings WHERE camera_id = %s ORDER BY start_time", CAM)
+    rows = rec.recordings(db_url)
     assert len(rows) >= 2
     for row in rows:  # every segment, including the one SIGTERM cut short, is in S3
         head = s3.head_object(Bucket=bucket, Key=row["s3_key"])
@@ -259,7 +175,7 @@ def test_camvault_run_records_to_s3_and_sigterm_keeps_open_segment(
         assert head["ContentLength"] == row["size_bytes"]
     assert rows[-1]["duration_seconds"] < 3 + 2.5
     for a, b in itertools.pairwise(rows):
-        assert abs((b["start_time"] - a["end_time"]).total_seconds()) <= 1 / FPS
+        assert abs((b["start_time"] - a["end_time"]).total_seconds()) <= 1 / rec.FPS
     leftovers = list((settings.spool.dir / "recording").rglob("*.mp4"))
     assert leftovers == []
 
@@ -279,12 +195,12 @@ def test_audio_aac_is_copied_other_audio_dropped_and_logged(
     if missing:
         pytest.skip(missing)
     results: list[IngestResult] = []
-    with RtspCamera(tmp_path / "rtsp.log", fps=FPS, **{option: True}) as cam:
-        settings = _settings(make_settings, cam.url)
+    with RtspCamera(tmp_path / "rtsp.log", fps=rec.FPS, **{option: True}) as cam:
+        settings = rec.camera_settings(make_settings, cam.url)
         with App.open(settings) as app:
             app.register_cameras()
             with app.recorder(on_result=results.append):
-                _wait(lambda: results, 60, "a segment")
+                rec.wait_for(lambda: results, 60, "a segment")
             segments = [r.segment for r in results if r.segment is not None]
             assert segments
             with av.open(segments[0].path) as c:

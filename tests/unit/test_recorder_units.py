@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from camvault.recorder import Redactor, ffmpeg_command, mask_url
+from camvault.recorder import Redactor, ffmpeg_command, mask_url, split_incomplete_fragment
 from camvault.recorder_time import Timeline
 from camvault.segmenter import ListedSegment, finished, read_segment_list
 
@@ -120,6 +120,27 @@ def test_ffmpeg_command_copies_never_transcodes(tmp_path: Path) -> None:
     assert cmd[cmd.index("-c") + 1] == "copy"
     assert not any(a.startswith(("-c:v", "-vcodec", "-c:a")) for a in cmd)
     assert cmd[cmd.index("-rtsp_transport") + 1] == "tcp"
-    assert cmd[cmd.index("-timeout") + 1] == "10000000"
+    # ffmpeg gives up on the second timed-out read: 2 x 5 s = the 10 s default
+    assert cmd[cmd.index("-timeout") + 1] == "5000000"
     assert "0:a:0" not in cmd
     assert "0:a:0" in ffmpeg_command("ffmpeg", "rtsp://h/s", tmp_path, 300, audio=True)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def test_split_incomplete_fragment_keeps_whole_fragments(tmp_path: Path) -> None:
+    head = _box(b"ftyp", b"isom") + _box(b"moov", b"m" * 20)
+    frag = _box(b"moof", b"f" * 12) + _box(b"mdat", b"d" * 40)
+    cut = _box(b"moof", b"f" * 12) + _box(b"mdat", b"d" * 40)[:30]  # killed mid-mdat
+    path = tmp_path / "seg_000001.mp4"
+    path.write_bytes(head + frag + cut)
+    tail = split_incomplete_fragment(path)
+    assert tail == tmp_path / "seg_000001.tail.mp4"
+    assert path.read_bytes() == head + frag and tail.read_bytes() == cut  # no byte dropped
+    assert split_incomplete_fragment(path) is None  # whole now
+    only_header = tmp_path / "seg_000002.mp4"
+    only_header.write_bytes(head + cut)  # no complete fragment: judged as it is
+    assert split_incomplete_fragment(only_header) is None
+    assert only_header.read_bytes() == head + cut

@@ -12,9 +12,8 @@ from typing import Any, Literal, Protocol
 import botocore.exceptions
 
 from camvault.lifecycle import RestoreState, parse_restore_header
-from camvault.storage import error_code, translate
+from camvault.storage import error_code, head_object, translate
 
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 RestoreOutcome = Literal["started", "in_progress", "not_archived"]
 
 
@@ -56,14 +55,9 @@ class S3Archive:
             raise translate(exc, f"LIST {prefix}") from exc
 
     def head(self, key: str) -> ObjectState | None:
-        try:
-            r = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise translate(exc, f"HEAD {key}") from exc
-        except Exception as exc:
-            raise translate(exc, f"HEAD {key}") from exc
+        r = head_object(self._s3, self.bucket, key)
+        if r is None:
+            return None
         return ObjectState(
             key=key,
             size_bytes=int(r["ContentLength"]),

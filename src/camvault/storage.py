@@ -105,6 +105,19 @@ def translate(exc: Exception, action: str) -> Exception:
     return exc
 
 
+def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HEAD one object: the raw response, None when it does not exist, camvault errors
+    otherwise. The one place that decides what "not found" looks like on the wire."""
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key))
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in _NOT_FOUND_CODES:
+            return None
+        raise translate(exc, f"HEAD {key}") from exc
+    except Exception as exc:
+        raise translate(exc, f"HEAD {key}") from exc
+
+
 class ObjectStore(Protocol):
     bucket: str
     multipart_threshold: int  # bytes; at or above, put_file uses a multipart upload
@@ -165,14 +178,9 @@ class S3ObjectStore:
         )
 
     def head(self, key: str) -> StoredObject | None:
-        try:
-            r = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in _NOT_FOUND_CODES:
-                return None
-            raise translate(exc, f"HEAD {key}") from exc
-        except Exception as exc:
-            raise translate(exc, f"HEAD {key}") from exc
+        r = head_object(self._s3, self.bucket, key)
+        if r is None:
+            return None
         return StoredObject(
             bucket=self.bucket,
             key=key,

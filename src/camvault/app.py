@@ -139,6 +139,16 @@ class App:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def own_spool(self) -> dict[str, int]:
+        """Become this spool's uploader: take the lock, put interrupted work back on its
+        path, and drop journal rows committed more than ``keep_committed_days`` ago."""
+        self.spool.lock_for_upload()
+        fixed = self.spool.recover()
+        fixed["pruned"] = self.spool.prune_committed(
+            timedelta(days=self.settings.spool.keep_committed_days)
+        )
+        return fixed
+
     # stages ----------------------------------------------------------------------------
     def register_cameras(self) -> int:
         """Cameras listed in the config file are upserted into the catalog at start-up."""

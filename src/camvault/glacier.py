@@ -32,7 +32,6 @@ class ArchiveStore(Protocol):
     def list_objects(self, prefix: str) -> Iterator[ObjectState]: ...
     def head(self, key: str) -> ObjectState | None: ...
     def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome: ...
-    def presign_get(self, key: str, ttl_seconds: int) -> str: ...
 
 
 class S3Archive:
@@ -83,10 +82,3 @@ class S3Archive:
         except Exception as exc:
             raise translate(exc, f"RESTORE {key}") from exc
         return "started"
-
-    def presign_get(self, key: str, ttl_seconds: int) -> str:
-        return str(
-            self._s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
-            )
-        )

@@ -98,8 +98,7 @@ class Runner:
             self.say(f"catalog schema: applied {', '.join(applied)}")
         app = App.open(settings)
         self._stack.callback(app.close)
-        app.spool.lock_for_upload()
-        recovered = app.spool.recover()
+        recovered = app.own_spool()
         app.register_cameras()
         for warning in retention_warnings(settings.lifecycle):  # [lifecycle] sanity
             self.say(f"warning: {warning}")

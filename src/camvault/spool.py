@@ -24,7 +24,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -578,7 +578,3 @@ def _segment(row: sqlite3.Row) -> Segment:
         sse=row["sse"],
         run_id=row["run_id"],
     )
-
-
-def with_state(seg: Segment, state: SegmentState) -> Segment:
-    return replace(seg, state=state)

@@ -185,3 +185,14 @@ def test_overlong_file_is_quarantined_not_spooled(
     res = ingestor.ingest(src, "cam", start=T0)
     assert res.segment is None and res.reason and "longer than the 6 h" in res.reason
     assert res.quarantined_to is not None and res.quarantined_to.read_bytes() == b"x" * 100
+
+
+def test_committed_rows_are_pruned_after_the_keep_period(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    old = spool.admit(_new(tmp_path, "old.mp4", 0))
+    live = spool.admit(_new(tmp_path, "live.mp4", 5))
+    spool.mark_uploaded(old.id, _obj(old.s3_key))
+    spool.mark_committed(old.id)
+    assert spool.prune_committed(timedelta(days=7)) == 0, "committed just now: kept"
+    assert spool.prune_committed(timedelta(seconds=-1)) == 1
+    assert [s.id for s in spool.segments()] == [live.id], "only committed rows go"

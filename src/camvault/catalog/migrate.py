@@ -66,14 +66,3 @@ def migrate(url: str, *, partitions_ahead_months: int = 3) -> list[str]:
     except psycopg.Error as exc:
         raise translate(exc) from exc
     return applied
-
-
-def current_version(url: str) -> str | None:
-    try:
-        with psycopg.connect(url, connect_timeout=10) as conn:
-            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
-                return None
-            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-            return None if row is None else row[0]
-    except psycopg.Error as exc:
-        raise translate(exc) from exc

@@ -100,8 +100,7 @@ def progress_printer(stream: Any = sys.stderr) -> Any:
 def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     with App.open(settings) as app:
-        app.spool.lock_for_upload()
-        app.spool.recover()
+        app.own_spool()
         pipeline = app.pipeline(on_event=None if args.json else progress_printer())
         if args.once:
             tally = pipeline.drain(stop)

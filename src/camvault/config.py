@@ -150,14 +150,14 @@ class LifecycleSettings(_Section):
         _check_order(
             self.transition_storage_class, self.transition_after_days, self.expire_after_days
         )
+        bad = sorted(repr(c) for c in self.cameras if not CAMERA_ID_RE.fullmatch(c))
+        if bad:
+            raise ValueError(f"[lifecycle.cameras] has invalid camera ids: {', '.join(bad)}")
         for camera_id in self.cameras:
             try:
                 _check_order(*self.retention(camera_id))
             except ValueError as exc:
                 raise ValueError(f"[lifecycle.cameras.{camera_id}]: {exc}") from None
-        bad = sorted(c for c in self.cameras if not CAMERA_ID_RE.match(c))
-        if bad:
-            raise ValueError(f"[lifecycle.cameras] has invalid camera ids: {', '.join(bad)}")
         return self
 
     def retention(self, camera_id: str | None = None) -> tuple[str, int, int]:
@@ -199,8 +199,8 @@ class CameraSettings(_Section):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not CAMERA_ID_RE.match(v):
-            raise ValueError("camera id must be 1-64 of A-Z a-z 0-9 _ . - ")
+        if not CAMERA_ID_RE.fullmatch(v):
+            raise ValueError(f"camera id {v!r} must be 1-64 of A-Z a-z 0-9 _ . - ")
         return v
 
 

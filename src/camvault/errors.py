@@ -11,6 +11,7 @@ code branches on *our* classes, never on third-party types or message text::
     │   ├── UnknownCamera           camera id not in the catalog (quarantined on ingest)
     │   ├── InvalidTimeRange        start/end malformed, reversed, too wide, in the future
     │   ├── NotFound                no such (visible) resource
+    │   │   └── UnknownPrincipal    no such user/group (by name or by id)
     │   └── ObjectArchived          the object is in Glacier: restore it first (HTTP 409)
     ├── ServiceUnavailable          a dependency cannot be reached right now (retryable)
     │   ├── CatalogUnavailable      PostgreSQL down, connection cut, timeout
@@ -53,6 +54,15 @@ class InvalidTimeRange(InputError):
 
 class NotFound(InputError):
     """The resource does not exist or is not visible to the caller (same answer on purpose)."""
+
+
+class UnknownPrincipal(NotFound):
+    """No user/group with that name (``field`` = ``user``) or id (``field`` = ``user_id``)."""
+
+    def __init__(self, kind: str, key: str | int) -> None:
+        by_id = isinstance(key, int)
+        super().__init__(f"no {kind} with id {key}" if by_id else f"no {kind} named {key!r}")
+        self.field = f"{kind}_id" if by_id else kind
 
 
 class ObjectArchived(InputError):

@@ -14,17 +14,19 @@ from datetime import UTC, datetime
 
 from camvault.errors import InputError
 
-CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \Z, not $: `$` also matches before a trailing newline ("lobby-1\n"). Use fullmatch.
+CAMERA_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _KEY_RE = re.compile(
-    r"^(?P<camera>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
-    r"(?P=camera)_(?P<stamp>\d{8}T\d{6})Z\.(?P<ext>[a-z0-9]{1,8})$"
+    r"\A(?P<camera>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
+    r"(?P=camera)_(?P<stamp>\d{8}T\d{6})Z\.(?P<ext>[a-z0-9]{1,8})\Z",
+    re.ASCII,  # \d is 0-9 only, not every Unicode digit
 )
 ALLOWED_EXTS = frozenset({"mp4", "mkv", "ts", "mov"})
 
 
 def validate_camera_id(camera_id: str) -> str:
     """Camera ids become key path parts: keep them to a safe, bounded alphabet."""
-    if not CAMERA_ID_RE.match(camera_id):
+    if not CAMERA_ID_RE.fullmatch(camera_id):
         raise InputError(
             f"invalid camera id {camera_id!r}: use 1-64 of A-Z a-z 0-9 _ . - "
             "(starting with a letter or digit)"
@@ -60,7 +62,7 @@ def parse_key(prefix: str, key: str) -> tuple[str, datetime, str] | None:
     p = normalize_prefix(prefix)
     if not key.startswith(p):
         return None
-    m = _KEY_RE.match(key[len(p) :])
+    m = _KEY_RE.fullmatch(key[len(p) :])
     if m is None:
         return None
     start = datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)

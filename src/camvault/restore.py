@@ -6,7 +6,9 @@ without a readable restored copy raises ``ObjectArchived`` carrying its state (â
 with a restore link). ``request`` asks S3 for a restore (tier and days from
 ``[lifecycle]`` unless given) and records it; ``refresh`` / ``poll_pending`` follow
 ``x-amz-restore`` until the copy is readable, and again when it lapses. Every request and
-every completion is written to ``audit_log`` in the same transaction as the state change.
+every completion is written to ``audit_log`` in the same transaction as the state change;
+a request is on record (``restore.request``, with the client's address and user agent)
+before S3 is asked, and its outcome (``restore.accepted`` / ``restore.failed``) after.
 
 Calls made for an API user pass ``acting_user`` down, so row-level security decides
 which recordings they can see and restore.
@@ -30,10 +32,27 @@ TIERS = ("Expedited", "Standard", "Bulk")
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts: an API user (RLS applies) or the system (``user_id=None``)."""
+    """Who acts: an API user (RLS applies) or the system / an operator (``user_id=None``).
+
+    ``label`` is ``audit_log.actor``: ``user:<name>``, ``os:<login>`` or ``system``.
+    """
 
     user_id: int | None = None
     user_name: str = ""
+    label: str = "system"
+    client_addr: str | None = None
+    user_agent: str | None = None
+
+    def audit(self, action: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "action": action,
+            "user_id": self.user_id,
+            "user_name": self.user_name,
+            "actor": self.label,
+            "client_addr": self.client_addr,
+            "user_agent": self.user_agent,
+            "detail": detail,
+        }
 
 
 SYSTEM = Actor()
@@ -100,6 +119,8 @@ class RestoreService:
             status = "restored"
         elif rec.get("restore_status") in ("requested", "in_progress"):
             status = str(rec["restore_status"])  # asked, S3 does not show it yet
+        elif rec.get("restore_status") == "failed":
+            status = "archived"  # S3 refused the request: nothing is coming
         elif rec.get("restore_status") is not None:
             status = "expired"  # restored once, the copy has lapsed
         else:
@@ -156,29 +177,48 @@ class RestoreService:
                 f"recording {recording_id} is in {obj.storage_class}, not archived: "
                 "it can be played directly"
             )
-        outcome = self._archive.restore(rec["s3_key"], days=days, tier=tier)
-        after = self._archive.head(rec["s3_key"]) or obj
-        now = self._now()
-        st = self._status({**rec, "restore_status": "requested"}, after)
-        status = "in_progress" if st.status == "requested" else st.status
+        # The request and who made it are committed before S3 is asked: a restore (which
+        # costs money and exposes footage) is never started without its audit row.
+        requested_at = self._now()
         self._catalog.save_restore(
             rec,
-            status=status,
+            status="requested",
             tier=tier,
             days=days,
-            at=now,
-            restored_until=st.restored_until if status == "restored" else None,
+            at=requested_at,
+            restored_until=None,
+            detail="",
+            audit=actor.audit("restore.request", {"tier": tier, "days": days}),
+            acting_user=actor.user_id,
+        )
+        try:
+            outcome = self._archive.restore(rec["s3_key"], days=days, tier=tier)
+        except Exception as exc:
+            self._catalog.set_restore_status(
+                rec,
+                status="failed",
+                restored_until=None,
+                at=self._now(),
+                detail=str(exc)[:500],
+                audit=actor.audit("restore.failed", {"error": type(exc).__name__}),
+                acting_user=actor.user_id,
+            )
+            raise
+        after = self._archive.head(rec["s3_key"]) or obj
+        st = self._status({**rec, "restore_status": "requested"}, after)
+        status = "in_progress" if st.status == "requested" else st.status
+        restored_until = st.restored_until if status == "restored" else None
+        self._catalog.set_restore_status(
+            rec,
+            status=status,
+            restored_until=restored_until,
+            at=self._now(),
             detail=outcome,
-            audit={
-                "action": "restore.request",
-                "user_id": actor.user_id,
-                "user_name": actor.user_name,
-                "detail": {"tier": tier, "days": days, "outcome": outcome, "status": status},
-            },
+            audit=actor.audit("restore.accepted", {"outcome": outcome, "status": status}),
             acting_user=actor.user_id,
         )
         return RestoreStatus(
-            int(rec["id"]), after.storage_class, status, tier, days, now, st.restored_until
+            int(rec["id"]), after.storage_class, status, tier, days, requested_at, st.restored_until
         )
 
     def _record_progress(self, rec: Row, st: RestoreStatus, actor: Actor) -> None:
@@ -188,12 +228,10 @@ class RestoreService:
             return
         audit = None
         if st.status in ("restored", "expired"):
-            audit = {
-                "action": f"restore.{'completed' if st.status == 'restored' else 'lapsed'}",
-                "user_id": actor.user_id,
-                "user_name": actor.user_name,
-                "detail": {"restored_until": st.restored_until, "was": before},
-            }
+            audit = actor.audit(
+                f"restore.{'completed' if st.status == 'restored' else 'lapsed'}",
+                {"restored_until": st.restored_until, "was": before},
+            )
         self._catalog.set_restore_status(
             rec,
             status=st.status,

@@ -202,4 +202,4 @@ def test_restore_in_progress_then_completed_by_polling(db_url: str) -> None:
     assert row is not None and row["status"] == "restored"
     assert row["restored_until"] == datetime(2100, 1, 1, tzinfo=UTC)
     actions = [a["action"] for a in audit_rows(db_url)]
-    assert actions == ["restore.request", "restore.completed"]
+    assert actions == ["restore.request", "restore.accepted", "restore.completed"]

@@ -97,6 +97,8 @@ class Caller:
         )
 
     def audit(self, action: str, **fields: object) -> None:
+        """An audit row alone; a change writes its row in its own transaction instead
+        (``access.atomic()`` + ``audit_entry``)."""
         self.access.audit(self.audit_entry(action, **fields))
 
 

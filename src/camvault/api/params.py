@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from camvault.keys import CAMERA_ID_RE
 
 MAX_BIGINT = 2**63 - 1
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-ACTION_RE = re.compile(r"^[a-z][a-z_.]{0,31}$")
+# \Z, not $ (which also matches before a trailing newline); always used with fullmatch
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+ACTION_RE = re.compile(r"\A[a-z][a-z_.]{0,31}\Z")
 
 
 class ApiError(Exception):
@@ -85,13 +86,13 @@ def time_range(
 
 
 def camera_id(value: str) -> str:
-    if not CAMERA_ID_RE.match(value):
+    if not CAMERA_ID_RE.fullmatch(value):
         raise bad("camera_id", "use 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
     return value
 
 
 def name(value: str, field: str = "name") -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise bad(field, "use 1-64 of A-Z a-z 0-9 _ . @ - (starting with a letter or digit)")
     return value
 

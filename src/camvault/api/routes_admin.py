@@ -1,7 +1,9 @@
 """Admin endpoints: users, groups, grants, tokens, and the audit log.
 
 Guarded twice: the route needs an admin identity, and the writes run as the caller
-through row-level security, whose write policies also require an admin.
+through row-level security, whose write policies also require an admin. Every change and
+its audit row commit in one transaction (``AccessCatalog.atomic``). Users and groups in
+bodies are given by name (``user``) or by id (``user_id``); a name is never read as an id.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from camvault.acl import Permission, validate_window
 from camvault.api import params
@@ -29,7 +32,7 @@ from camvault.api.schemas import (
     UserOut,
     UserPatch,
 )
-from camvault.errors import InputError
+from camvault.errors import InputError, UnknownPrincipal
 
 router = APIRouter(prefix="/api", tags=["admin"])
 
@@ -41,6 +44,19 @@ def _input(field: str, exc: InputError) -> params.ApiError:
     return params.ApiError(400, f"{field}: {exc}", field)
 
 
+def _principal(body: BaseModel, *kinds: str) -> tuple[str, str | int]:
+    """The one user/group reference in ``body``: (its field, the name or id)."""
+    fields = [f for k in kinds for f in (k, f"{k}_id")]
+    given = [(f, v) for f in fields if (v := getattr(body, f)) is not None]
+    if len(given) != 1:
+        raise params.bad(kinds[0], f"give exactly one of {', '.join(fields)}")
+    return given[0]
+
+
+def _unknown(exc: UnknownPrincipal) -> params.ApiError:
+    return params.ApiError(404, f"{exc.field}: {exc}", exc.field)
+
+
 # users -----------------------------------------------------------------------------------
 @router.get("/users", response_model=list[UserOut])
 def list_users(c: AdminDep) -> list[UserOut]:
@@ -50,24 +66,30 @@ def list_users(c: AdminDep) -> list[UserOut]:
 @router.post("/users", response_model=UserOut, status_code=201)
 def add_user(c: AdminDep, body: UserIn) -> UserOut:
     try:
-        user = c.access.add_user(body.name, is_admin=body.is_admin)
+        with c.access.atomic() as tx:
+            user = tx.add_user(body.name, is_admin=body.is_admin)
+            tx.audit(
+                c.audit_entry("user.add", detail={"user": user.name, "is_admin": user.is_admin})
+            )
     except InputError as exc:
         raise _input("name", exc) from exc
-    c.audit("user.add", detail={"user": user.name, "is_admin": user.is_admin})
     return UserOut.of(user)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(c: AdminDep, user_id: Id, body: UserPatch) -> UserOut:
-    user = c.access.update_user(user_id, is_admin=body.is_admin, disabled=body.disabled)
-    c.audit("user.update", detail={"user": user.name, **body.model_dump(exclude_none=True)})
+    with c.access.atomic() as tx:
+        user = tx.update_user(user_id, is_admin=body.is_admin, disabled=body.disabled)
+        detail = {"user": user.name, **body.model_dump(exclude_none=True)}
+        tx.audit(c.audit_entry("user.update", detail=detail))
     return UserOut.of(user)
 
 
 @router.delete("/users/{user_id}", status_code=204, responses=_NO_CONTENT)
 def delete_user(c: AdminDep, user_id: Id) -> Response:
-    c.access.delete_user(user_id)
-    c.audit("user.delete", detail={"user_id": user_id})
+    with c.access.atomic() as tx:
+        tx.delete_user(user_id)
+        tx.audit(c.audit_entry("user.delete", detail={"user_id": user_id}))
     return Response(status_code=204)
 
 
@@ -80,31 +102,41 @@ def list_groups(c: AdminDep) -> list[GroupOut]:
 @router.post("/groups", response_model=GroupOut, status_code=201)
 def add_group(c: AdminDep, body: GroupIn) -> GroupOut:
     try:
-        group = c.access.add_group(body.name)
+        with c.access.atomic() as tx:
+            group = tx.add_group(body.name)
+            tx.audit(c.audit_entry("group.add", detail={"group": group.name}))
     except InputError as exc:
         raise _input("name", exc) from exc
-    c.audit("group.add", detail={"group": group.name})
     return GroupOut.of(group)
 
 
 @router.delete("/groups/{group_id}", status_code=204, responses=_NO_CONTENT)
 def delete_group(c: AdminDep, group_id: Id) -> Response:
-    c.access.delete_group(group_id)
-    c.audit("group.delete", detail={"group_id": group_id})
+    with c.access.atomic() as tx:
+        tx.delete_group(group_id)
+        tx.audit(c.audit_entry("group.delete", detail={"group_id": group_id}))
     return Response(status_code=204)
 
 
 @router.post("/groups/{group_id}/members", status_code=204, responses=_NO_CONTENT)
 def add_member(c: AdminDep, group_id: Id, body: MemberIn) -> Response:
-    group, user = c.access.add_member(group_id, body.user)
-    c.audit("group.add_member", detail={"group": group.name, "user": user.name})
+    _, user_ref = _principal(body, "user")
+    try:
+        with c.access.atomic() as tx:
+            group, user = tx.add_member(group_id, user_ref)
+            detail = {"group": group.name, "user": user.name}
+            tx.audit(c.audit_entry("group.add_member", detail=detail))
+    except UnknownPrincipal as exc:
+        raise _unknown(exc) from exc
     return Response(status_code=204)
 
 
 @router.delete("/groups/{group_id}/members/{user_id}", status_code=204, responses=_NO_CONTENT)
 def remove_member(c: AdminDep, group_id: Id, user_id: Id) -> Response:
-    c.access.remove_member(group_id, user_id)
-    c.audit("group.remove_member", detail={"group_id": group_id, "user_id": user_id})
+    with c.access.atomic() as tx:
+        group, user = tx.remove_member(group_id, user_id)
+        detail = {"group": group.name, "user": user.name}
+        tx.audit(c.audit_entry("group.remove_member", detail=detail))
     return Response(status_code=204)
 
 
@@ -123,8 +155,8 @@ def list_grants(
 
 @router.post("/grants", response_model=GrantOut, status_code=201)
 def add_grant(c: AdminDep, body: GrantIn) -> GrantOut:
-    if (body.user is None) == (body.group is None):
-        raise params.bad("user", "give exactly one of user or group")
+    field, ref = _principal(body, "user", "group")
+    kind = field.removesuffix("_id")
     for field in ("window_start", "window_end", "expires_at"):
         value = getattr(body, field)
         if value is not None and value.tzinfo is None:
@@ -133,23 +165,29 @@ def add_grant(c: AdminDep, body: GrantIn) -> GrantOut:
         validate_window(body.window_start, body.window_end)
     except InputError as exc:
         raise _input("window_end", exc) from exc
-    grant = c.access.add_grant(
-        camera_id=body.camera_id,
-        permission=Permission.parse(body.permission),
-        user=body.user,
-        group=body.group,
-        window_start=body.window_start,
-        window_end=body.window_end,
-        expires_at=body.expires_at,
-    )
-    c.audit("grant.add", camera_id=grant.grant.camera_id, detail=grant.as_dict())
+    try:
+        with c.access.atomic() as tx:
+            grant = tx.add_grant(
+                camera_id=body.camera_id,
+                permission=Permission.parse(body.permission),
+                user=ref if kind == "user" else None,
+                group=ref if kind == "group" else None,
+                window_start=body.window_start,
+                window_end=body.window_end,
+                expires_at=body.expires_at,
+            )
+            entry = c.audit_entry("grant.add", camera_id=body.camera_id, detail=grant.as_dict())
+            tx.audit(entry)
+    except UnknownPrincipal as exc:
+        raise _unknown(exc) from exc
     return GrantOut.of(grant)
 
 
 @router.delete("/grants/{grant_id}", status_code=204, responses=_NO_CONTENT)
 def revoke_grant(c: AdminDep, grant_id: Id) -> Response:
-    c.access.revoke_grant(grant_id)
-    c.audit("grant.revoke", detail={"grant_id": grant_id})
+    with c.access.atomic() as tx:
+        tx.revoke_grant(grant_id)
+        tx.audit(c.audit_entry("grant.revoke", detail={"grant_id": grant_id}))
     return Response(status_code=204)
 
 
@@ -163,15 +201,22 @@ def list_tokens(c: AdminDep) -> list[TokenOut]:
 def create_token(c: AdminDep, body: TokenIn) -> TokenCreated:
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise params.bad("expires_at", "has no time zone; add Z or an offset like +01:00")
-    token, info = c.access.create_token(body.user, name=body.name, expires_at=body.expires_at)
-    c.audit("token.create", detail={"token_id": info.id, "user": info.user_name})
+    _, user_ref = _principal(body, "user")
+    try:
+        with c.access.atomic() as tx:
+            token, info = tx.create_token(user_ref, name=body.name, expires_at=body.expires_at)
+            detail = {"token_id": info.id, "user": info.user_name}
+            tx.audit(c.audit_entry("token.create", detail=detail))
+    except UnknownPrincipal as exc:
+        raise _unknown(exc) from exc
     return TokenCreated(**TokenOut.of(info).model_dump(), token=token)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses=_NO_CONTENT)
 def revoke_token(c: AdminDep, token_id: Id) -> Response:
-    c.access.revoke_token(token_id)
-    c.audit("token.revoke", detail={"token_id": token_id})
+    with c.access.atomic() as tx:
+        tx.revoke_token(token_id)
+        tx.audit(c.audit_entry("token.revoke", detail={"token_id": token_id}))
     return Response(status_code=204)
 
 
@@ -186,7 +231,7 @@ def audit_log(
     action: Annotated[str | None, Query()] = None,
 ) -> AuditPage:
     """Newest first; pass `next_before_id` as `before_id` for the next page."""
-    if action is not None and not ACTION_RE.match(action):
+    if action is not None and not ACTION_RE.fullmatch(action):
         raise params.bad("action", "unknown action name")
     cam = params.camera_id(camera_id) if camera_id is not None else None
     rows = c.access.list_audit(

@@ -101,7 +101,13 @@ def _service(c: CallerDep) -> RestoreService:
 
 
 def _actor(c: CallerDep) -> Actor:
-    return Actor(c.who.user_id, c.who.user_name)
+    return Actor(
+        c.who.user_id,
+        c.who.user_name,
+        label=c.access.actor,
+        client_addr=c.client_addr,
+        user_agent=c.user_agent,
+    )
 
 
 @router.post("/recordings/{recording_id}/restore", response_model=RestoreOut, status_code=202)

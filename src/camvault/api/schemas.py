@@ -7,10 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from camvault.api.params import MAX_BIGINT
 from camvault.catalog.access import GrantRecord, Group, TokenInfo, User
 from camvault.models import Camera, Recording
 
 PermissionName = Literal["view", "export", "admin"]
+# Names are never read as ids (they cannot be all digits); an id goes in a `*_id` field.
+_BY_NAME = "by name (never read as an id; give `{0}_id` for an id)"
+# pydantic runs these as Rust regexes, where `$` is the end of the text (no newline before)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 CAMERA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -143,22 +147,40 @@ class GroupIn(_In):
     name: str = Field(pattern=NAME_PATTERN)
 
 
+def _name_ref(kind: str) -> Any:
+    return Field(None, pattern=NAME_PATTERN, description=f"the {kind} " + _BY_NAME.format(kind))
+
+
+def _id_ref(kind: str) -> Any:
+    return Field(None, ge=1, le=MAX_BIGINT, description=f"the {kind} by id")
+
+
 class MemberIn(_In):
-    user: str = Field(pattern=NAME_PATTERN, description="user name or id")
+    """Exactly one of `user`, `user_id`."""
+
+    user: str | None = _name_ref("user")
+    user_id: int | None = _id_ref("user")
 
 
 class GrantIn(_In):
+    """Exactly one of `user`, `user_id`, `group`, `group_id`."""
+
     camera_id: str = Field(pattern=CAMERA_PATTERN)
     permission: PermissionName = "view"
-    user: str | None = Field(None, pattern=NAME_PATTERN, description="user name or id")
-    group: str | None = Field(None, pattern=NAME_PATTERN, description="group name or id")
+    user: str | None = _name_ref("user")
+    user_id: int | None = _id_ref("user")
+    group: str | None = _name_ref("group")
+    group_id: int | None = _id_ref("group")
     window_start: datetime | None = None
     window_end: datetime | None = None
     expires_at: datetime | None = None
 
 
 class TokenIn(_In):
-    user: str = Field(pattern=NAME_PATTERN, description="user name or id")
+    """Exactly one of `user`, `user_id`."""
+
+    user: str | None = _name_ref("user")
+    user_id: int | None = _id_ref("user")
     name: str = Field("", max_length=128, pattern=r"^[^\x00]*$")
     expires_at: datetime | None = None
 
@@ -198,6 +220,7 @@ class AuditOut(BaseModel):
     at: datetime
     user_id: int | None
     user_name: str
+    actor: str = Field(description="`user:<name>` (API), `os:<login>` (CLI) or `system`")
     action: str
     camera_id: str | None
     recording_id: int | None

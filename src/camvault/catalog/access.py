@@ -19,7 +19,7 @@ from camvault.acl import Grant, Permission, hash_token, new_token, token_hint
 from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, IntegrityViolation, Row, Session
 from camvault.catalog.queries import query
-from camvault.errors import InputError, NotFound, UnknownCamera
+from camvault.errors import InputError, NotFound, UnknownCamera, UnknownPrincipal
 from camvault.models import Camera, Recording
 
 _SQL = "access.sql"
@@ -155,16 +155,43 @@ def _token(row: Row) -> TokenInfo:
 
 
 class AccessCatalog:
-    def __init__(self, connector: Connector, acting_user: Identity | None = None) -> None:
+    """Users and groups are referred to by name (``str``) or by id (``int``) — never a
+    string parsed as an id: names cannot be all digits (schema CHECK), and a caller who
+    has an id passes an ``int``.
+
+    ``actor`` names who acts in audit rows when there is no acting API user: ``os:<login>``
+    for the operator CLI, ``system`` for the pipeline.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        acting_user: Identity | None = None,
+        *,
+        actor: str = "system",
+        _session: Session | None = None,
+    ) -> None:
         self._db = connector
         self.identity = acting_user
+        self.actor = f"user:{acting_user.user_name}" if acting_user else actor
+        self._session = _session
 
     def acting(self, identity: Identity) -> AccessCatalog:
         """The same catalog, each transaction run on behalf of ``identity``."""
         return AccessCatalog(self._db, identity)
 
     @contextmanager
+    def atomic(self) -> Iterator[AccessCatalog]:
+        """This catalog with every call inside the block in ONE transaction — a change and
+        its audit row commit together or not at all."""
+        with self._tx() as s:
+            yield AccessCatalog(self._db, self.identity, actor=self.actor, _session=s)
+
+    @contextmanager
     def _tx(self) -> Iterator[Session]:
+        if self._session is not None:  # inside atomic(): errors surface at its end
+            yield self._session
+            return
         uid = self.identity.user_id if self.identity else None
         try:
             with self._db.transaction(acting_user=uid) as s:
@@ -174,6 +201,7 @@ class AccessCatalog:
 
     # users -------------------------------------------------------------------------------
     def add_user(self, name: str, *, is_admin: bool = False) -> User:
+        _check_name("user", name)
         with self._tx() as s:
             row = s.fetchone(q("add_user"), {"name": name, "is_admin": is_admin})
         assert row is not None
@@ -206,6 +234,7 @@ class AccessCatalog:
 
     # groups ------------------------------------------------------------------------------
     def add_group(self, name: str) -> Group:
+        _check_name("group", name)
         with self._tx() as s:
             row = s.fetchone(q("add_group"), {"name": name})
         assert row is not None
@@ -233,12 +262,13 @@ class AccessCatalog:
             s.execute(q("add_member"), {"group_id": g["id"], "user_id": u["id"]})
         return Group(g["id"], g["name"], g["created_at"]), _user(u)
 
-    def remove_member(self, group: str | int, user: str | int) -> None:
+    def remove_member(self, group: str | int, user: str | int) -> tuple[Group, User]:
         with self._tx() as s:
             g = _lookup(s, "group", group)
             u = _lookup(s, "user", user)
             if s.fetchone(q("remove_member"), {"group_id": g["id"], "user_id": u["id"]}) is None:
                 raise NotFound(f"user {u['name']} is not a member of group {g['name']}")
+        return Group(g["id"], g["name"], g["created_at"]), _user(u)
 
     def group_ids_of(self, user_id: int) -> frozenset[int]:
         with self._tx() as s:
@@ -378,6 +408,7 @@ class AccessCatalog:
             {
                 "user_id": who.user_id if who else None,
                 "user_name": who.user_name if who else "",
+                "actor": self.actor,
                 "action": e.action,
                 "camera_id": e.camera_id,
                 "recording_id": e.recording_id,
@@ -474,15 +505,22 @@ class AccessCatalog:
 
 
 def _lookup(s: Session, kind: str, key: str | int) -> Row:
-    """A user or group by id (int or all-digit string) or by name."""
-    by_id = isinstance(key, int) or (isinstance(key, str) and key.isdigit())
-    if by_id:
-        row = s.fetchone(q(f"get_{kind}"), {"id": int(key)})
+    """A user or group by id (an ``int``) or by name (a ``str``, never read as an id)."""
+    if isinstance(key, bool):
+        raise TypeError(f"{kind} must be a name or an id, not {key!r}")
+    if isinstance(key, int):
+        row = s.fetchone(q(f"get_{kind}"), {"id": key})
     else:
         row = s.fetchone(q(f"get_{kind}_by_name"), {"name": key})
     if row is None:
-        raise NotFound(f"no {kind} {key!r}")
+        raise UnknownPrincipal(kind, key)
     return row
+
+
+def _check_name(kind: str, name: str) -> None:
+    # the schema refuses it too (CHECK *_name_not_numeric); this says why, in words
+    if name.isascii() and name.isdigit():
+        raise InputError(f"invalid {kind} name {name!r}: a name cannot be all digits")
 
 
 def _integrity(exc: IntegrityViolation) -> Exception:

@@ -121,16 +121,16 @@ RETURNING id;
 SELECT user_id, user_name, is_admin, token_id FROM camvault_authenticate(%(token_hash)s);
 
 -- name: insert_audit
-INSERT INTO audit_log (user_id, user_name, action, camera_id, recording_id, recording_start,
-                       s3_key, client_addr, user_agent, detail)
-VALUES (%(user_id)s, %(user_name)s, %(action)s, %(camera_id)s, %(recording_id)s,
+INSERT INTO audit_log (user_id, user_name, actor, action, camera_id, recording_id,
+                       recording_start, s3_key, client_addr, user_agent, detail)
+VALUES (%(user_id)s, %(user_name)s, %(actor)s, %(action)s, %(camera_id)s, %(recording_id)s,
         %(recording_start)s, %(s3_key)s, %(client_addr)s, %(user_agent)s, %(detail)s);
 -- no RETURNING: that would need the row to pass the SELECT policy (admins only)
 
 -- name: list_audit
 -- Newest first, keyset on id (monotonic with insertion).
-SELECT id, at, user_id, user_name, action, camera_id, recording_id, recording_start, s3_key,
-       client_addr, user_agent, detail
+SELECT id, at, user_id, user_name, actor, action, camera_id, recording_id, recording_start,
+       s3_key, client_addr, user_agent, detail
   FROM audit_log
  WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
    AND (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)

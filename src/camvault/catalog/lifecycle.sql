@@ -62,7 +62,8 @@ ON CONFLICT (recording_id, recording_start) DO UPDATE
 
 -- name: update_restore_status
 UPDATE restores
-   SET status = %(status)s, restored_until = %(restored_until)s, checked_at = %(at)s
+   SET status = %(status)s, restored_until = %(restored_until)s, checked_at = %(at)s,
+       detail = coalesce(%(detail)s, detail)
  WHERE recording_id = %(recording_id)s AND recording_start = %(recording_start)s
 RETURNING status;
 
@@ -76,7 +77,7 @@ SELECT recording_id, recording_start, camera_id, s3_bucket, s3_key, status, tier
  LIMIT %(limit)s;
 
 -- name: insert_audit
-INSERT INTO audit_log (user_id, user_name, action, camera_id, recording_id, recording_start,
-                       s3_key, detail)
-VALUES (%(user_id)s, %(user_name)s, %(action)s, %(camera_id)s, %(recording_id)s,
-        %(recording_start)s, %(s3_key)s, %(detail)s::jsonb);
+INSERT INTO audit_log (user_id, user_name, actor, action, camera_id, recording_id,
+                       recording_start, s3_key, client_addr, user_agent, detail)
+VALUES (%(user_id)s, %(user_name)s, %(actor)s, %(action)s, %(camera_id)s, %(recording_id)s,
+        %(recording_start)s, %(s3_key)s, %(client_addr)s, %(user_agent)s, %(detail)s::jsonb);

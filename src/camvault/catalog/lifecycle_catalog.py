@@ -128,9 +128,12 @@ class LifecycleCatalog:
         status: str,
         restored_until: datetime | None,
         at: datetime,
+        detail: str | None = None,
         audit: dict[str, Any] | None = None,
         acting_user: int | None = None,
     ) -> None:
+        """A restore's new state (``detail`` kept when None) and its audit entry, in one
+        transaction."""
         with self._db.transaction(acting_user=acting_user) as s:
             s.execute(
                 q("update_restore_status"),
@@ -140,6 +143,7 @@ class LifecycleCatalog:
                     "status": status,
                     "restored_until": restored_until,
                     "at": at,
+                    "detail": detail,
                 },
             )
             if audit is not None:
@@ -160,10 +164,13 @@ def _audit_params(rec: Row | None, audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "user_id": audit.get("user_id"),
         "user_name": audit.get("user_name", ""),
+        "actor": audit.get("actor", "system"),
         "action": audit["action"],
         "camera_id": rec.get("camera_id"),
         "recording_id": rec.get("id", rec.get("recording_id")),
         "recording_start": rec.get("start_time", rec.get("recording_start")),
         "s3_key": rec.get("s3_key"),
+        "client_addr": audit.get("client_addr"),
+        "user_agent": (audit.get("user_agent") or "")[:512] or None,
         "detail": json.dumps(audit.get("detail", {}), default=str),
     }

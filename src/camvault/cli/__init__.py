@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import pwd
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,6 +38,17 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def os_actor() -> str:
+    """``os:<login>`` of the effective user: who ran an operator command, for the audit log
+    (the passwd entry, not $USER, which the caller sets)."""
+    uid = os.geteuid()
+    try:
+        login = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        login = f"uid{uid}"
+    return f"os:{login}"
 
 
 def parse_time(value: str) -> datetime:

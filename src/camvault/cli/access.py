@@ -2,7 +2,11 @@
 and ``serve`` (the HTTP API alone).
 
 They run on the owner's connection (the service policies let it see and change
-everything); the API itself runs as the unprivileged ``camvault_api`` role.
+everything); the API itself runs as the unprivileged ``camvault_api`` role. Every change
+commits together with its audit row, the actor being ``os:<login>``.
+
+Users and groups are named by name (``--user NAME``, positional ``NAME``) or by id
+(``--user-id ID``, ``--id ID``) — a name is never read as an id.
 """
 
 from __future__ import annotations
@@ -15,10 +19,32 @@ from typing import Any
 
 from camvault.acl import Permission, validate_window
 from camvault.app import App
-from camvault.catalog.access import AccessCatalog, GrantRecord
-from camvault.cli import EXIT_OK, emit, json_flag, parse_time
+from camvault.catalog.access import AccessCatalog, AuditEntry, GrantRecord
+from camvault.cli import EXIT_OK, emit, json_flag, os_actor, parse_time
 from camvault.config import Settings
+from camvault.errors import InputError
 from camvault.keys import validate_camera_id
+
+
+def _id(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a positive integer)")
+    return n
+
+
+def _ref_options(p: Any, kind: str) -> None:
+    """``--user NAME`` / ``--user-id ID`` (``p`` may be a mutually exclusive group)."""
+    p.add_argument(f"--{kind}", metavar="NAME", help=f"{kind} by name")
+    p.add_argument(f"--{kind}-id", type=_id, metavar="ID", help=f"{kind} by id")
+
+
+def _ref(args: argparse.Namespace, kind: str) -> str | int | None:
+    ident: int | None = getattr(args, f"{kind}_id")
+    return ident if ident is not None else getattr(args, kind)
 
 
 def register(sub: Any) -> None:
@@ -35,7 +61,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_users_list)
     for action in ("disable", "enable"):
         p = users.add_parser(action, help=f"{action} a user (a disabled user sees nothing)")
-        p.add_argument("name")
+        p.add_argument("name", nargs="?", help="the user's name (or --id)")
+        p.add_argument("--id", type=_id, help="the user's id")
         json_flag(p)
         p.set_defaults(handler=cmd_users_toggle, disabled=action == "disable")
 
@@ -50,9 +77,14 @@ def register(sub: Any) -> None:
     json_flag(p)
     p.set_defaults(handler=cmd_groups_list)
     for action, handler in (("add-member", cmd_groups_add_member), ("remove-member", None)):
-        p = groups.add_parser(action, help=f"{action.replace('-', ' ')} of a group")
-        p.add_argument("group")
-        p.add_argument("user")
+        p = groups.add_parser(
+            action,
+            help=f"{action.replace('-', ' ')} of a group",
+            usage=f"camvault groups {action} (GROUP | --group-id ID) (USER | --user-id ID)",
+        )
+        p.add_argument("names", nargs="*", metavar="GROUP USER", help="names")
+        p.add_argument("--group-id", type=_id, metavar="ID", help="the group by id")
+        p.add_argument("--user-id", type=_id, metavar="ID", help="the user by id")
         p.set_defaults(handler=handler or cmd_groups_remove_member)
 
     grants = sub.add_parser("grants", help="who may see which camera").add_subparsers(
@@ -60,8 +92,8 @@ def register(sub: Any) -> None:
     )
     p = grants.add_parser("add", help="grant a user or group a permission on a camera")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user")
-    who.add_argument("--group")
+    _ref_options(who, "user")
+    _ref_options(who, "group")
     p.add_argument("--camera", required=True)
     p.add_argument("--permission", default="view", choices=[m.label for m in Permission])
     p.add_argument("--from", dest="window_start", type=parse_time, help="footage window start")
@@ -71,8 +103,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_grants_add)
     p = grants.add_parser("list", help="list grants")
     p.add_argument("--camera")
-    p.add_argument("--user")
-    p.add_argument("--group")
+    _ref_options(p.add_mutually_exclusive_group(), "user")
+    _ref_options(p.add_mutually_exclusive_group(), "group")
     p.add_argument("--all", action="store_true", help="include revoked grants")
     json_flag(p)
     p.set_defaults(handler=cmd_grants_list)
@@ -84,13 +116,13 @@ def register(sub: Any) -> None:
         dest="tokens_command", required=True, metavar="ACTION"
     )
     p = tokens.add_parser("create", help="create a token (printed once, on the last line)")
-    p.add_argument("--user", required=True)
+    _ref_options(p.add_mutually_exclusive_group(required=True), "user")
     p.add_argument("--expires", type=parse_time)
     p.add_argument("--name", default="", help="a label, e.g. the client it is for")
     json_flag(p)
     p.set_defaults(handler=cmd_tokens_create)
     p = tokens.add_parser("list", help="list tokens (hints only, never values)")
-    p.add_argument("--user")
+    _ref_options(p.add_mutually_exclusive_group(), "user")
     json_flag(p)
     p.set_defaults(handler=cmd_tokens_list)
     p = tokens.add_parser("revoke", help="revoke a token by id")
@@ -104,12 +136,13 @@ def register(sub: Any) -> None:
 
 
 def _access(app: App) -> AccessCatalog:
-    return AccessCatalog(app.connector)
+    return AccessCatalog(app.connector, actor=os_actor())
 
 
 def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        user = _access(app).add_user(args.name, is_admin=args.admin)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        user = tx.add_user(args.name, is_admin=args.admin)
+        tx.audit(AuditEntry("user.add", detail={"user": user.name, "is_admin": user.is_admin}))
     emit(args, asdict(user), lambda: print(f"user {user.name} added (id {user.id})"))
     return EXIT_OK
 
@@ -131,17 +164,21 @@ def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        access = _access(app)
-        user = access.update_user(access.get_user(args.name).id, disabled=args.disabled)
+    if (args.name is None) == (args.id is None):
+        raise InputError("give the user as NAME or --id ID (one of them)")
+    ref: str | int = args.name if args.id is None else args.id
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        user = tx.update_user(tx.get_user(ref).id, disabled=args.disabled)
+        tx.audit(AuditEntry("user.update", detail={"user": user.name, "disabled": user.disabled}))
     state = "disabled" if user.disabled else "enabled"
     emit(args, asdict(user), lambda: print(f"user {user.name} {state}"))
     return EXIT_OK
 
 
 def cmd_groups_add(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        group = _access(app).add_group(args.name)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        group = tx.add_group(args.name)
+        tx.audit(AuditEntry("group.add", detail={"group": group.name}))
     emit(args, asdict(group), lambda: print(f"group {group.name} added (id {group.id})"))
     return EXIT_OK
 
@@ -158,17 +195,35 @@ def cmd_groups_list(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _member_refs(args: argparse.Namespace) -> tuple[str | int, str | int]:
+    """(group, user) from ``GROUP USER``, with ``--group-id``/``--user-id`` standing in for
+    either name."""
+    names = list(args.names)
+    group = args.group_id if args.group_id is not None else (names.pop(0) if names else None)
+    user = args.user_id if args.user_id is not None else (names.pop(0) if names else None)
+    if group is None or user is None or names:
+        raise InputError(
+            "give the group (GROUP or --group-id ID) and the user (USER or --user-id ID)"
+        )
+    return group, user
+
+
 def cmd_groups_add_member(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        group, user = _access(app).add_member(args.group, args.user)
+    group_ref, user_ref = _member_refs(args)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        group, user = tx.add_member(group_ref, user_ref)
+        tx.audit(AuditEntry("group.add_member", detail={"group": group.name, "user": user.name}))
     print(f"user {user.name} is a member of group {group.name}")
     return EXIT_OK
 
 
 def cmd_groups_remove_member(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        _access(app).remove_member(args.group, args.user)
-    print(f"user {args.user} removed from group {args.group}")
+    group_ref, user_ref = _member_refs(args)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        group, user = tx.remove_member(group_ref, user_ref)
+        detail = {"group": group.name, "user": user.name}
+        tx.audit(AuditEntry("group.remove_member", detail=detail))
+    print(f"user {user.name} removed from group {group.name}")
     return EXIT_OK
 
 
@@ -188,16 +243,17 @@ def _describe(g: GrantRecord) -> str:
 def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
     validate_camera_id(args.camera)
     validate_window(args.window_start, args.window_end)
-    with App.open(settings) as app:
-        grant = _access(app).add_grant(
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        grant = tx.add_grant(
             camera_id=args.camera,
             permission=Permission.parse(args.permission),
-            user=args.user,
-            group=args.group,
+            user=_ref(args, "user"),
+            group=_ref(args, "group"),
             window_start=args.window_start,
             window_end=args.window_end,
             expires_at=args.expires,
         )
+        tx.audit(AuditEntry("grant.add", camera_id=grant.grant.camera_id, detail=grant.as_dict()))
     emit(args, grant.as_dict(), lambda: print("granted: " + _describe(grant).strip()))
     return EXIT_OK
 
@@ -205,7 +261,10 @@ def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_grants_list(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
         grants = _access(app).list_grants(
-            camera_id=args.camera, user=args.user, group=args.group, include_revoked=args.all
+            camera_id=args.camera,
+            user=_ref(args, "user"),
+            group=_ref(args, "group"),
+            include_revoked=args.all,
         )
 
     def human() -> None:
@@ -218,15 +277,19 @@ def cmd_grants_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grants_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        _access(app).revoke_grant(args.id)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        tx.revoke_grant(args.id)
+        tx.audit(AuditEntry("grant.revoke", detail={"grant_id": args.id}))
     print(f"grant {args.id} revoked")
     return EXIT_OK
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        token, info = _access(app).create_token(args.user, name=args.name, expires_at=args.expires)
+    user = _ref(args, "user")
+    assert user is not None  # a required option group
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        token, info = tx.create_token(user, name=args.name, expires_at=args.expires)
+        tx.audit(AuditEntry("token.create", detail={"token_id": info.id, "user": info.user_name}))
     if args.json:
         emit(args, {**asdict(info), "token": token}, lambda: None)
         return EXIT_OK
@@ -238,7 +301,7 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
-        tokens = _access(app).list_tokens(args.user)
+        tokens = _access(app).list_tokens(_ref(args, "user"))
 
     def human() -> None:
         for t in tokens:
@@ -251,8 +314,9 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    with App.open(settings) as app:
-        _access(app).revoke_token(args.id)
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        tx.revoke_token(args.id)
+        tx.audit(AuditEntry("token.revoke", detail={"token_id": args.id}))
     print(f"token {args.id} revoked")
     return EXIT_OK
 

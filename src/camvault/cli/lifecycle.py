@@ -11,10 +11,10 @@ from camvault import lifecycle
 from camvault.app import App, s3_settings
 from camvault.bucket import ApplyReport, BucketAdmin, Unsupported, apply_bucket
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
-from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag
+from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, os_actor
 from camvault.config import Settings
 from camvault.glacier import S3Archive
-from camvault.restore import TIERS, RestoreService
+from camvault.restore import TIERS, Actor, RestoreService
 from camvault.retention import RetentionSync, SyncReport
 from camvault.storage import make_client
 
@@ -161,7 +161,9 @@ def _restorer(settings: Settings, app: App) -> RestoreService:
 
 def cmd_restore_request(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
-        st = _restorer(settings, app).request(args.recording_id, tier=args.tier, days=args.days)
+        st = _restorer(settings, app).request(
+            args.recording_id, Actor(label=os_actor()), tier=args.tier, days=args.days
+        )
     emit(args, st.as_dict(), lambda: print(f"recording {st.recording_id}: {st.status}"))
     return EXIT_OK
 

@@ -45,8 +45,31 @@ ALTER FUNCTION camvault_acl_cameras() SET search_path = pg_catalog, public, pg_t
 ALTER FUNCTION camvault_acl_windows() SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION camvault_acl_admin_cameras() SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION camvault_authenticate(bytea) SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION camvault_ensure_partition(timestamptz)
-    SET search_path = pg_catalog, public, pg_temp;
+
+-- Redefined, not altered: with pg_catalog first an unqualified CREATE TABLE would target
+-- pg_catalog, so the partition is created in public explicitly. Otherwise as in 0002.
+CREATE OR REPLACE FUNCTION camvault_ensure_partition(ts timestamptz) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    lo   timestamptz := date_trunc('month', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    hi   timestamptz := lo + interval '1 month';
+    name text := format('recordings_y%sm%s', to_char(lo AT TIME ZONE 'UTC', 'YYYY'),
+                                             to_char(lo AT TIME ZONE 'UTC', 'MM'));
+BEGIN
+    IF to_regclass(format('public.%I', name)) IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('camvault_partitions'));
+        -- the advisory lock does not refresh the catalog cache: a concurrent creator's
+        -- table may still be invisible here, so duplicate_table is expected (see 0001)
+        BEGIN
+            EXECUTE format('CREATE TABLE public.%I PARTITION OF public.recordings '
+                           'FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+            PERFORM camvault_secure_recordings(format('public.%I', name)::regclass);
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+    RETURN name;
+END $$;
 
 REVOKE ALL ON FUNCTION camvault_is_admin() FROM PUBLIC;
 REVOKE ALL ON FUNCTION camvault_my_grants() FROM PUBLIC;

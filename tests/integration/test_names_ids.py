@@ -122,6 +122,17 @@ def test_schema_refuses_all_digit_names(db_url: str) -> None:
                 )
 
 
+def test_schema_refuses_ids_and_names_with_a_trailing_newline(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        for query in (
+            "INSERT INTO cameras (id) VALUES (E'lobby-1\\n')",
+            "INSERT INTO users (name) VALUES (E'alice\\n')",
+            "INSERT INTO groups (name) VALUES (E'ops\\n')",
+        ):
+            with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+                conn.execute(query)  # type: ignore[arg-type]
+
+
 def test_api_names_are_names_and_ids_are_ids(db_url: str, bucket: str, seaweed: SeaweedFS) -> None:
     add_cameras(db_url, "lobby-1")
     with service_access(db_url) as acc:
@@ -222,6 +233,7 @@ def test_migration_stops_on_existing_all_digit_names(pg_admin_url: str) -> None:
             migrate(url)
         msg = str(info.value)
         assert "all digits" in msg and "user '1'" in msg and "group '2024'" in msg
+        assert "rename" in msg
         assert "\n" not in msg
         with psycopg.connect(url, autocommit=True) as conn:
             done = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()

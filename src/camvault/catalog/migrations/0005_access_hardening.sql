@@ -24,11 +24,11 @@ BEGIN
             UNION ALL
             SELECT 'group', name, id FROM groups WHERE name ~ '^[0-9]+$') AS n;
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'camvault 0005: names that are all digits can be confused with ids: %', bad
-            USING ERRCODE = 'check_violation',
-                  HINT = 'check the tokens, grants and memberships of these users/groups, rename '
-                         'them (UPDATE users SET name = ''new-name'' WHERE id = …; same for '
-                         'groups), then run `camvault db migrate` again';
+        RAISE EXCEPTION 'camvault 0005: names that are all digits can be confused with ids: %; '
+                        'review their tokens, grants and memberships, rename them (UPDATE users '
+                        'SET name = ''new-name'' WHERE id = …; likewise groups) and migrate again',
+                        bad
+            USING ERRCODE = 'check_violation';
     END IF;
 END $$;
 

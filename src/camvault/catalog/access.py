@@ -98,7 +98,8 @@ class Identity:
     user_id: int
     user_name: str
     is_admin: bool
-    token_id: int
+    token_id: int  # 0 when signed in with a web session
+    session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,11 @@ class AccessCatalog:
     def __init__(self, connector: Connector, acting_user: Identity | None = None) -> None:
         self._db = connector
         self.identity = acting_user
+
+    @property
+    def connector(self) -> Connector:
+        """For companion catalogs (sessions, timeline) running on the same role."""
+        return self._db
 
     def acting(self, identity: Identity) -> AccessCatalog:
         """The same catalog, each transaction run on behalf of ``identity``."""

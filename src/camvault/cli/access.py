@@ -38,6 +38,11 @@ def register(sub: Any) -> None:
         p.add_argument("name")
         json_flag(p)
         p.set_defaults(handler=cmd_users_toggle, disabled=action == "disable")
+    p = users.add_parser(
+        "passwd", help="set a user's web sign-in password (from the terminal, or stdin)"
+    )
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_users_passwd)
 
     groups = sub.add_parser("groups", help="groups of users").add_subparsers(
         dest="groups_command", required=True, metavar="ACTION"
@@ -136,6 +141,18 @@ def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
         user = access.update_user(access.get_user(args.name).id, disabled=args.disabled)
     state = "disabled" if user.disabled else "enabled"
     emit(args, asdict(user), lambda: print(f"user {user.name} {state}"))
+    return EXIT_OK
+
+
+def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.cli.passwd import read_password
+    from camvault.sessions import set_password
+
+    password = read_password()
+    with App.open(settings) as app:
+        user = _access(app).get_user(args.name)
+        set_password(app.connector, user.id, password)
+    print(f"password of {user.name} set; their web sessions ended")
     return EXIT_OK
 
 

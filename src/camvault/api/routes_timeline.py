@@ -199,6 +199,7 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
         finally:  # also when the player hangs up mid-stream
             proc.kill()
             proc.wait()
+            proc.stdout.close()
 
     return StreamingResponse(
         stream(), media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}

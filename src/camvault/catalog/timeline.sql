@@ -2,9 +2,11 @@
 -- acting user set: row-level security decides which recordings exist for the caller.
 
 -- name: timeline_spans
--- Gaps and islands: a recording starts a new span unless it begins within `tolerance` of
--- the previous one's end and has the same storage state; the running sum of those starts
--- numbers the islands. Bounded index range scan as in recordings_page (max 6 h per row).
+-- Gaps and islands: a recording continues the previous one's span when it begins within
+-- `tolerance` of its end with the same storage state and codec. Only the rows where a span
+-- starts or ends survive the filter (a few dozen of 8,640), and each start row is paired
+-- with its end row by lead(): no sort or aggregate over all rows. row_number() gives the
+-- count. Bounded index range scan as in recordings_page (max 6 h per row).
 WITH recs AS (
     SELECT r.start_time, r.end_time, r.codec,
            CASE
@@ -22,20 +24,26 @@ WITH recs AS (
        AND r.start_time > %(start)s::timestamptz - interval '6 hours'
        AND r.deleted_at IS NULL
 ), marked AS (
-    SELECT *,
-           CASE WHEN start_time <= lag(end_time) OVER w + %(tolerance)s::interval
-                 AND state = lag(state) OVER w THEN 0 ELSE 1 END AS starts_span
+    SELECT start_time, end_time, codec, state, row_number() OVER w AS rn,
+           (start_time <= lag(end_time) OVER w + %(tolerance)s::interval
+            AND state = lag(state) OVER w AND codec = lag(codec) OVER w) IS NOT TRUE AS starts,
+           (lead(start_time) OVER w <= end_time + %(tolerance)s::interval
+            AND lead(state) OVER w = state AND lead(codec) OVER w = codec) IS NOT TRUE AS ends
       FROM recs
     WINDOW w AS (ORDER BY start_time)
-), islands AS (
-    SELECT *, sum(starts_span) OVER (ORDER BY start_time ROWS UNBOUNDED PRECEDING) AS island
+), edges AS (
+    SELECT *,
+           CASE WHEN ends THEN end_time ELSE lead(end_time) OVER e END AS span_end,
+           CASE WHEN ends THEN rn ELSE lead(rn) OVER e END AS end_rn
       FROM marked
+     WHERE starts OR ends
+    WINDOW e AS (ORDER BY start_time)
 )
-SELECT min(start_time) AS start_time, max(end_time) AS end_time, state,
-       count(*) AS recordings, array_agg(DISTINCT codec ORDER BY codec) AS codecs
-  FROM islands
- GROUP BY island, state
- ORDER BY min(start_time);
+SELECT start_time, span_end AS end_time, state, end_rn - rn + 1 AS recordings,
+       ARRAY[codec] AS codecs
+  FROM edges
+ WHERE starts
+ ORDER BY start_time;
 
 -- name: playlist_recordings
 -- The recordings of a playlist, oldest first, with the same storage state as the spans.

@@ -62,10 +62,19 @@ async function loadCameras() {
   }
   if (!cams.length) { say("No camera is shared with you."); show("player-box", false); return; }
   show("player-box", true);
+  // a link to an instant: #camera=ID&at=ISO-TIME[&zoom=600]
+  const link = new URLSearchParams(location.hash.slice(1));
+  const at = Date.parse(link.get("at") || "");
+  if (link.get("camera") && cams.some((c) => c.id === link.get("camera"))) sel.value = link.get("camera");
+  if (Number(link.get("zoom")) > 0) S.zoom = Number(link.get("zoom"));
+  if (!isNaN(at)) { const d = new Date(at);
+    $("day").value = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-` +
+                     `${String(d.getDate()).padStart(2, "0")}`; }
   if (!$("day").value) { const d = new Date();
     $("day").value = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-` +
                      `${String(d.getDate()).padStart(2, "0")}`; }
   await loadTimeline();
+  if (!isNaN(at)) { S.viewStart = Math.max(S.dayStart, at - viewLen() / 2); moveCursor(at); render(); }
 }
 function dayBounds() {
   const [y, m, d] = $("day").value.split("-").map(Number);
@@ -211,7 +220,7 @@ function play(ms) {
       const f = fragAtWall(ms) || S.frags.find((x) => x.programDateTime > ms);
       if (!f) { reject(new Error("no playable footage at that instant")); return; }
       const pos = f.start + Math.max(0, ms - f.programDateTime) / 1000;
-      hls.startLoad(pos); video.currentTime = pos;
+      S.startPos = pos; hls.startLoad(pos); video.currentTime = pos;
       video.play().catch(() => {}); resolve(pos);
     });
     hls.on(Hls.Events.FRAG_CHANGED, (_ev, data) => {
@@ -244,5 +253,5 @@ $("video").addEventListener("timeupdate", tick);
 $("video").addEventListener("seeked", tick);
 
 // for the browser tests and for debugging from the console
-window.camvault = {state: S, wallAt, fragAtWall, play};
+window.camvault = {state: S, wallAt, fragAtWall, play, pick};
 start();

@@ -22,7 +22,7 @@ from tests.integration.access_env import (
     bearer,
     service_access,
 )
-from tests.media import make_h264
+from tests.media import _run, make_h264, make_h265
 
 
 def _iso(t: Any) -> str:
@@ -194,3 +194,28 @@ def test_page_and_docs_load_nothing_from_outside(client: Any) -> None:
         assert asset.status_code == 200 and len(asset.content) > 500, path
     assert client.get("/redoc").status_code == 404
     assert client.get("/vendor/../../etc/passwd").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["fragmented.mp4", "mkv", "hevc.mp4"])
+def test_media_route_plays_every_container_we_store(
+    env: Any, client: Any, s3: Any, tmp_path: Path, kind: str
+) -> None:
+    """The recorder's fragmented MP4, ingested Matroska and H.265 all remux by stream copy."""
+    rec = env["first"][1]
+    if kind == "fragmented.mp4":
+        plain = make_h264(tmp_path / "plain.mp4", seconds=2.0)
+        src = tmp_path / "frag.mp4"
+        _run(["-i", str(plain), "-c", "copy", "-movflags", "frag_keyframe+empty_moov", str(src)])
+    elif kind == "mkv":
+        src = make_h264(tmp_path / "clip.mkv", seconds=2.0)
+    else:
+        src = make_h265(tmp_path / "clip.mp4", seconds=2.0)
+    s3.put_object(Bucket=env["bucket"], Key=rec.key, Body=src.read_bytes())
+    resp = client.get(f"/api/recordings/{rec.id}/media.ts", headers=bearer(env["tokens"]["guard"]))
+    assert resp.status_code == 200
+    out = tmp_path / "got.ts"
+    out.write_bytes(resp.content)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == ("hevc" if kind.startswith("hevc") else "h264")
+        assert sum(1 for _ in container.decode(stream)) == 30

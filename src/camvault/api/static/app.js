@@ -89,16 +89,19 @@ async function loadTimeline() {
   S.timeline.dayEnd = t1;
   if (S.viewStart < t0 || S.viewStart >= t1) S.viewStart = t0;
   render();
-  const codecs = new Set(S.timeline.spans.flatMap((s) => s.codecs));
-  const hevc = [...codecs].some((c) => /^(hevc|h265|hvc1|hev1)$/i.test(c));
-  if (hevc && !(window.MediaSource && MediaSource.isTypeSupported(HEVC_MIME))) {
-    say("Some footage on this day is H.265 (HEVC), which this browser cannot decode: " +
-        "export it and play it in a desktop player instead.");
+  if (S.timeline.spans.some(undecodable)) {
+    say(HEVC_SORRY);
   } else {
     const n = S.timeline.spans.length, g = S.timeline.gaps.length;
     say(n ? `${n} recorded span(s), ${g} gap(s). Click the timeline to play from that instant.`
           : "No footage on this day.");
   }
+}
+const HEVC_SORRY = "Some footage on this day is H.265 (HEVC), which this browser cannot " +
+  "decode: export it and play it in a desktop player instead.";
+function undecodable(span) {
+  return span.codecs.some((c) => /^(hevc|h265|hvc1|hev1)$/i.test(c)) &&
+         !(window.MediaSource && MediaSource.isTypeSupported(HEVC_MIME));
 }
 function viewLen() { return S.zoom * 1000; }
 function xOf(ms) { return (ms - S.viewStart) / viewLen() * 100; }
@@ -147,6 +150,7 @@ function pick(ms) {
   if (!s) { say(`No footage at ${fmt(ms)}.`); return; }
   const st = s.state.toLowerCase();
   if (st === "archived" || st === "restoring") { offerRestore(s, ms); return; }
+  if (undecodable(s)) { stopPlayback(); say(HEVC_SORRY); return; }
   play(ms).catch((e) => fail(e.message));
 }
 for (const b of document.querySelectorAll(".zoom button")) {

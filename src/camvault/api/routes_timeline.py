@@ -30,7 +30,9 @@ from camvault.api import params
 from camvault.api.deps import Caller, CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import presign
+from camvault.catalog.access import GrantRecord
 from camvault.catalog.timeline import TimelineCatalog, gaps_between
+from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["timeline"])
 
@@ -116,6 +118,26 @@ def timeline(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     )
 
 
+def _whole_recording_granted(c: Caller, rec: Recording, acl: list[GrantRecord]) -> bool:
+    """This route hands out whole files: only to a caller whose grant covers all of it
+    (row-level security may show a recording that merely overlaps a windowed grant)."""
+    if c.who.is_admin:
+        return True
+    who = Principal(c.who.user_id, c.access.group_ids_of(c.who.user_id))
+    now = c.svc.clock()
+    for record in acl:
+        g = record.grant
+        if not applies_to(g, who) or g.camera_id != rec.camera_id or g.revoked_at is not None:
+            continue
+        if g.expires_at is not None and g.expires_at <= now:
+            continue
+        if g.window_start is None or g.window_end is None:
+            return True
+        if g.window_start <= rec.start_time and rec.end_time <= g.window_end:
+            return True
+    return False
+
+
 def _pdt(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -181,7 +203,13 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
     found = c.access.recording(recording_id)
     if found is None:
         raise ApiError(404, "no such recording", None)
-    rec, _acl = found
+    rec, acl = found
+    if not _whole_recording_granted(c, rec, acl):
+        raise ApiError(
+            403,
+            "this recording extends past your footage window; export the window instead",
+            "recording_id",
+        )
     c.svc.gate.check(rec)
     url = presign(c.svc.store, rec, c.svc.settings.presign_ttl_seconds)
     cmd = [
@@ -190,16 +218,23 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
         "-f", "mpegts", "pipe:1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout
+    first = out.read(_CHUNK)  # nothing at all: the object could not be read or remuxed
+    if not first:
+        proc.wait()
+        out.close()
+        raise ApiError(503, f"recording {rec.id} could not be read from storage", None)
 
     def stream() -> Iterator[bytes]:
-        assert proc.stdout is not None
         try:
-            while chunk := proc.stdout.read(_CHUNK):
+            yield first
+            while chunk := out.read(_CHUNK):
                 yield chunk
         finally:  # also when the player hangs up mid-stream
             proc.kill()
             proc.wait()
-            proc.stdout.close()
+            out.close()
 
     return StreamingResponse(
         stream(), media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from camvault.acl import Permission
 from camvault.catalog.connector import PsycopgConnector
 from camvault.embedded import SeaweedFS
 from camvault.sessions import set_password
@@ -112,10 +113,12 @@ def site(
     with service_access(db_url) as acc:
         acc.add_user("guard")
         acc.add_user("outsider")
+        acc.add_user("investigator")
+        acc.add_grant(camera_id="lobby-1", user="investigator", permission=Permission.EXPORT)
         acc.add_grant(camera_id="lobby-1", user="guard")
         acc.add_grant(camera_id="garage-2", user="guard")
     owner = PsycopgConnector(db_url, max_size=1)
-    for user in ("guard", "outsider"):
+    for user in ("guard", "outsider", "investigator"):
         with owner.transaction() as s:
             row = s.fetchone("SELECT id FROM users WHERE name = %(n)s", {"n": user})
         assert row is not None
@@ -244,6 +247,12 @@ def test_timeline_click_to_play_and_seamless_boundaries(page: Any, site: dict[st
         timeout=40000,
     )
     assert "Skipped" in page.inner_text("#notice")
+    # the timeline cursor follows playback
+    lag = page.evaluate(
+        """() => window.camvault.state.cursorAt -
+                 window.camvault.wallAt(document.getElementById('video').currentTime)"""
+    )
+    assert abs(lag) < 1500, lag
     page.screenshot(path=str(ARTIFACTS / "timeline.png"))
     frames = page.evaluate("() => window.__frames")
     starts = page.evaluate("() => window.camvault.state.frags.map(f => f.start)")
@@ -281,6 +290,13 @@ def test_archived_footage_shows_its_state(page: Any, site: dict[str, Any]) -> No
     page.wait_for_selector("#restore-box", state="visible")
     assert "archived in Glacier" in page.inner_text("#restore-text")
     assert page.is_hidden("#restore")  # a view-only guard is not offered the restore
+
+
+def test_archived_footage_offers_restore_to_export_holders(page: Any, site: dict[str, Any]) -> None:
+    _sign_in(page, site["url"], "investigator", f"#camera=lobby-1&zoom=600&at={_iso(T0)}")
+    page.wait_for_selector("#timeline .span.archived")
+    page.evaluate(f"() => window.camvault.pick({(T0 + timedelta(seconds=40)).timestamp() * 1000})")
+    page.wait_for_selector("#restore", state="visible")
 
 
 def test_h265_footage_says_when_the_browser_cannot_decode_it(

@@ -95,6 +95,19 @@ def test_password_is_argon2id_and_sign_in_sets_a_strict_httponly_cookie(
     assert action == "signin" and detail["session_id"] == sid
 
 
+def test_cookie_is_secure_when_the_request_came_over_https(
+    env: Any, db_url: str, seaweed: SeaweedFS
+) -> None:
+    with _client(db_url, seaweed, env["bucket"]) as (c, _):
+        # a TLS-terminating proxy on loopback (uvicorn trusts its X-Forwarded-Proto)
+        resp = c.post(
+            "/api/session",
+            json={"username": "guard", "password": PASSWORD},
+            headers={**CSRF, "X-Forwarded-Proto": "https"},
+        )
+        assert resp.status_code == 200 and "Secure" in resp.headers["set-cookie"]
+
+
 def test_cross_site_form_post_with_the_cookie_is_refused(
     env: Any, db_url: str, seaweed: SeaweedFS
 ) -> None:

@@ -181,7 +181,11 @@ class Runner:
         if embedded:
             from camvault.sessions import INITIAL_ADMIN, ensure_initial_admin
 
-            password = ensure_initial_admin(app.connector)
+            try:
+                password = ensure_initial_admin(app.connector)
+            except CamvaultError as exc:  # the UI is a convenience: archiving goes on
+                self.say(f"no initial admin password: {exc}")
+                return
             if password is not None:  # first run: shown once, never stored in clear
                 self.say(
                     f"sign in at {server.url}/ as {INITIAL_ADMIN} with password {password}"

@@ -220,3 +220,27 @@ def test_initial_admin_password_is_made_once(env: Any, db_url: str, seaweed: Sea
         resp = _sign_in(c, "admin", password)
         assert resp.status_code == 200 and resp.json()["is_admin"] is True
         assert sorted(x["id"] for x in c.get("/api/cameras").json()) == ["lobby-1", "vault-9"]
+
+
+def test_api_role_cannot_read_password_or_session_hashes(env: Any, db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        forced = conn.execute(
+            "SELECT relname FROM pg_class WHERE relname IN"
+            " ('user_passwords', 'web_sessions', 'signin_failures')"
+            " AND relrowsecurity AND relforcerowsecurity ORDER BY relname"
+        ).fetchall()
+        funcs = conn.execute(
+            "SELECT p.proname, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE'),"
+            " has_function_privilege('camvault_api', p.oid, 'EXECUTE')"
+            " FROM pg_proc p WHERE p.proname LIKE 'camvault_sign%%'"
+            " OR p.proname LIKE 'camvault_session%%' ORDER BY 1"
+        ).fetchall()
+        for table in ("user_passwords", "web_sessions", "signin_failures"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("SET LOCAL ROLE camvault_api")
+                conn.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+    assert [r[0] for r in forced] == ["signin_failures", "user_passwords", "web_sessions"]
+    assert len(funcs) == 5
+    for name, config, public, api in funcs:
+        assert config == ["search_path=pg_catalog, public, pg_temp"], name
+        assert public is False and api is True, name

@@ -290,6 +290,13 @@ def test_archived_footage_shows_its_state(page: Any, site: dict[str, Any]) -> No
     page.wait_for_selector("#restore-box", state="visible")
     assert "archived in Glacier" in page.inner_text("#restore-text")
     assert page.is_hidden("#restore")  # a view-only guard is not offered the restore
+    # zoom out to the hour and the day: the cursor instant stays in view, spans still drawn
+    for label, seconds in (("hour", 3600), ("day", 86400), ("10 min", 600)):
+        page.click(f".zoom button:text-is('{label}')")
+        view = page.evaluate("() => [window.camvault.state.viewStart, window.camvault.state.zoom]")
+        at = (T0 + timedelta(seconds=40)).timestamp() * 1000
+        assert view[1] == seconds and view[0] <= at <= view[0] + seconds * 1000, (label, view)
+        assert page.locator("#timeline .span").count() == 3
 
 
 def test_archived_footage_offers_restore_to_export_holders(page: Any, site: dict[str, Any]) -> None:

@@ -186,6 +186,13 @@ class ApiSettings(_Section):
     database_url: str = ""
     database_role: str = Field("camvault_api", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pool_max_size: int = Field(8, ge=1)
+    # web sign-in (camvault.sessions): cookie lifetime, failed sign-in throttle
+    session_hours: float = Field(12, gt=0, le=24 * 90)
+    signin_window_minutes: int = Field(15, ge=1)
+    signin_max_failures_per_user: int = Field(5, ge=1)
+    signin_max_failures_per_addr: int = Field(20, ge=1)
+    # where `npm ci` put hls.js and swagger-ui-dist; empty = <source checkout>/web/node_modules
+    web_modules_dir: str = ""
 
 
 class CameraSettings(_Section):

@@ -108,3 +108,15 @@ class RecordingConflict(CamvaultError):
 
 class SpoolError(CamvaultError):
     """The local spool (journal or directory) is unusable."""
+
+
+class SignInFailed(CamvaultError):
+    """Wrong user name or password (deliberately not saying which)."""
+
+
+class SignInThrottled(CamvaultError):
+    """Too many recent failed sign-ins for this user name or address."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

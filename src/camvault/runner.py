@@ -106,7 +106,7 @@ class Runner:
         if store.ensure_bucket(settings.s3.region):
             self.say(f"created bucket {store.bucket}")
         pipeline = app.pipeline(on_event=self._on_event)
-        self._start_api(app, pipeline)
+        self._start_api(app, pipeline, embedded)
         ingestor = app.ingestor()
         threads: list[threading.Thread] = []
         source_stop = threading.Event()
@@ -162,7 +162,7 @@ class Runner:
         self.say("stopped")
         return 0
 
-    def _start_api(self, app: App, pipeline: Any) -> None:
+    def _start_api(self, app: App, pipeline: Any, embedded: bool = False) -> None:
         from camvault.api.server import start_api
 
         api = self.settings.api
@@ -178,6 +178,21 @@ class Runner:
             f"API and web UI on {server.url}/ (OpenAPI {server.url}/openapi.json); "
             "get a token: camvault users add NAME --admin && camvault tokens create --user NAME"
         )
+        if embedded:
+            from camvault.sessions import INITIAL_ADMIN, ensure_initial_admin
+
+            try:
+                password = ensure_initial_admin(app.connector)
+            except CamvaultError as exc:  # the UI is a convenience: archiving goes on
+                self.say(f"no initial admin password: {exc}")
+                return
+            if password is not None:  # first run: shown once, never stored in clear
+                self.say(
+                    f"sign in at {server.url}/ as {INITIAL_ADMIN} with password {password}"
+                    f" (change it: camvault users passwd {INITIAL_ADMIN})"
+                )
+            else:
+                self.say(f"sign in at {server.url}/ (reset: camvault users passwd NAME)")
 
     def _start_demo(
         self, app: App, ingestor: Any, stop: threading.Event, settings: Settings

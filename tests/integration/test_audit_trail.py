@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,9 @@ def cli(make_settings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     return run
 
 
-def test_cli_actions_are_audited_with_the_os_user(cli: Any, db_url: str) -> None:
+def test_cli_actions_are_audited_with_the_os_user(
+    cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_cameras(db_url, "lobby-1")
     steps = [
         ("users", "add", "ops", "--admin"),
@@ -160,6 +163,8 @@ def test_cli_actions_are_audited_with_the_os_user(cli: Any, db_url: str) -> None
     token = out.strip().splitlines()[-1]
     token_id = _rows(db_url, "SELECT id FROM api_tokens")[0]["id"]
     assert cli("tokens", "revoke", str(token_id))[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    assert cli("users", "passwd", "guard")[0] == 0
 
     rows = _audit(db_url)
     assert [r["action"] for r in rows] == [
@@ -174,6 +179,7 @@ def test_cli_actions_are_audited_with_the_os_user(cli: Any, db_url: str) -> None
         "grant.revoke",
         "token.create",
         "token.revoke",
+        "user.passwd",
     ]
     me = os_actor()
     assert me.startswith("os:") and len(me) > 3
@@ -184,6 +190,7 @@ def test_cli_actions_are_audited_with_the_os_user(cli: Any, db_url: str) -> None
     assert rows[7]["camera_id"] == "lobby-1" and rows[7]["detail"]["group"] == "night"
     assert rows[9]["detail"] == {"token_id": token_id, "user": "guard"}
     assert token.startswith("cvt_") and token not in str(rows)
+    assert rows[11]["detail"] == {"user": "guard"} and "horse" not in str(rows)
 
     # a CLI change whose audit row cannot be written is not made
     _audit_fails(db_url, True)

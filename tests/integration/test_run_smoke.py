@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import boto3
+import httpx
 import psycopg
 from botocore.config import Config
 
@@ -27,6 +29,7 @@ def _reader(stream: object, q: queue.Queue[str]) -> None:
 
 def test_run_on_embedded_defaults_archives_demo_segments(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMVAULT_", "AWS_"))}
+    env["CAMVAULT_API_PORT"] = "0"  # a free port: the web UI is part of what a newcomer gets
     cmd = [sys.executable, "-m", "camvault", "run", "--demo-segment-seconds", "2"]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -67,6 +70,19 @@ def test_run_on_embedded_defaults_archives_demo_segments(tmp_path: Path) -> None
         head = s3.head_object(Bucket="camvault", Key=uploaded[0])
         assert head["ServerSideEncryption"] == "AES256"
         assert head["Metadata"]["camera-id"] == "demo-1"
+        # the one-time admin password printed on the first run signs in, and the demo
+        # camera's footage is on the timeline
+        signin = re.search(r"sign in at (\S+)/ as admin with password (\S+) ", "".join(seen))
+        assert signin, "".join(seen)
+        with httpx.Client(base_url=signin[1], timeout=30) as web:
+            resp = web.post(
+                "/api/session",
+                json={"username": "admin", "password": signin[2]},
+                headers={"X-Camvault-CSRF": "1"},
+            )
+            assert resp.status_code == 200, resp.text
+            timeline = web.get("/api/cameras/demo-1/timeline")
+            assert timeline.status_code == 200 and timeline.json()["spans"], timeline.text
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -36,6 +36,9 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_admin",
     "routes_ops",
     "routes_restore",
+    "routes_session",
+    "routes_timeline",
+    "routes_web",
 )
 
 
@@ -43,6 +46,8 @@ def create_app(services: ApiServices, *, router_modules: Sequence[str] = ROUTER_
     app = FastAPI(
         title="camvault",
         version=__version__,
+        docs_url=None,  # routes_web serves /docs with local Swagger UI assets (no CDN)
+        redoc_url=None,
         description="Find and play archived CCTV footage. Bearer tokens from "
         "`camvault tokens create`; every read is filtered by PostgreSQL row-level security.",
     )

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from camvault.api.metrics import MetricsSource
 from camvault.api.params import ApiError
 from camvault.api.playback import PlaybackGate, Presigner, StorageClassGate
+from camvault.api.web_auth import cookie_identity
 from camvault.catalog.access import AccessCatalog, AuditEntry, Identity
 from camvault.config import ApiSettings
 from camvault.restore import RestoreService
@@ -57,6 +58,11 @@ def identity(
     svc: Annotated[ApiServices, Depends(services)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
+    if creds is None:  # no Authorization header: the web page's session cookie, if any
+        web_user = cookie_identity(request, svc.access)
+        if web_user is not None:
+            request.state.identity = web_user
+            return web_user
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise ApiError(401, "missing bearer token", "Authorization", headers=_UNAUTHORIZED)
     token = creds.credentials

@@ -98,7 +98,8 @@ class Identity:
     user_id: int
     user_name: str
     is_admin: bool
-    token_id: int
+    token_id: int  # 0 when signed in with a web session
+    session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,11 @@ class AccessCatalog:
         self.actor = f"user:{acting_user.user_name}" if acting_user else actor
         self._session = _session
 
+    @property
+    def connector(self) -> Connector:
+        """For companion catalogs (sessions, timeline) running on the same role."""
+        return self._db
+
     def acting(self, identity: Identity) -> AccessCatalog:
         """The same catalog, each transaction run on behalf of ``identity``."""
         return AccessCatalog(self._db, identity)
@@ -186,6 +192,11 @@ class AccessCatalog:
         its audit row commit together or not at all."""
         with self._tx() as s:
             yield AccessCatalog(self._db, self.identity, actor=self.actor, _session=s)
+
+    def within(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` on this catalog's transaction (inside ``atomic()``: the same one)."""
+        with self._tx() as s:
+            return fn(s)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:

@@ -65,6 +65,11 @@ def register(sub: Any) -> None:
         p.add_argument("--id", type=_id, help="the user's id")
         json_flag(p)
         p.set_defaults(handler=cmd_users_toggle, disabled=action == "disable")
+    p = users.add_parser(
+        "passwd", help="set a user's web sign-in password (from the terminal, or stdin)"
+    )
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_users_passwd)
 
     groups = sub.add_parser("groups", help="groups of users").add_subparsers(
         dest="groups_command", required=True, metavar="ACTION"
@@ -172,6 +177,19 @@ def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
         tx.audit(AuditEntry("user.update", detail={"user": user.name, "disabled": user.disabled}))
     state = "disabled" if user.disabled else "enabled"
     emit(args, asdict(user), lambda: print(f"user {user.name} {state}"))
+    return EXIT_OK
+
+
+def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.cli.passwd import read_password
+    from camvault.sessions import hash_password, store_password
+
+    hashed = hash_password(read_password())
+    with App.open(settings) as app, _access(app).atomic() as tx:
+        user = tx.get_user(args.name)
+        tx.within(lambda s: store_password(s, user.id, hashed))
+        tx.audit(AuditEntry("user.passwd", detail={"user": user.name}))
+    print(f"password of {user.name} set; their web sessions ended")
     return EXIT_OK
 
 

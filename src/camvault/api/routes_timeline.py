@@ -1,0 +1,241 @@
+"""The web page's footage API: a camera's timeline, an HLS playlist over a time range, and
+each recording's media remuxed for the browser.
+
+* ``GET /api/cameras/{id}/timeline`` — spans (abutting recordings merged, per storage
+  state), gaps, and whether the caller may ask for Glacier restores.
+* ``GET /api/cameras/{id}/playlist.m3u8`` — one HLS entry per playable recording, each
+  after an ``EXT-X-DISCONTINUITY`` (every file has its own timestamps) and with its
+  ``EXT-X-PROGRAM-DATE-TIME``, so the player knows the wall-clock time of every frame and
+  plays across segment boundaries on its own. Fetching it is a playback start: audited.
+* ``GET /api/recordings/{id}/media.ts`` — the recording as MPEG-TS, remuxed by ffmpeg
+  with stream copy (no re-encode) from its presigned S3 URL: MP4, fragmented MP4 and MKV
+  all become something every MSE player appends.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import imageio_ffmpeg
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+
+from camvault.acl import Permission, Principal, applies_to
+from camvault.api import params
+from camvault.api.deps import Caller, CallerDep
+from camvault.api.params import MAX_BIGINT, ApiError
+from camvault.api.playback import presign
+from camvault.catalog.access import GrantRecord
+from camvault.catalog.timeline import TimelineCatalog, gaps_between
+from camvault.models import Recording
+
+router = APIRouter(prefix="/api", tags=["timeline"])
+
+RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
+Start = Annotated[str | None, Query(description="ISO 8601; default end - 24 h")]
+End = Annotated[str | None, Query(description="ISO 8601; default now")]
+MAX_PLAYLIST_ENTRIES = 2000  # a day of 1-minute segments, with room
+_CHUNK = 64 * 1024
+
+
+class SpanOut(BaseModel):
+    start: datetime
+    end: datetime
+    state: str
+    recordings: int
+    codecs: list[str]
+
+
+class GapOut(BaseModel):
+    start: datetime
+    end: datetime
+    seconds: float
+
+
+class TimelineOut(BaseModel):
+    camera_id: str
+    start: datetime
+    end: datetime
+    spans: list[SpanOut]
+    gaps: list[GapOut]
+    can_restore: bool  # holds export (or admin) on this camera: may ask for restores
+
+
+def _range(
+    c: Caller, camera_id: str, start: str | None, end: str | None
+) -> tuple[str, datetime, datetime]:
+    cam = params.camera_id(camera_id)
+    t0, t1 = params.time_range(
+        start, end, now=c.svc.clock(), max_span=timedelta(days=c.svc.settings.max_range_days)
+    )
+    if c.access.camera(cam) is None:
+        raise ApiError(404, "no such camera", None)
+    return cam, t0, t1
+
+
+def _can_restore(c: Caller, camera_id: str) -> bool:
+    if c.who.is_admin:
+        return True
+    who = Principal(c.who.user_id, c.access.group_ids_of(c.who.user_id))
+    now = c.svc.clock()
+    return any(
+        applies_to(g.grant, who)
+        and g.grant.permission >= Permission.EXPORT
+        and (g.grant.expires_at is None or g.grant.expires_at > now)
+        for g in c.access.list_grants(camera_id=camera_id)
+    )
+
+
+@router.get("/cameras/{camera_id}/timeline", response_model=TimelineOut)
+def timeline(c: CallerDep, camera_id: str, start: Start = None, end: End = None) -> TimelineOut:
+    """Covered spans and gaps of [start, end), computed in SQL under row-level security."""
+    cam, t0, t1 = _range(c, camera_id, start, end)
+    spans = TimelineCatalog(c.svc.access.connector, c.who).spans(cam, t0, t1)
+    return TimelineOut(
+        camera_id=cam,
+        start=t0,
+        end=t1,
+        spans=[
+            SpanOut(
+                start=s.start,
+                end=s.end,
+                state=s.state,
+                recordings=s.recordings,
+                codecs=list(s.codecs),
+            )
+            for s in spans
+        ],
+        gaps=[
+            GapOut(start=g.start, end=g.end, seconds=(g.end - g.start).total_seconds())
+            for g in gaps_between(spans)
+        ],
+        can_restore=_can_restore(c, cam),
+    )
+
+
+def _whole_recording_granted(c: Caller, rec: Recording, acl: list[GrantRecord]) -> bool:
+    """This route hands out whole files: only to a caller whose grant covers all of it
+    (row-level security may show a recording that merely overlaps a windowed grant)."""
+    if c.who.is_admin:
+        return True
+    who = Principal(c.who.user_id, c.access.group_ids_of(c.who.user_id))
+    now = c.svc.clock()
+    for record in acl:
+        g = record.grant
+        if not applies_to(g, who) or g.camera_id != rec.camera_id or g.revoked_at is not None:
+            continue
+        if g.expires_at is not None and g.expires_at <= now:
+            continue
+        if g.window_start is None or g.window_end is None:
+            return True
+        if g.window_start <= rec.start_time and rec.end_time <= g.window_end:
+            return True
+    return False
+
+
+def _pdt(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@router.get(
+    "/cameras/{camera_id}/playlist.m3u8",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}},
+)
+def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None) -> Response:
+    """An HLS VOD playlist of the playable recordings in [start, end); archived ones are
+    left out (the timeline shows them). Audited as one playback start."""
+    cam, t0, t1 = _range(c, camera_id, start, end)
+    entries = TimelineCatalog(c.svc.access.connector, c.who).playlist(
+        cam, t0, t1, limit=MAX_PLAYLIST_ENTRIES
+    )
+    playable = [e for e in entries if e.playable]
+    if not playable:
+        raise ApiError(404, "no playable footage in this range", "start")
+    target = max(1, math.ceil(max(e.duration_seconds for e in playable)))
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+    ]
+    for i, e in enumerate(playable):
+        if i:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.start)}")
+        lines.append(f"#EXTINF:{e.duration_seconds:.3f},")
+        lines.append(f"/api/recordings/{e.id}/media.ts")
+    lines.append("#EXT-X-ENDLIST")
+    c.audit(
+        "playback",
+        camera_id=cam,
+        recording_id=playable[0].id,
+        recording_start=playable[0].start,
+        detail={
+            "playlist": True,
+            "start": t0.isoformat(),
+            "end": t1.isoformat(),
+            "recordings": len(playable),
+            "skipped_archived": len(entries) - len(playable),
+        },
+    )
+    return Response(
+        "\n".join(lines) + "\n",
+        media_type="application/vnd.apple.mpegurl",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/recordings/{recording_id}/media.ts",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp2t": {}}}, 409: {"description": "archived"}},
+)
+def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
+    """The recording remuxed to MPEG-TS (stream copy; audio to AAC). Only for a recording
+    the caller may see and that is not in Glacier."""
+    found = c.access.recording(recording_id)
+    if found is None:
+        raise ApiError(404, "no such recording", None)
+    rec, acl = found
+    if not _whole_recording_granted(c, rec, acl):
+        raise ApiError(
+            403,
+            "this recording extends past your footage window; export the window instead",
+            "recording_id",
+        )
+    c.svc.gate.check(rec)
+    url = presign(c.svc.store, rec, c.svc.settings.presign_ttl_seconds)
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+        "-i", url, "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac",
+        "-f", "mpegts", "pipe:1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout
+    first = out.read(_CHUNK)  # nothing at all: the object could not be read or remuxed
+    if not first:
+        proc.wait()
+        out.close()
+        raise ApiError(503, f"recording {rec.id} could not be read from storage", None)
+
+    def stream() -> Iterator[bytes]:
+        try:
+            yield first
+            while chunk := out.read(_CHUNK):
+                yield chunk
+        finally:  # also when the player hangs up mid-stream
+            proc.kill()
+            proc.wait()
+            out.close()
+
+    return StreamingResponse(
+        stream(), media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}
+    )

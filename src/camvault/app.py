@@ -266,7 +266,10 @@ def write_embedded_state(settings: Settings, state: dict[str, Any]) -> Path:
     path = settings.data_dir / EMBEDDED_STATE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.chmod(tmp, 0o600)  # holds the embedded S3 secret
+    tmp.unlink(missing_ok=True)
+    # 0600 from creation: it holds the embedded S3 secret
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state, indent=2))
     os.replace(tmp, path)
     return path

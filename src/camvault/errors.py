@@ -10,6 +10,7 @@ code branches on *our* classes, never on third-party types or message text::
     │   ├── InvalidMedia            not a readable H.264/H.265 video (quarantined)
     │   ├── UnknownCamera           camera id not in the catalog (quarantined on ingest)
     │   ├── InvalidTimeRange        start/end malformed, reversed, too wide, in the future
+    │   ├── SourceReplaced          a file's name was swapped during ingest (quarantined)
     │   ├── NotFound                no such (visible) resource
     │   └── ObjectArchived          the object is in Glacier: restore it first (HTTP 409)
     ├── ServiceUnavailable          a dependency cannot be reached right now (retryable)
@@ -20,6 +21,7 @@ code branches on *our* classes, never on third-party types or message text::
     ├── ObjectConflict              a *different* object already sits at our deterministic key
     ├── RecordingConflict           the catalog already holds a different recording there
     └── SpoolError                  the local journal or spool directory is unusable
+        └── SpoolFull               the spool's filesystem is out of space (ENOSPC)
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ class UnknownCamera(InputError):
 
 class InvalidTimeRange(InputError):
     """A start/end time is malformed, reversed, too wide or too far in the future."""
+
+
+class SourceReplaced(InputError):
+    """The name ingest validated now names another file; that file was quarantined."""
+
+    def __init__(self, message: str, quarantined_to: str) -> None:
+        super().__init__(message)
+        self.quarantined_to = quarantined_to
 
 
 class NotFound(InputError):
@@ -98,3 +108,7 @@ class RecordingConflict(CamvaultError):
 
 class SpoolError(CamvaultError):
     """The local spool (journal or directory) is unusable."""
+
+
+class SpoolFull(SpoolError):
+    """The spool's filesystem has no space left; nothing was lost, retry when it has."""

@@ -13,12 +13,14 @@ naming the reason; the spool never deletes a file it has not seen committed.
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import threading
 import uuid
 import zlib
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from camvault.errors import SpoolError
+from camvault.errors import SourceReplaced, SpoolError
 from camvault.models import Segment, SegmentState, StoredObject
 
 _SCHEMA = """
@@ -133,22 +135,62 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _move_durably(src: Path, dst: Path) -> None:
-    """rename when on one filesystem, else copy + fsync + rename; the source is removed last."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+DIR_MODE = 0o700  # footage is private to camvault's user, whatever the umask
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """mkdir -p with 0700 set explicitly (mkdir's mode is filtered by the umask)."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _move_durably(src: Path, dst: Path, *, src_fd: int | None = None) -> None:
+    """rename when on one filesystem, else copy + fsync + rename; the source is removed last.
+    The destination ends up 0600 in a 0700 directory. A symlink is moved as the link itself
+    (never its target). With ``src_fd`` (the file ingest checked), the copy reads that fd and
+    the source name is removed only if it still names that file."""
+    private_dir(dst.parent)
+    link = stat.S_ISLNK(os.lstat(src).st_mode)
     try:
         os.replace(src, dst)
-    except OSError:
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
         tmp = dst.with_name(dst.name + ".part")
-        with src.open("rb") as fin, tmp.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 4 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
+        if link:
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.readlink(src), tmp)
+        else:
+            _copy_private(src, tmp, src_fd)
         os.replace(tmp, dst)
         _fsync_dir(dst.parent)
-        src.unlink()
+        if src_fd is None or _same_file(os.lstat(src), os.fstat(src_fd)):
+            src.unlink()
         return
+    if not link:
+        os.chmod(dst, FILE_MODE)
     _fsync_dir(dst.parent)
+
+
+def _copy_private(src: Path, tmp: Path, src_fd: int | None) -> None:
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(out, "wb") as fout:
+        os.fchmod(fout.fileno(), FILE_MODE)
+        if src_fd is not None:
+            os.lseek(src_fd, 0, os.SEEK_SET)
+            while chunk := os.read(src_fd, 4 << 20):
+                fout.write(chunk)
+        else:
+            with src.open("rb") as fin:
+                shutil.copyfileobj(fin, fout, 4 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +219,14 @@ class Spool:
         self.files_dir = self.dir / "segments"
         self.quarantine_dir = Path(quarantine_dir or self.dir / "quarantine")
         try:
-            self.files_dir.mkdir(parents=True, exist_ok=True)
-            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
+            private_dir(self.files_dir)
+            private_dir(self.quarantine_dir)
+            journal = self.dir / "journal.sqlite3"
+            os.close(os.open(journal, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            os.chmod(journal, FILE_MODE)  # SQLite gives its -wal/-shm the same mode
             self._conn = sqlite3.connect(
-                self.dir / "journal.sqlite3",
+                journal,
                 timeout=30,
                 isolation_level=None,
                 check_same_thread=False,
@@ -221,8 +267,12 @@ class Spool:
                 raise SpoolError(f"spool journal error: {exc}") from exc
 
     # admission -------------------------------------------------------------------------
-    def admit(self, new: NewSegment, *, digest: FileDigest | None = None) -> Segment:
-        """Move ``new.source`` into the spool and queue it. Durable before returning."""
+    def admit(
+        self, new: NewSegment, *, digest: FileDigest | None = None, source_fd: int | None = None
+    ) -> Segment:
+        """Move ``new.source`` into the spool and queue it. Durable before returning.
+        With ``source_fd`` (the file ingest validated), a name swapped for another file
+        in the meantime is caught: that file is quarantined, ``SourceReplaced`` raised."""
         seg_id = uuid.uuid4().hex
         dest = self.files_dir / new.camera_id / f"{seg_id}.{new.ext}"
         now = _ts(utcnow())
@@ -254,7 +304,13 @@ class Spool:
                     now,
                 ),
             )
-        _move_durably(new.source, dest)
+        _move_durably(new.source, dest, src_fd=source_fd)
+        if source_fd is not None and not _same_file(os.lstat(dest), os.fstat(source_fd)):
+            with self._tx() as c:
+                c.execute("DELETE FROM segments WHERE id=?", (seg_id,))
+            reason = "the file was replaced while it was being ingested"
+            moved = self.quarantine(dest, reason, camera_id=new.camera_id)
+            raise SourceReplaced(f"{new.source}: {reason}", str(moved))
         return self._finish_staging(seg_id, dest, digest)
 
     def _finish_staging(self, seg_id: str, dest: Path, digest: FileDigest | None) -> Segment:
@@ -506,17 +562,20 @@ class Spool:
         dest = sub / f"{qid}_{src.name}"
         _move_durably(src, dest)
         sidecar = dest.with_name(dest.name + ".reason.json")
-        sidecar.write_text(
-            json.dumps(
-                {
-                    "original_path": str(src),
-                    "camera_id": camera_id,
-                    "reason": reason,
-                    "quarantined_at": _ts(utcnow()),
-                },
-                indent=2,
+        fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(
+                json.dumps(
+                    {
+                        "original_path": str(src),
+                        "camera_id": camera_id,
+                        "reason": reason,
+                        "quarantined_at": _ts(utcnow()),
+                    },
+                    indent=2,
+                )
             )
-        )
         with self._tx() as c:
             c.execute(
                 "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",

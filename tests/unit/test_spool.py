@@ -120,7 +120,7 @@ from datetime import datetime, timezone, timedelta
 from pathlib import Path
 import camvault.spool as sp
 from camvault.spool import Spool, NewSegment
-sp._move_durably = lambda s, d: os.kill(os.getpid(), signal.SIGKILL)
+sp._move_durably = lambda s, d, **kw: os.kill(os.getpid(), signal.SIGKILL)
 t = datetime(2026, 11, 20, tzinfo=timezone.utc)
 Spool(Path({str(spool_dir)!r})).admit(NewSegment("cam", Path({str(src)!r}), t,
     t + timedelta(seconds=1), 1.0, "h264", 1, 1, "mp4", "cam/a.mp4"))

@@ -412,7 +412,8 @@ class Spool:
         safe when no other live process owns them. Held until ``close()``."""
         if self._lock_file is not None:
             return
-        self._lock_file = (self.dir / "uploader.lock").open("a+")
+        fd = os.open(self.dir / "uploader.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        self._lock_file = os.fdopen(fd, "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

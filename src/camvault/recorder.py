@@ -61,6 +61,7 @@ __all__ = [
     "RunLog",
     "ffmpeg_command",
     "mask_url",
+    "write_source",
 ]
 
 VIDEO_CODECS = ("h264", "hevc")
@@ -165,16 +166,45 @@ def probe_stream(url: str, timeout: float) -> tuple[str, list[str]]:
     return video, audio
 
 
+SOURCE_FILE = "source.ffconcat"
+# what the concat demuxer may open on ffmpeg's behalf: the script itself, then the camera
+_PROTOCOLS = "file,rtsp,rtsps,rtp,srtp,tcp,udp,tls"
+
+
+def write_source(run_dir: Path, url: str, *, timeout_seconds: float = 10.0) -> Path:
+    """The camera URL in a 0600 ffconcat script that ffmpeg reads, instead of on its command
+    line: any local user can read a process's argv from /proc/PID/cmdline, and ffmpeg takes
+    RTSP credentials only inside the URL. The RTSP input options go with it (``option``)."""
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in url):
+        raise ValueError("camera URL contains control characters")
+    quoted = url.replace("'", "'\\''")  # ffconcat quoting: close, escaped quote, reopen
+    # ffmpeg's RTSP demuxer survives one timed-out socket read and gives up on the second
+    # (a silent camera ends the run), so half the budget each
+    timeout_us = int(timeout_seconds / 2 * 1e6)
+    text = (
+        "ffconcat version 1.0\n"
+        f"file '{quoted}'\n"
+        "option rtsp_transport tcp\n"
+        f"option timeout {timeout_us}\n"
+    )
+    path = run_dir / SOURCE_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 def ffmpeg_command(
     ffmpeg: str,
-    url: str,
+    source: Path,
     run_dir: Path,
     segment_seconds: int,
     *,
     audio: bool,
-    timeout_seconds: float = 10.0,
 ) -> list[str]:
-    """The ffmpeg command of one run: RTSP/TCP in, stream copy, fragmented MP4 segments."""
+    """The ffmpeg command of one run: RTSP/TCP in (the URL read from ``source``, see
+    ``write_source``), stream copy, fragmented MP4 segments."""
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if audio else [])
     return [
         ffmpeg,
@@ -182,14 +212,14 @@ def ffmpeg_command(
         "-nostats",
         "-loglevel",
         "warning",
-        "-rtsp_transport",
-        "tcp",
-        # socket I/O timeout: a silent camera ends the run. ffmpeg's RTSP demuxer survives
-        # one timed-out read and gives up on the second, so half the budget each
-        "-timeout",
-        str(int(timeout_seconds / 2 * 1e6)),
+        "-f",
+        "concat",
+        "-safe",
+        "0",  # the "file" is a URL, not a relative path
+        "-protocol_whitelist",
+        _PROTOCOLS,
         "-i",
-        url,
+        str(source),
         *maps,
         "-c",
         "copy",
@@ -258,6 +288,10 @@ def _ffmpeg_of(pid: object, run_dir: Path) -> bool:
     return os.fsencode(run_dir / SEGMENT_PATTERN) in cmdline.split(b"\0")
 
 
+def _forget_source(run_dir: Path) -> None:
+    (run_dir / SOURCE_FILE).unlink(missing_ok=True)
+
+
 def _stamp(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -324,7 +358,7 @@ class CameraRecorder:
     # the supervision loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         cam = self.source.camera_id
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._salvage()
         failures = 0
         offline_since: datetime | None = None
@@ -358,16 +392,12 @@ class CameraRecorder:
             log.warning("camera %s: audio %s cannot go into MP4; dropping it", cam, audio[0])
         run_id = _new_run_id(self._clock())
         run = _Run(run_id, self.dir / run_id)
-        run.dir.mkdir(parents=True)
+        run.dir.mkdir(parents=True, mode=0o700)
         self.timeline.new_run()
         self._save_state(run)
+        source = write_source(run.dir, self.source.url, timeout_seconds=self.timeout)
         cmd = ffmpeg_command(
-            self.ffmpeg,
-            self.source.url,
-            run.dir,
-            self.source.segment_seconds,
-            audio=keep_audio,
-            timeout_seconds=self.timeout,
+            self.ffmpeg, source, run.dir, self.source.segment_seconds, audio=keep_audio
         )
         run.proc = subprocess.Popen(
             cmd,
@@ -396,6 +426,7 @@ class CameraRecorder:
         if stop.is_set():
             stop_gracefully(run.proc, self.grace)
         run.proc.wait()
+        _forget_source(run.dir)
         errors.join(timeout=5)
         for pipe in (run.proc.stdin, run.proc.stderr):
             if pipe is not None:
@@ -432,6 +463,7 @@ class CameraRecorder:
         files = run.files()
         if files and not run.connected:
             run.connected = True
+            _forget_source(run.dir)  # ffmpeg read it before connecting: no secret at rest
             CONNECTED.labels(self.source.camera_id).set(1)
             started = self._clock()
             self._report(lambda rl: rl.run_started(self.source.camera_id, run.run_id, started))
@@ -513,6 +545,7 @@ class CameraRecorder:
             except (OSError, ValueError):
                 state = {}
             run = _Run(str(state.get("run_id") or run_dir.name), run_dir)
+            _forget_source(run_dir)
             run.handed = set(state.get("handed") or ())
             self._stop_leftover_ffmpeg(state.get("ffmpeg_pid"), run_dir)
             self.timeline.new_run()

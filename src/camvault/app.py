@@ -28,6 +28,7 @@ from camvault.alerts import (
 )
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.config import S3Settings, Settings
+from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
 from camvault.errors import ConfigError
 from camvault.ingest import Ingestor
 from camvault.lifecycle import Expected, evaluate, lifecycle_rules
@@ -203,6 +204,20 @@ class App:
             )
             for c in self.settings.cameras
             if c.url and c.enabled
+        )
+
+    def disk_space(self) -> DiskSpace:
+        s = self.settings.spool
+        return disk_space(s.dir, s.min_free_mb * 2**20)
+
+    def space_watcher(self, alerts: AlertSink | None = None) -> SpaceWatcher:
+        s = self.settings.spool
+        return SpaceWatcher(
+            s.dir,
+            s.min_free_mb * 2**20,
+            alerts or alert_sink(self.settings),
+            node=self.settings.node,
+            poll_seconds=s.space_poll_seconds,
         )
 
     def sweeper(self, store: S3ObjectStore | None = None) -> MultipartSweeper:

@@ -27,6 +27,7 @@ from camvault.errors import (
     InputError,
     InvalidMedia,
     SourceReplaced,
+    SpoolFull,
     UnknownCamera,
 )
 from camvault.keys import ALLOWED_EXTS, object_key
@@ -106,7 +107,7 @@ class Ingestor:
         run_id: str | None = None,
     ) -> IngestResult:
         """Admit one file, or quarantine it with the reason. ``CatalogUnavailable`` (cannot
-        check the camera) propagates and leaves the file where it is."""
+        check the camera) and ``SpoolFull`` propagate and leave the file where it is."""
         path = Path(path)
         try:
             # O_NOFOLLOW + fstat: the checks below are about the file we hold open, not
@@ -247,6 +248,9 @@ class DropWatcher:
                     result = self._ingestor.ingest(path, camera_id)
                 except CatalogUnavailable as exc:
                     log.warning("drop dir %s: catalog unavailable, will retry: %s", directory, exc)
+                    continue
+                except SpoolFull as exc:  # the file stays in the drop dir until space returns
+                    log.error("drop dir %s: %s", directory, exc)
                     continue
                 results.append(result)
                 self._on_result(result)

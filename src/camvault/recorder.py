@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from camvault.errors import CamvaultError, CatalogUnavailable, InvalidMedia
+from camvault.errors import CamvaultError, CatalogUnavailable, InvalidMedia, SpoolFull
 from camvault.ingest import IngestResult
 from camvault.probe import probe
 from camvault.recorder_time import Timeline
@@ -269,10 +269,14 @@ def split_incomplete_fragment(path: Path) -> Path | None:
             return None
         f.seek(good)
         tail = path.with_name(path.name.removesuffix(".mp4") + ".tail.mp4")
-        with tail.open("wb") as out:
-            shutil.copyfileobj(f, out)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with tail.open("wb") as out:
+                shutil.copyfileobj(f, out)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            tail.unlink(missing_ok=True)  # the file is left whole; split again later
+            raise
     os.truncate(path, good)
     return tail
 
@@ -354,6 +358,7 @@ class CameraRecorder:
         self._redact = Redactor(source.url)
         self.timeline = Timeline()
         self.runs = 0
+        self._leftovers = False  # a run left segments it could not spool (disk full …)
 
     # the supervision loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -363,6 +368,9 @@ class CameraRecorder:
         failures = 0
         offline_since: datetime | None = None
         while not stop.is_set():
+            if self._leftovers:  # hand on what an earlier run could not (space is back?)
+                self._leftovers = False
+                self._salvage()
             run, reason = self._run_once(stop)
             if run is not None and run.segments:
                 failures = 0
@@ -392,10 +400,14 @@ class CameraRecorder:
             log.warning("camera %s: audio %s cannot go into MP4; dropping it", cam, audio[0])
         run_id = _new_run_id(self._clock())
         run = _Run(run_id, self.dir / run_id)
-        run.dir.mkdir(parents=True, mode=0o700)
+        try:
+            run.dir.mkdir(parents=True, mode=0o700)
+            source = write_source(run.dir, self.source.url, timeout_seconds=self.timeout)
+        except OSError as exc:  # e.g. the spool disk is full: no run, retried with backoff
+            shutil.rmtree(run.dir, ignore_errors=True)
+            return None, f"cannot start recording: {exc.strerror or exc}"
         self.timeline.new_run()
         self._save_state(run)
-        source = write_source(run.dir, self.source.url, timeout_seconds=self.timeout)
         cmd = ffmpeg_command(
             self.ffmpeg, source, run.dir, self.source.segment_seconds, audio=keep_audio
         )
@@ -492,7 +504,11 @@ class CameraRecorder:
             path.unlink(missing_ok=True)
             return True
         # its complete fragments are good footage; the cut-off rest is quarantined after it
-        tail = split_incomplete_fragment(path) if crashed else None
+        try:
+            tail = split_incomplete_fragment(path) if crashed else None
+        except OSError as exc:  # no room for the tail: keep the whole file, retry later
+            log.error("camera %s: cannot split %s yet: %s", cam, name, exc)
+            return False
         if media_seconds is None and not self.timeline.in_run:
             try:  # a first segment without a list line: measure it to anchor the run
                 media_seconds = probe(path).duration_seconds
@@ -503,8 +519,9 @@ class CameraRecorder:
             log.warning("camera %s: %s: %s", cam, name, placement.note)
         try:
             result = self._ingest(path, cam, start=placement.start, run_id=run.run_id)
-        except CatalogUnavailable as exc:
+        except (CatalogUnavailable, SpoolFull) as exc:  # the file stays here; retried
             log.warning("camera %s: cannot spool %s yet: %s", cam, name, exc)
+            self._leftovers = True
             return False
         run.handed.add(name)
         if result.segment is not None:
@@ -534,8 +551,11 @@ class CameraRecorder:
             "ffmpeg_pid": run.proc.pid if run.proc is not None else None,
         }
         tmp = run.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, run.dir / "state.json")
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, run.dir / "state.json")
+        except OSError as exc:  # only salvage after a crash needs it: best effort
+            log.warning("camera %s: cannot save run state: %s", self.source.camera_id, exc)
 
     def _salvage(self) -> None:
         """Hand on what a killed recorder left in its run directories."""

@@ -13,6 +13,7 @@ naming the reason; the spool never deletes a file it has not seen committed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -31,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from camvault.errors import SourceReplaced, SpoolError
+from camvault.errors import SourceReplaced, SpoolError, SpoolFull
 from camvault.models import Segment, SegmentState, StoredObject
 
 _SCHEMA = """
@@ -264,6 +265,8 @@ class Spool:
                     raise
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                if _disk_full(exc):
+                    raise self._full("the journal cannot grow") from exc
                 raise SpoolError(f"spool journal error: {exc}") from exc
 
     # admission -------------------------------------------------------------------------
@@ -304,14 +307,42 @@ class Spool:
                     now,
                 ),
             )
-        _move_durably(new.source, dest, src_fd=source_fd)
+        try:
+            _move_durably(new.source, dest, src_fd=source_fd)
+        except OSError as exc:
+            self._forget(seg_id)  # the source is where it was; the ingest can be retried
+            if _disk_full(exc):
+                raise self._full(f"cannot move {new.source.name} in") from exc
+            raise SpoolError(f"cannot move {new.source} into the spool: {exc}") from exc
         if source_fd is not None and not _same_file(os.lstat(dest), os.fstat(source_fd)):
             with self._tx() as c:
                 c.execute("DELETE FROM segments WHERE id=?", (seg_id,))
             reason = "the file was replaced while it was being ingested"
             moved = self.quarantine(dest, reason, camera_id=new.camera_id)
             raise SourceReplaced(f"{new.source}: {reason}", str(moved))
-        return self._finish_staging(seg_id, dest, digest)
+        try:
+            return self._finish_staging(seg_id, dest, digest)
+        except SpoolFull:
+            # give the file back so the caller can retry it when space returns; if even
+            # forgetting the row fails, recover() finishes this admission instead
+            os.replace(dest, new.source)
+            self._forget(seg_id)
+            raise
+
+    def _forget(self, seg_id: str) -> None:
+        with contextlib.suppress(SpoolError), self._tx() as c:
+            c.execute("DELETE FROM segments WHERE id=? AND state='staging'", (seg_id,))
+
+    def _full(self, what: str) -> SpoolFull:
+        try:
+            st = os.statvfs(self.dir)
+            free = f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return SpoolFull(
+            f"spool disk full: {self.dir} ({free}): {what}; nothing was lost, "
+            "retry when space returns"
+        )
 
     def _finish_staging(self, seg_id: str, dest: Path, digest: FileDigest | None) -> Segment:
         d = digest or digest_file(dest, crc32_min_bytes=self._crc32_min_bytes)
@@ -561,27 +592,38 @@ class Spool:
         qid = uuid.uuid4().hex[:12]
         sub = self.quarantine_dir / (camera_id or "_unknown")
         dest = sub / f"{qid}_{src.name}"
-        _move_durably(src, dest)
+        try:
+            _move_durably(src, dest)
+        except OSError as exc:
+            if _disk_full(exc):
+                raise self._full(f"cannot quarantine {src.name}") from exc
+            raise SpoolError(f"cannot quarantine {src}: {exc}") from exc
         sidecar = dest.with_name(dest.name + ".reason.json")
-        fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
-            f.write(
-                json.dumps(
-                    {
-                        "original_path": str(src),
-                        "camera_id": camera_id,
-                        "reason": reason,
-                        "quarantined_at": _ts(utcnow()),
-                    },
-                    indent=2,
+        record = {
+            "original_path": str(src),
+            "camera_id": camera_id,
+            "reason": reason,
+            "quarantined_at": _ts(utcnow()),
+        }
+        try:
+            fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), FILE_MODE)
+                f.write(json.dumps(record, indent=2))
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
+                    (qid, camera_id, str(src), str(dest), reason, _ts(utcnow())),
                 )
-            )
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
-                (qid, camera_id, str(src), str(dest), reason, _ts(utcnow())),
-            )
+        except (OSError, SpoolFull) as exc:
+            # a quarantine without its reason is no quarantine: put the file back
+            sidecar.unlink(missing_ok=True)
+            os.replace(dest, src)
+            if isinstance(exc, SpoolFull):
+                raise
+            if _disk_full(exc):
+                raise self._full(f"cannot quarantine {src.name}") from exc
+            raise SpoolError(f"cannot quarantine {src}: {exc}") from exc
         return dest
 
     def quarantined(self) -> list[dict[str, Any]]:
@@ -608,6 +650,15 @@ class Spool:
     def drop_pending_error(self, error_id: int) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM pending_errors WHERE id=?", (error_id,))
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, SQLITE_FULL from the journal (by code, not message)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return False
 
 
 def _segment(row: sqlite3.Row) -> Segment:

@@ -359,6 +359,7 @@ class CameraRecorder:
         self.timeline = Timeline()
         self.runs = 0
         self._leftovers = False  # a run left segments it could not spool (disk full …)
+        self._leftovers_tried = 0.0
 
     # the supervision loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -368,9 +369,7 @@ class CameraRecorder:
         failures = 0
         offline_since: datetime | None = None
         while not stop.is_set():
-            if self._leftovers:  # hand on what an earlier run could not (space is back?)
-                self._leftovers = False
-                self._salvage()
+            self._retry_leftovers()
             run, reason = self._run_once(stop)
             if run is not None and run.segments:
                 failures = 0
@@ -386,6 +385,20 @@ class CameraRecorder:
             RECONNECTS.labels(cam).inc()
             stop.wait(delay)
         CONNECTED.labels(cam).set(0)
+        self._retry_leftovers(force=True)
+
+    def _retry_leftovers(self, current: Path | None = None, *, force: bool = False) -> None:
+        """Hand on segments an earlier run could not spool (disk full, catalog down), at
+        most every few seconds, on a timeline of their own (the current run keeps its)."""
+        now = time.monotonic()
+        if not self._leftovers or (not force and now - self._leftovers_tried < 5.0):
+            return
+        self._leftovers, self._leftovers_tried = False, now
+        saved, self.timeline = self.timeline, Timeline()
+        try:
+            self._salvage(skip=current)
+        finally:
+            self.timeline = saved
 
     def _run_once(self, stop: threading.Event) -> tuple[_Run | None, str]:
         cam = self.source.camera_id
@@ -435,6 +448,7 @@ class CameraRecorder:
         self.runs += 1
         while not run.exited and not stop.wait(self.poll):
             self._collect(run)
+            self._retry_leftovers(current=run.dir)
         if stop.is_set():
             stop_gracefully(run.proc, self.grace)
         run.proc.wait()
@@ -557,9 +571,9 @@ class CameraRecorder:
         except OSError as exc:  # only salvage after a crash needs it: best effort
             log.warning("camera %s: cannot save run state: %s", self.source.camera_id, exc)
 
-    def _salvage(self) -> None:
-        """Hand on what a killed recorder left in its run directories."""
-        for run_dir in sorted(p for p in self.dir.iterdir() if p.is_dir()):
+    def _salvage(self, skip: Path | None = None) -> None:
+        """Hand on what a killed recorder left in its run directories (but ``skip``)."""
+        for run_dir in sorted(p for p in self.dir.iterdir() if p.is_dir() and p != skip):
             try:
                 state = json.loads((run_dir / "state.json").read_text())
             except (OSError, ValueError):

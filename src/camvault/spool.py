@@ -151,11 +151,12 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _move_durably(src: Path, dst: Path, *, src_fd: int | None = None) -> None:
+def _move_durably(src: Path, dst: Path, *, src_fd: int | None = None) -> bool:
     """rename when on one filesystem, else copy + fsync + rename; the source is removed last.
     The destination ends up 0600 in a 0700 directory. A symlink is moved as the link itself
     (never its target). With ``src_fd`` (the file ingest checked), the copy reads that fd and
-    the source name is removed only if it still names that file."""
+    the source name is removed only if it still names that file. True when renamed (the
+    same inode), False when copied."""
     private_dir(dst.parent)
     link = stat.S_ISLNK(os.lstat(src).st_mode)
     try:
@@ -173,10 +174,11 @@ def _move_durably(src: Path, dst: Path, *, src_fd: int | None = None) -> None:
         _fsync_dir(dst.parent)
         if src_fd is None or _same_file(os.lstat(src), os.fstat(src_fd)):
             src.unlink()
-        return
+        return False
     if not link:
         os.chmod(dst, FILE_MODE)
     _fsync_dir(dst.parent)
+    return True
 
 
 def _copy_private(src: Path, tmp: Path, src_fd: int | None) -> None:
@@ -308,13 +310,18 @@ class Spool:
                 ),
             )
         try:
-            _move_durably(new.source, dest, src_fd=source_fd)
+            renamed = _move_durably(new.source, dest, src_fd=source_fd)
         except OSError as exc:
             self._forget(seg_id)  # the source is where it was; the ingest can be retried
             if _disk_full(exc):
                 raise self._full(f"cannot move {new.source.name} in") from exc
             raise SpoolError(f"cannot move {new.source} into the spool: {exc}") from exc
-        if source_fd is not None and not _same_file(os.lstat(dest), os.fstat(source_fd)):
+        # a copy was read from the fd itself; a rename must have moved the checked inode
+        if (
+            renamed
+            and source_fd is not None
+            and not _same_file(os.lstat(dest), os.fstat(source_fd))
+        ):
             with self._tx() as c:
                 c.execute("DELETE FROM segments WHERE id=?", (seg_id,))
             reason = "the file was replaced while it was being ingested"

@@ -2,7 +2,8 @@
 
 camvault invokes it asynchronously (``InvocationType="Event"``) with a JSON alert::
 
-    {"kind": "upload_failed" | "recovered" | "conflict", "camera_id": ..., "segment_id": ...,
+    {"kind": "upload_failed" | "recovered" | "conflict" | "spool_low" | "spool_space_ok",
+     "camera_id": ..., "segment_id": ...,
      "s3_key": ..., "error_class": ..., "message": ..., "attempts": 4, "node": ...,
      "occurred_at": "2026-11-20T08:00:00+00:00", "extra": {...}, "dedupe_key": "..."}
 
@@ -59,6 +60,15 @@ def format_alert(event: dict[str, Any]) -> tuple[str, str]:
     elif kind == "conflict":
         subject = f"[camvault] {cam}: conflicting segment held"
         lead = f"A segment of camera {cam} conflicts with what is already archived."
+    elif kind == "spool_low":  # node-wide: camera_id is empty
+        subject = f"[camvault] {event['node']}: spool disk low"
+        lead = (
+            f"The spool disk on {event['node']} is below its minimum free space. Nothing is "
+            "deleted; recording and ingest stop when it is full. Check S3 connectivity."
+        )
+    elif kind == "spool_space_ok":
+        subject = f"[camvault] {event['node']}: spool disk space recovered"
+        lead = f"The spool disk on {event['node']} is above its minimum free space again."
     else:
         subject = f"[camvault] {cam}: upload failing ({event.get('error_class') or 'error'})"
         lead = (

@@ -104,16 +104,19 @@ class SpaceWatcher:
         return space
 
     def _send(self, kind: str, space: DiskSpace) -> None:
+        now = datetime.now(UTC)
         alert = Alert(
             kind=kind,
             camera_id="",
-            segment_id="",
+            # the episode's start makes the dedupe key unique per episode (the alert
+            # Lambda drops repeats of a key), while this watcher sends each only once
+            segment_id=f"spool-disk-{now:%Y%m%dT%H%M%SZ}",
             s3_key="",
             error_class="SpoolFull" if space.low else "",
             message=space.describe(),
             attempts=0,
             node=self._node,
-            occurred_at=datetime.now(UTC),
+            occurred_at=now,
             extra=space.as_dict(),
         )
         try:

@@ -147,3 +147,26 @@ def test_template_passes_cfn_lint() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_spool_disk_alerts_read_as_such(handler: ModuleType) -> None:
+    """The node-wide spool alerts (camera_id empty) get their own subject and lead."""
+    from camvault.alerts import Alert
+    from camvault.diskspace import LOW_KIND, OK_KIND, SpaceWatcher
+
+    sent: list[Alert] = []
+
+    class Sink:
+        def send(self, alert: Alert) -> None:
+            sent.append(alert)
+
+    watcher = SpaceWatcher(Path("/"), 2**62, Sink(), node="n1")  # always "low"
+    watcher.check()
+    watcher.check()
+    watcher.min_free_bytes = 0
+    watcher.check()
+    assert [a.kind for a in sent] == [LOW_KIND, OK_KIND]
+    low, ok = (handler.format_alert(a.payload()) for a in sent)
+    assert "spool disk low" in low[0] and "Nothing is deleted" in low[1]
+    assert "recovered" in ok[0]
+    assert sent[0].payload()["dedupe_key"] != sent[1].payload()["dedupe_key"]

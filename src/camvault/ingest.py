@@ -144,7 +144,7 @@ class Ingestor:
         try:
             if not self._camera_exists(camera_id):
                 raise UnknownCamera(camera_id)
-            media = probe(Path(f"/proc/self/fd/{fd}"))  # the inode checked above
+            media = probe(Path(_fd_path(fd)))  # the inode checked above
             start_time, origin = choose_start(start, media, path.name)
             if start_time > self._clock() + self._tolerance:
                 raise InputError(
@@ -175,7 +175,8 @@ class Ingestor:
             raise
         except (InvalidMedia, InputError) as exc:
             known = camera_id if not isinstance(exc, UnknownCamera) else None
-            return self._reject(path, known, str(exc))
+            # PyAV's messages quote the name it opened: name the file, not the fd
+            return self._reject(path, known, str(exc).replace(_fd_path(fd), str(path)))
         try:
             seg = self._spool.admit(new, source_fd=fd)
         except SourceReplaced as exc:
@@ -190,6 +191,10 @@ class Ingestor:
         dest = self._spool.quarantine(path, reason, camera_id=camera_id)
         log.warning("quarantined %s: %s", path, reason)
         return IngestResult(path, quarantined_to=dest, reason=reason)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
 
 
 def _symlink_reason(path: Path) -> str:

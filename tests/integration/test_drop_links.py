@@ -143,3 +143,13 @@ def test_a_name_swapped_after_the_check_is_caught(
         mode = stat.S_IMODE(result.quarantined_to.stat().st_mode)
     assert victim.exists()
     assert mode == 0o600
+
+
+def test_a_bad_file_is_named_in_its_reason_not_the_fd(cams: tuple[Any, Path, Path]) -> None:
+    settings, _, drop = cams
+    junk = drop / "dock-2_20261120T090000Z.mp4"
+    junk.write_bytes(os.urandom(10_000))
+    with App.open(settings) as app:
+        app.register_cameras()
+        result = app.ingestor().ingest(junk, "dock-2")
+    assert result.reason and str(junk) in result.reason and "/proc/self/fd" not in result.reason

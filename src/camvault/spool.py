@@ -227,7 +227,14 @@ class Spool:
             private_dir(self.quarantine_dir)
             journal = self.dir / "journal.sqlite3"
             os.close(os.open(journal, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
-            os.chmod(journal, FILE_MODE)  # SQLite gives its -wal/-shm the same mode
+            # SQLite gives new -wal/-shm files the journal's mode; fix ones from before
+            for f in (
+                journal,
+                journal.with_name(journal.name + "-wal"),
+                journal.with_name(journal.name + "-shm"),
+            ):
+                if f.exists():
+                    os.chmod(f, FILE_MODE)
             self._conn = sqlite3.connect(
                 journal,
                 timeout=30,

@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,41 @@ def test_drop_watcher_keeps_the_file_while_the_disk_is_full(
         monkeypatch.undo()
         (result,) = watcher.scan_once(now=2.0)
         assert result.ok and not clip.exists()
+
+
+def test_uploader_waits_out_a_full_journal(
+    make_settings: Any, tmp_path: Path, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``claim`` failing with SpoolFull (SQLITE_FULL) must not kill the upload worker: it
+    waits, and uploads the segment once the journal can be written again."""
+    # one worker: a claim error that killed it would leave nobody to upload
+    settings = make_settings(cameras=[{"id": "dock-2"}], upload={"concurrency": 1})
+    clip = make_h264(tmp_path / "dock-2_20261120T080000Z.mp4")
+    with App.open(settings) as app:
+        app.register_cameras()
+        seg = app.ingestor().ingest(clip, "dock-2").segment
+        assert seg is not None
+        real_claim = app.spool.claim
+        refusals: list[int] = []
+
+        def claim(**kw: Any) -> Any:
+            if len(refusals) < 3:
+                refusals.append(1)
+                raise SpoolFull("spool disk full: test")
+            return real_claim(**kw)
+
+        monkeypatch.setattr(app.spool, "claim", claim)
+        app.spool.lock_for_upload()
+        stop = threading.Event()
+        pipeline = app.pipeline()
+        worker = threading.Thread(target=pipeline.run, args=(stop,), kwargs={"poll_seconds": 0.1})
+        worker.start()
+        try:
+            rec.wait_for(
+                lambda: app.spool.get(seg.id).state is SegmentState.COMMITTED, 60, "the commit"
+            )
+        finally:
+            stop.set()
+            worker.join()
+    assert len(refusals) == 3
+    s3.head_object(Bucket=bucket, Key=seg.s3_key)

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -34,6 +35,7 @@ log = logging.getLogger()
 log.setLevel(logging.INFO)
 
 REQUIRED = ("kind", "camera_id", "s3_key", "node", "occurred_at")
+NODE_KINDS = ("spool_low", "spool_space_ok")  # about a node's spool disk: no camera, no key
 _clients: dict[str, Any] = {}
 
 
@@ -115,12 +117,22 @@ def _post(url: str, event: dict[str, Any], timeout: float = 5.0) -> None:
         headers={"Content-Type": "application/json", "User-Agent": "camvault-alert-function"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # https URL from the template
-        resp.read()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # https URL from the template
+            resp.read()
+    except Exception as exc:
+        # the URL (often the webhook's secret) must not reach the logs: scheme://host/… only
+        parts = urllib.parse.urlsplit(url)
+        where = f"{parts.scheme}://{parts.hostname or '?'}/…"
+        code = getattr(exc, "code", None)
+        raise ConnectionError(f"webhook {where} failed: {code or type(exc).__name__}") from None
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    missing = [k for k in REQUIRED if not event.get(k)]
+    node_wide = event.get("kind") in NODE_KINDS
+    missing = [
+        k for k in REQUIRED if not event.get(k) and not (node_wide and k in ("camera_id", "s3_key"))
+    ]
     if missing:
         # a malformed event will not get better by retrying: acknowledge and log it
         log.error("ignoring malformed alert (missing %s): %s", ", ".join(missing), event)

@@ -139,7 +139,7 @@ class Ingestor:
             return self._reject(
                 path,
                 camera_id,
-                f"has {st.st_nlink} hard links; drop directories accept only files with one name",
+                f"has {st.st_nlink} hard links; camvault ingests only files with a single name",
             )
         try:
             if not self._camera_exists(camera_id):
@@ -203,7 +203,7 @@ def _symlink_reason(path: Path) -> str:
     except OSError:
         target = "?"
     # the link is quarantined, never followed: it could point at another camera's footage
-    return f"is a symbolic link (to {target}); drop directories accept only regular files"
+    return f"is a symbolic link (to {target}); camvault ingests only regular files"
 
 
 class DropWatcher:

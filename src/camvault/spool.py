@@ -337,10 +337,12 @@ class Spool:
         try:
             return self._finish_staging(seg_id, dest, digest)
         except SpoolFull:
-            # give the file back so the caller can retry it when space returns; if even
-            # forgetting the row fails, recover() finishes this admission instead
-            os.replace(dest, new.source)
-            self._forget(seg_id)
+            # give a renamed file back so the caller can retry it when space returns (if
+            # even forgetting the row fails, recover() drops or finishes it). A copied one
+            # stays staged here: copying it back could fail too; recover() finishes it.
+            if renamed:
+                os.replace(dest, new.source)
+                self._forget(seg_id)
             raise
 
     def _forget(self, seg_id: str) -> None:

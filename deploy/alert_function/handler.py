@@ -2,7 +2,8 @@
 
 camvault invokes it asynchronously (``InvocationType="Event"``) with a JSON alert::
 
-    {"kind": "upload_failed" | "recovered" | "conflict", "camera_id": ..., "segment_id": ...,
+    {"kind": "upload_failed" | "recovered" | "conflict" | "spool_low" | "spool_space_ok",
+     "camera_id": ..., "segment_id": ...,
      "s3_key": ..., "error_class": ..., "message": ..., "attempts": 4, "node": ...,
      "occurred_at": "2026-11-20T08:00:00+00:00", "extra": {...}, "dedupe_key": "..."}
 
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -33,6 +35,7 @@ log = logging.getLogger()
 log.setLevel(logging.INFO)
 
 REQUIRED = ("kind", "camera_id", "s3_key", "node", "occurred_at")
+NODE_KINDS = ("spool_low", "spool_space_ok")  # about a node's spool disk: no camera, no key
 _clients: dict[str, Any] = {}
 
 
@@ -59,6 +62,15 @@ def format_alert(event: dict[str, Any]) -> tuple[str, str]:
     elif kind == "conflict":
         subject = f"[camvault] {cam}: conflicting segment held"
         lead = f"A segment of camera {cam} conflicts with what is already archived."
+    elif kind == "spool_low":  # node-wide: camera_id is empty
+        subject = f"[camvault] {event['node']}: spool disk low"
+        lead = (
+            f"The spool disk on {event['node']} is below its minimum free space. Nothing is "
+            "deleted; recording and ingest stop when it is full. Check S3 connectivity."
+        )
+    elif kind == "spool_space_ok":
+        subject = f"[camvault] {event['node']}: spool disk space recovered"
+        lead = f"The spool disk on {event['node']} is above its minimum free space again."
     else:
         subject = f"[camvault] {cam}: upload failing ({event.get('error_class') or 'error'})"
         lead = (
@@ -105,12 +117,22 @@ def _post(url: str, event: dict[str, Any], timeout: float = 5.0) -> None:
         headers={"Content-Type": "application/json", "User-Agent": "camvault-alert-function"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # https URL from the template
-        resp.read()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # https URL from the template
+            resp.read()
+    except Exception as exc:
+        # the URL (often the webhook's secret) must not reach the logs: scheme://host/… only
+        parts = urllib.parse.urlsplit(url)
+        where = f"{parts.scheme}://{parts.hostname or '?'}/…"
+        code = getattr(exc, "code", None)
+        raise ConnectionError(f"webhook {where} failed: {code or type(exc).__name__}") from None
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    missing = [k for k in REQUIRED if not event.get(k)]
+    node_wide = event.get("kind") in NODE_KINDS
+    missing = [
+        k for k in REQUIRED if not event.get(k) and not (node_wide and k in ("camera_id", "s3_key"))
+    ]
     if missing:
         # a malformed event will not get better by retrying: acknowledge and log it
         log.error("ignoring malformed alert (missing %s): %s", ", ".join(missing), event)

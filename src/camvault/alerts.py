@@ -10,11 +10,13 @@ alert per camera per interval plus one recovery notice, not a storm: while a cam
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -98,14 +100,30 @@ class LambdaAlertSink:
             raise ServiceUnavailable(f"Lambda invoke {self._function} answered {status}")
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host/…``: a webhook URL's path, query and user info are often its secret
+    (Slack, Teams, …), so only the scheme and host ever reach a log or an exception."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "?"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # unparsable port or netloc: name nothing
+        return "(unparsable URL)"
+    return f"{parts.scheme or '?'}://{host}/…"
+
+
 class WebhookAlertSink:
     """POST the JSON payload; any 2xx is success."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"alerts.webhook_url must be an http(s) URL, not {url!r}")
+            raise ConfigError(f"alerts.webhook_url must be an http(s) URL, not {redact_url(url)!r}")
         self._url = url
         self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"WebhookAlertSink({redact_url(self._url)!r})"
 
     def send(self, alert: Alert) -> None:
         req = urllib.request.Request(
@@ -117,8 +135,20 @@ class WebhookAlertSink:
         try:
             with urllib.request.urlopen(req, timeout=self._timeout) as resp:
                 resp.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise ServiceUnavailable(f"webhook {self._url} failed: {exc}") from exc
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            # InvalidURL's text quotes the URL, and a chained HTTPError carries it (.url):
+            # name only the class, and `from None`
+            raise ServiceUnavailable(
+                f"webhook {redact_url(self._url)} failed: {_reason(exc)}"
+            ) from None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"{type(exc.reason).__name__}: {getattr(exc.reason, 'strerror', None) or 'error'}"
+    return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'error'}"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from camvault.alerts import (
 )
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.config import S3Settings, Settings
+from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
 from camvault.errors import ConfigError
 from camvault.ingest import Ingestor
 from camvault.lifecycle import Expected, evaluate, lifecycle_rules
@@ -205,6 +206,20 @@ class App:
             if c.url and c.enabled
         )
 
+    def disk_space(self) -> DiskSpace:
+        s = self.settings.spool
+        return disk_space(s.dir, s.min_free_mb * 2**20)
+
+    def space_watcher(self, alerts: AlertSink | None = None) -> SpaceWatcher:
+        s = self.settings.spool
+        return SpaceWatcher(
+            s.dir,
+            s.min_free_mb * 2**20,
+            alerts or alert_sink(self.settings),
+            node=self.settings.node,
+            poll_seconds=s.space_poll_seconds,
+        )
+
     def sweeper(self, store: S3ObjectStore | None = None) -> MultipartSweeper:
         return MultipartSweeper(
             store or self.store(),
@@ -266,7 +281,10 @@ def write_embedded_state(settings: Settings, state: dict[str, Any]) -> Path:
     path = settings.data_dir / EMBEDDED_STATE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.chmod(tmp, 0o600)  # holds the embedded S3 secret
+    tmp.unlink(missing_ok=True)
+    # 0600 from creation: it holds the embedded S3 secret
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state, indent=2))
     os.replace(tmp, path)
     return path

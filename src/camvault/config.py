@@ -67,6 +67,10 @@ class SpoolSettings(_Section):
     drop_poll_seconds: float = Field(2.0, gt=0)
     # a dropped file is taken only once its size has not changed for this long
     drop_settle_seconds: float = Field(3.0, ge=0)
+    # below this much free space on the spool's filesystem: alert, status and /healthz say
+    # so (nothing is deleted); checked every space_poll_seconds
+    min_free_mb: int = Field(1024, ge=0)
+    space_poll_seconds: float = Field(10.0, gt=0)
 
     @property
     def quarantine(self) -> Path:

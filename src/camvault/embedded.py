@@ -93,6 +93,35 @@ def _tail(path: Path, offset: int = 0, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(log empty)"
 
 
+CREDENTIALS_FILE = "credentials.json"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` 0600 from the first byte (no window at the umask's mode)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def data_dir_credentials(data_dir: Path) -> tuple[str, str]:
+    """This data dir's S3 key pair, generated on first use and kept (0600) in the data dir:
+    a fixed pair would let any local process that knows camvault read the footage."""
+    path = data_dir / CREDENTIALS_FILE
+    try:
+        stored = json.loads(path.read_text())
+        return str(stored["access_key"]), str(stored["secret_key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pair = (f"camvault-{secrets.token_hex(8)}", secrets.token_urlsafe(32))
+    _write_private(path, json.dumps({"access_key": pair[0], "secret_key": pair[1]}))
+    return pair
+
+
 class SeaweedFS:
     """A real SeaweedFS S3 server on 127.0.0.1, its state and log under ``data_dir``.
 
@@ -108,8 +137,8 @@ class SeaweedFS:
         data_dir: Path,
         s3_port: int | None = None,
         *,
-        access_key: str = "camvault",
-        secret_key: str = "camvault-secret-key",
+        access_key: str | None = None,
+        secret_key: str | None = None,
         master_port: int | None = None,
         volume_port: int | None = None,
         filer_port: int | None = None,
@@ -118,6 +147,8 @@ class SeaweedFS:
         start_timeout: float = 60.0,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        if access_key is None or secret_key is None:
+            access_key, secret_key = data_dir_credentials(self.data_dir)
         self.access_key = access_key
         self.secret_key = secret_key
         self.s3_port = s3_port or free_port(grpc_pair=True)
@@ -176,8 +207,7 @@ class SeaweedFS:
         sec = self.data_dir / "security.toml"
         if not (sec.exists() and _KEK_RE.search(sec.read_text())):
             # A new KEK makes every existing SSE-S3 object unreadable: only ever create one.
-            sec.write_text(f'[s3.sse]\nkek = "{secrets.token_hex(32)}"\n')
-            sec.chmod(0o600)
+            _write_private(sec, f'[s3.sse]\nkek = "{secrets.token_hex(32)}"\n')
         identity = {
             "name": "camvault",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
@@ -187,9 +217,7 @@ class SeaweedFS:
         (self.data_dir / "master.toml").write_text(
             "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
         )
-        s3_json = self.data_dir / "s3.json"
-        s3_json.write_text(json.dumps({"identities": [identity]}, indent=2))
-        s3_json.chmod(0o600)
+        _write_private(self.data_dir / "s3.json", json.dumps({"identities": [identity]}, indent=2))
 
     def _command(self) -> list[str]:
         return [

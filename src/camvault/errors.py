@@ -10,6 +10,7 @@ code branches on *our* classes, never on third-party types or message text::
     │   ├── InvalidMedia            not a readable H.264/H.265 video (quarantined)
     │   ├── UnknownCamera           camera id not in the catalog (quarantined on ingest)
     │   ├── InvalidTimeRange        start/end malformed, reversed, too wide, in the future
+    │   ├── SourceReplaced          a file's name was swapped during ingest (quarantined)
     │   ├── NotFound                no such (visible) resource
     │   │   └── UnknownPrincipal    no such user/group (by name or by id)
     │   └── ObjectArchived          the object is in Glacier: restore it first (HTTP 409)
@@ -20,7 +21,10 @@ code branches on *our* classes, never on third-party types or message text::
     │                               checksum mismatch (alert at once, no blind retry)
     ├── ObjectConflict              a *different* object already sits at our deterministic key
     ├── RecordingConflict           the catalog already holds a different recording there
+    ├── SignInFailed                wrong user name or password (never says which) → 401
+    ├── SignInThrottled             too many failed sign-ins for the user or address → 429
     └── SpoolError                  the local journal or spool directory is unusable
+        └── SpoolFull               the spool's filesystem is out of space (ENOSPC)
 """
 
 from __future__ import annotations
@@ -50,6 +54,14 @@ class UnknownCamera(InputError):
 
 class InvalidTimeRange(InputError):
     """A start/end time is malformed, reversed, too wide or too far in the future."""
+
+
+class SourceReplaced(InputError):
+    """The name ingest validated now names another file; that file was quarantined."""
+
+    def __init__(self, message: str, quarantined_to: str) -> None:
+        super().__init__(message)
+        self.quarantined_to = quarantined_to
 
 
 class NotFound(InputError):
@@ -120,3 +132,7 @@ class SignInThrottled(CamvaultError):
     def __init__(self, message: str, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class SpoolFull(SpoolError):
+    """The spool's filesystem has no space left; nothing was lost, retry when it has."""

@@ -12,14 +12,24 @@ duration measured from the packets.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from camvault.errors import CatalogUnavailable, InputError, InvalidMedia, UnknownCamera
+from camvault.errors import (
+    CatalogUnavailable,
+    InputError,
+    InvalidMedia,
+    SourceReplaced,
+    SpoolFull,
+    UnknownCamera,
+)
 from camvault.keys import ALLOWED_EXTS, object_key
 from camvault.models import MediaInfo, Segment
 from camvault.probe import probe, start_from_filename
@@ -97,14 +107,44 @@ class Ingestor:
         run_id: str | None = None,
     ) -> IngestResult:
         """Admit one file, or quarantine it with the reason. ``CatalogUnavailable`` (cannot
-        check the camera) propagates and leaves the file where it is."""
+        check the camera) and ``SpoolFull`` propagate and leave the file where it is."""
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        try:
+            # O_NOFOLLOW + fstat: the checks below are about the file we hold open, not
+            # about whatever the name points to a moment later (no TOCTOU window)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise InputError(f"{path}: no such file") from None
+            return self._reject(path, camera_id, _symlink_reason(path))
+        try:
+            return self._ingest_fd(path, fd, camera_id, start, run_id)
+        finally:
+            os.close(fd)
+
+    def _ingest_fd(
+        self,
+        path: Path,
+        fd: int,
+        camera_id: str,
+        start: datetime | None,
+        run_id: str | None,
+    ) -> IngestResult:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path}: not a regular file")
+        if st.st_nlink > 1:
+            # a hard link shares footage with another name (perhaps another camera's
+            # drop dir): admitting it would file that footage under this camera's grants
+            return self._reject(
+                path,
+                camera_id,
+                f"has {st.st_nlink} hard links; camvault ingests only files with a single name",
+            )
         try:
             if not self._camera_exists(camera_id):
                 raise UnknownCamera(camera_id)
-            media = probe(path)
+            media = probe(Path(_fd_path(fd)))  # the inode checked above
             start_time, origin = choose_start(start, media, path.name)
             if start_time > self._clock() + self._tolerance:
                 raise InputError(
@@ -134,16 +174,36 @@ class Ingestor:
         except CatalogUnavailable:
             raise
         except (InvalidMedia, InputError) as exc:
-            reason = str(exc)
             known = camera_id if not isinstance(exc, UnknownCamera) else None
-            dest = self._spool.quarantine(path, reason, camera_id=known)
-            log.warning("quarantined %s: %s", path, reason)
-            return IngestResult(path, quarantined_to=dest, reason=reason)
-        seg = self._spool.admit(new)
+            # PyAV's messages quote the name it opened: name the file, not the fd
+            return self._reject(path, known, str(exc).replace(_fd_path(fd), str(path)))
+        try:
+            seg = self._spool.admit(new, source_fd=fd)
+        except SourceReplaced as exc:
+            log.warning("quarantined %s", exc)
+            return IngestResult(path, quarantined_to=Path(exc.quarantined_to), reason=str(exc))
         log.info(
             "spooled %s as %s (%s, %.1f s)", path.name, seg.s3_key, seg.codec, seg.duration_seconds
         )
         return IngestResult(path, segment=seg)
+
+    def _reject(self, path: Path, camera_id: str | None, reason: str) -> IngestResult:
+        dest = self._spool.quarantine(path, reason, camera_id=camera_id)
+        log.warning("quarantined %s: %s", path, reason)
+        return IngestResult(path, quarantined_to=dest, reason=reason)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _symlink_reason(path: Path) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    # the link is quarantined, never followed: it could point at another camera's footage
+    return f"is a symbolic link (to {target}); camvault ingests only regular files"
 
 
 class DropWatcher:
@@ -172,13 +232,14 @@ class DropWatcher:
             if not directory.is_dir():
                 continue
             for path in sorted(directory.iterdir()):
-                if (
-                    not path.is_file()
-                    or path.name.startswith(".")
-                    or path.name.endswith(_IGNORED_SUFFIXES)
-                ):
+                if path.name.startswith(".") or path.name.endswith(_IGNORED_SUFFIXES):
                     continue
-                st = path.stat()
+                try:
+                    st = path.lstat()  # never follow: a link is quarantined, not read
+                except FileNotFoundError:
+                    continue
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    continue
                 sig = (st.st_size, st.st_mtime_ns)
                 prev = self._seen.get(path)
                 if prev is None or prev[:2] != sig:
@@ -192,6 +253,9 @@ class DropWatcher:
                     result = self._ingestor.ingest(path, camera_id)
                 except CatalogUnavailable as exc:
                     log.warning("drop dir %s: catalog unavailable, will retry: %s", directory, exc)
+                    continue
+                except SpoolFull as exc:  # the file stays in the drop dir until space returns
+                    log.error("drop dir %s: %s", directory, exc)
                     continue
                 results.append(result)
                 self._on_result(result)

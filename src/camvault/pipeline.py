@@ -27,6 +27,7 @@ from camvault.errors import (
     CatalogUnavailable,
     ObjectConflict,
     RecordingConflict,
+    SpoolError,
     UnknownCamera,
 )
 from camvault.models import Segment, SegmentState, StoredObject
@@ -299,7 +300,12 @@ class Pipeline:
 
         def work() -> None:
             while not stop.is_set():
-                seg = self.spool.claim()
+                try:
+                    seg = self.spool.claim()
+                except SpoolError as exc:  # e.g. the spool disk is full: wait, never die
+                    log.error("cannot claim a segment: %s", exc)
+                    stop.wait(poll_seconds)
+                    continue
                 if seg is None:
                     stop.wait(poll_seconds)
                     continue

@@ -61,13 +61,16 @@ class ReconcileReport:
     orphans: list[str] = field(default_factory=list)  # objects without a row
     rebuilt: list[str] = field(default_factory=list)  # rows written from object metadata
     unrebuildable: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    # objects whose metadata names another camera/start than their key: never inserted,
+    # or a forged header would file one camera's footage under another's grants
+    mismatched: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
     missing: list[str] = field(default_factory=list)  # rows without an object
 
     @property
     def clean(self) -> bool:
-        return not (self.queue_remaining or self.unrebuildable or self.missing) and (
-            len(self.rebuilt) == len(self.orphans)
-        )
+        return not (
+            self.queue_remaining or self.unrebuildable or self.missing or self.mismatched
+        ) and (len(self.rebuilt) == len(self.orphans))
 
 
 def inventory_keys(path: Path, bucket: str, prefix: str = "") -> list[KeyRow]:
@@ -208,7 +211,8 @@ class Reconciler:
                 k, r = next(keys, None), next(rows, None)
 
     def _orphan_candidate(self, key: str, report: ReconcileReport) -> None:
-        if parse_key(self._prefix, key) is None:
+        parsed = parse_key(self._prefix, key)
+        if parsed is None:
             report.foreign_keys += 1
             return
         if self._catalog.get_recording_by_key(self._store.bucket, key) is not None:
@@ -221,6 +225,11 @@ class Reconciler:
             rec = recording_from_object(obj)
         except InputError as exc:
             report.unrebuildable.append((key, str(exc)))
+            return
+        why = _key_disagrees(parsed, rec.camera_id, rec.start_time)
+        if why is not None:
+            report.mismatched.append((key, why))
+            log.warning("reconcile: %s: %s; not inserted", key, why)
             return
         if report.dry_run:
             return
@@ -237,3 +246,19 @@ class Reconciler:
             return
         report.missing.append(key)
         log.warning("reconcile: catalog row without object: %s", key)
+
+
+def _key_disagrees(
+    parsed: tuple[str, datetime, str], camera_id: str, start: datetime
+) -> str | None:
+    """Why the metadata contradicts the key (camera, start to the second), else None."""
+    key_camera, key_start, _ = parsed
+    if camera_id != key_camera:
+        return f"metadata camera-id {camera_id!r} differs from the key's camera {key_camera!r}"
+    meta_start = start.astimezone(UTC).replace(microsecond=0)
+    if meta_start != key_start:
+        return (
+            f"metadata start {start.astimezone(UTC).isoformat()} differs from the key's "
+            f"start {key_start.isoformat()}"
+        )
+    return None

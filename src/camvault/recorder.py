@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from camvault.errors import CamvaultError, CatalogUnavailable, InvalidMedia
+from camvault.errors import CamvaultError, CatalogUnavailable, InvalidMedia, SpoolFull
 from camvault.ingest import IngestResult
 from camvault.probe import probe
 from camvault.recorder_time import Timeline
@@ -61,6 +61,7 @@ __all__ = [
     "RunLog",
     "ffmpeg_command",
     "mask_url",
+    "write_source",
 ]
 
 VIDEO_CODECS = ("h264", "hevc")
@@ -165,16 +166,45 @@ def probe_stream(url: str, timeout: float) -> tuple[str, list[str]]:
     return video, audio
 
 
+SOURCE_FILE = "source.ffconcat"
+# what the concat demuxer may open on ffmpeg's behalf: the script itself, then the camera
+_PROTOCOLS = "file,rtsp,rtsps,rtp,srtp,tcp,udp,tls"
+
+
+def write_source(run_dir: Path, url: str, *, timeout_seconds: float = 10.0) -> Path:
+    """The camera URL in a 0600 ffconcat script that ffmpeg reads, instead of on its command
+    line: any local user can read a process's argv from /proc/PID/cmdline, and ffmpeg takes
+    RTSP credentials only inside the URL. The RTSP input options go with it (``option``)."""
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in url):
+        raise ValueError("camera URL contains control characters")
+    quoted = url.replace("'", "'\\''")  # ffconcat quoting: close, escaped quote, reopen
+    # ffmpeg's RTSP demuxer survives one timed-out socket read and gives up on the second
+    # (a silent camera ends the run), so half the budget each
+    timeout_us = int(timeout_seconds / 2 * 1e6)
+    text = (
+        "ffconcat version 1.0\n"
+        f"file '{quoted}'\n"
+        "option rtsp_transport tcp\n"
+        f"option timeout {timeout_us}\n"
+    )
+    path = run_dir / SOURCE_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 def ffmpeg_command(
     ffmpeg: str,
-    url: str,
+    source: Path,
     run_dir: Path,
     segment_seconds: int,
     *,
     audio: bool,
-    timeout_seconds: float = 10.0,
 ) -> list[str]:
-    """The ffmpeg command of one run: RTSP/TCP in, stream copy, fragmented MP4 segments."""
+    """The ffmpeg command of one run: RTSP/TCP in (the URL read from ``source``, see
+    ``write_source``), stream copy, fragmented MP4 segments."""
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if audio else [])
     return [
         ffmpeg,
@@ -182,14 +212,14 @@ def ffmpeg_command(
         "-nostats",
         "-loglevel",
         "warning",
-        "-rtsp_transport",
-        "tcp",
-        # socket I/O timeout: a silent camera ends the run. ffmpeg's RTSP demuxer survives
-        # one timed-out read and gives up on the second, so half the budget each
-        "-timeout",
-        str(int(timeout_seconds / 2 * 1e6)),
+        "-f",
+        "concat",
+        "-safe",
+        "0",  # the "file" is a URL, not a relative path
+        "-protocol_whitelist",
+        _PROTOCOLS,
         "-i",
-        url,
+        str(source),
         *maps,
         "-c",
         "copy",
@@ -239,10 +269,14 @@ def split_incomplete_fragment(path: Path) -> Path | None:
             return None
         f.seek(good)
         tail = path.with_name(path.name.removesuffix(".mp4") + ".tail.mp4")
-        with tail.open("wb") as out:
-            shutil.copyfileobj(f, out)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with tail.open("wb") as out:
+                shutil.copyfileobj(f, out)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            tail.unlink(missing_ok=True)  # the file is left whole; split again later
+            raise
     os.truncate(path, good)
     return tail
 
@@ -256,6 +290,10 @@ def _ffmpeg_of(pid: object, run_dir: Path) -> bool:
     except OSError:
         return False
     return os.fsencode(run_dir / SEGMENT_PATTERN) in cmdline.split(b"\0")
+
+
+def _forget_source(run_dir: Path) -> None:
+    (run_dir / SOURCE_FILE).unlink(missing_ok=True)
 
 
 def _stamp(dt: datetime) -> str:
@@ -320,15 +358,18 @@ class CameraRecorder:
         self._redact = Redactor(source.url)
         self.timeline = Timeline()
         self.runs = 0
+        self._leftovers = False  # a run left segments it could not spool (disk full …)
+        self._leftovers_tried = 0.0
 
     # the supervision loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         cam = self.source.camera_id
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._salvage()
         failures = 0
         offline_since: datetime | None = None
         while not stop.is_set():
+            self._retry_leftovers()
             run, reason = self._run_once(stop)
             if run is not None and run.segments:
                 failures = 0
@@ -344,6 +385,20 @@ class CameraRecorder:
             RECONNECTS.labels(cam).inc()
             stop.wait(delay)
         CONNECTED.labels(cam).set(0)
+        self._retry_leftovers(force=True)
+
+    def _retry_leftovers(self, current: Path | None = None, *, force: bool = False) -> None:
+        """Hand on segments an earlier run could not spool (disk full, catalog down), at
+        most every few seconds, on a timeline of their own (the current run keeps its)."""
+        now = time.monotonic()
+        if not self._leftovers or (not force and now - self._leftovers_tried < 5.0):
+            return
+        self._leftovers, self._leftovers_tried = False, now
+        saved, self.timeline = self.timeline, Timeline()
+        try:
+            self._salvage(skip=current)
+        finally:
+            self.timeline = saved
 
     def _run_once(self, stop: threading.Event) -> tuple[_Run | None, str]:
         cam = self.source.camera_id
@@ -358,16 +413,16 @@ class CameraRecorder:
             log.warning("camera %s: audio %s cannot go into MP4; dropping it", cam, audio[0])
         run_id = _new_run_id(self._clock())
         run = _Run(run_id, self.dir / run_id)
-        run.dir.mkdir(parents=True)
+        try:
+            run.dir.mkdir(parents=True, mode=0o700)
+            source = write_source(run.dir, self.source.url, timeout_seconds=self.timeout)
+        except OSError as exc:  # e.g. the spool disk is full: no run, retried with backoff
+            shutil.rmtree(run.dir, ignore_errors=True)
+            return None, f"cannot start recording: {exc.strerror or exc}"
         self.timeline.new_run()
         self._save_state(run)
         cmd = ffmpeg_command(
-            self.ffmpeg,
-            self.source.url,
-            run.dir,
-            self.source.segment_seconds,
-            audio=keep_audio,
-            timeout_seconds=self.timeout,
+            self.ffmpeg, source, run.dir, self.source.segment_seconds, audio=keep_audio
         )
         run.proc = subprocess.Popen(
             cmd,
@@ -393,9 +448,11 @@ class CameraRecorder:
         self.runs += 1
         while not run.exited and not stop.wait(self.poll):
             self._collect(run)
+            self._retry_leftovers(current=run.dir)
         if stop.is_set():
             stop_gracefully(run.proc, self.grace)
         run.proc.wait()
+        _forget_source(run.dir)
         errors.join(timeout=5)
         for pipe in (run.proc.stdin, run.proc.stderr):
             if pipe is not None:
@@ -432,6 +489,7 @@ class CameraRecorder:
         files = run.files()
         if files and not run.connected:
             run.connected = True
+            _forget_source(run.dir)  # ffmpeg read it before connecting: no secret at rest
             CONNECTED.labels(self.source.camera_id).set(1)
             started = self._clock()
             self._report(lambda rl: rl.run_started(self.source.camera_id, run.run_id, started))
@@ -460,7 +518,11 @@ class CameraRecorder:
             path.unlink(missing_ok=True)
             return True
         # its complete fragments are good footage; the cut-off rest is quarantined after it
-        tail = split_incomplete_fragment(path) if crashed else None
+        try:
+            tail = split_incomplete_fragment(path) if crashed else None
+        except OSError as exc:  # no room for the tail: keep the whole file, retry later
+            log.error("camera %s: cannot split %s yet: %s", cam, name, exc)
+            return False
         if media_seconds is None and not self.timeline.in_run:
             try:  # a first segment without a list line: measure it to anchor the run
                 media_seconds = probe(path).duration_seconds
@@ -471,8 +533,9 @@ class CameraRecorder:
             log.warning("camera %s: %s: %s", cam, name, placement.note)
         try:
             result = self._ingest(path, cam, start=placement.start, run_id=run.run_id)
-        except CatalogUnavailable as exc:
+        except (CatalogUnavailable, SpoolFull) as exc:  # the file stays here; retried
             log.warning("camera %s: cannot spool %s yet: %s", cam, name, exc)
+            self._leftovers = True
             return False
         run.handed.add(name)
         if result.segment is not None:
@@ -502,17 +565,21 @@ class CameraRecorder:
             "ffmpeg_pid": run.proc.pid if run.proc is not None else None,
         }
         tmp = run.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, run.dir / "state.json")
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, run.dir / "state.json")
+        except OSError as exc:  # only salvage after a crash needs it: best effort
+            log.warning("camera %s: cannot save run state: %s", self.source.camera_id, exc)
 
-    def _salvage(self) -> None:
-        """Hand on what a killed recorder left in its run directories."""
-        for run_dir in sorted(p for p in self.dir.iterdir() if p.is_dir()):
+    def _salvage(self, skip: Path | None = None) -> None:
+        """Hand on what a killed recorder left in its run directories (but ``skip``)."""
+        for run_dir in sorted(p for p in self.dir.iterdir() if p.is_dir() and p != skip):
             try:
                 state = json.loads((run_dir / "state.json").read_text())
             except (OSError, ValueError):
                 state = {}
             run = _Run(str(state.get("run_id") or run_dir.name), run_dir)
+            _forget_source(run_dir)
             run.handed = set(state.get("handed") or ())
             self._stop_leftover_ffmpeg(state.get("ffmpeg_pid"), run_dir)
             self.timeline.new_run()

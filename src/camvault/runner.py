@@ -127,6 +127,8 @@ class Runner:
                 "watching drop directories: " + ", ".join(f"{k}={v}" for k, v in drops.items())
             )
 
+        # free space on the spool disk: metric, one alert per low episode (never deletes)
+        threads.append(_thread("spool-space", app.space_watcher().run, source_stop))
         recorder = app.recorder(on_result=self._on_ingest)
         if recorder.cameras:
             threads.append(_thread("recorder", recorder.run, source_stop))

@@ -13,12 +13,15 @@ naming the reason; the spool never deletes a file it has not seen committed.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import threading
 import uuid
 import zlib
@@ -29,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from camvault.errors import SpoolError
+from camvault.errors import SourceReplaced, SpoolError, SpoolFull
 from camvault.models import Segment, SegmentState, StoredObject
 
 _SCHEMA = """
@@ -133,22 +136,64 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _move_durably(src: Path, dst: Path) -> None:
-    """rename when on one filesystem, else copy + fsync + rename; the source is removed last."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+DIR_MODE = 0o700  # footage is private to camvault's user, whatever the umask
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """mkdir -p with 0700 set explicitly (mkdir's mode is filtered by the umask)."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _move_durably(src: Path, dst: Path, *, src_fd: int | None = None) -> bool:
+    """rename when on one filesystem, else copy + fsync + rename; the source is removed last.
+    The destination ends up 0600 in a 0700 directory. A symlink is moved as the link itself
+    (never its target). With ``src_fd`` (the file ingest checked), the copy reads that fd and
+    the source name is removed only if it still names that file. True when renamed (the
+    same inode), False when copied."""
+    private_dir(dst.parent)
+    link = stat.S_ISLNK(os.lstat(src).st_mode)
     try:
         os.replace(src, dst)
-    except OSError:
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
         tmp = dst.with_name(dst.name + ".part")
-        with src.open("rb") as fin, tmp.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 4 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
+        if link:
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.readlink(src), tmp)
+        else:
+            _copy_private(src, tmp, src_fd)
         os.replace(tmp, dst)
         _fsync_dir(dst.parent)
-        src.unlink()
-        return
+        if src_fd is None or _same_file(os.lstat(src), os.fstat(src_fd)):
+            src.unlink()
+        return False
+    if not link:
+        os.chmod(dst, FILE_MODE)
     _fsync_dir(dst.parent)
+    return True
+
+
+def _copy_private(src: Path, tmp: Path, src_fd: int | None) -> None:
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(out, "wb") as fout:
+        os.fchmod(fout.fileno(), FILE_MODE)
+        if src_fd is not None:
+            os.lseek(src_fd, 0, os.SEEK_SET)
+            while chunk := os.read(src_fd, 4 << 20):
+                fout.write(chunk)
+        else:
+            with src.open("rb") as fin:
+                shutil.copyfileobj(fin, fout, 4 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +222,21 @@ class Spool:
         self.files_dir = self.dir / "segments"
         self.quarantine_dir = Path(quarantine_dir or self.dir / "quarantine")
         try:
-            self.files_dir.mkdir(parents=True, exist_ok=True)
-            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
+            private_dir(self.files_dir)
+            private_dir(self.quarantine_dir)
+            journal = self.dir / "journal.sqlite3"
+            os.close(os.open(journal, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            # SQLite gives new -wal/-shm files the journal's mode; fix ones from before
+            for f in (
+                journal,
+                journal.with_name(journal.name + "-wal"),
+                journal.with_name(journal.name + "-shm"),
+            ):
+                if f.exists():
+                    os.chmod(f, FILE_MODE)
             self._conn = sqlite3.connect(
-                self.dir / "journal.sqlite3",
+                journal,
                 timeout=30,
                 isolation_level=None,
                 check_same_thread=False,
@@ -218,11 +274,17 @@ class Spool:
                     raise
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                if _disk_full(exc):
+                    raise self._full("the journal cannot grow") from exc
                 raise SpoolError(f"spool journal error: {exc}") from exc
 
     # admission -------------------------------------------------------------------------
-    def admit(self, new: NewSegment, *, digest: FileDigest | None = None) -> Segment:
-        """Move ``new.source`` into the spool and queue it. Durable before returning."""
+    def admit(
+        self, new: NewSegment, *, digest: FileDigest | None = None, source_fd: int | None = None
+    ) -> Segment:
+        """Move ``new.source`` into the spool and queue it. Durable before returning.
+        With ``source_fd`` (the file ingest validated), a name swapped for another file
+        in the meantime is caught: that file is quarantined, ``SourceReplaced`` raised."""
         seg_id = uuid.uuid4().hex
         dest = self.files_dir / new.camera_id / f"{seg_id}.{new.ext}"
         now = _ts(utcnow())
@@ -254,8 +316,49 @@ class Spool:
                     now,
                 ),
             )
-        _move_durably(new.source, dest)
-        return self._finish_staging(seg_id, dest, digest)
+        try:
+            renamed = _move_durably(new.source, dest, src_fd=source_fd)
+        except OSError as exc:
+            self._forget(seg_id)  # the source is where it was; the ingest can be retried
+            if _disk_full(exc):
+                raise self._full(f"cannot move {new.source.name} in") from exc
+            raise SpoolError(f"cannot move {new.source} into the spool: {exc}") from exc
+        # a copy was read from the fd itself; a rename must have moved the checked inode
+        if (
+            renamed
+            and source_fd is not None
+            and not _same_file(os.lstat(dest), os.fstat(source_fd))
+        ):
+            with self._tx() as c:
+                c.execute("DELETE FROM segments WHERE id=?", (seg_id,))
+            reason = "the file was replaced while it was being ingested"
+            moved = self.quarantine(dest, reason, camera_id=new.camera_id)
+            raise SourceReplaced(f"{new.source}: {reason}", str(moved))
+        try:
+            return self._finish_staging(seg_id, dest, digest)
+        except SpoolFull:
+            # give a renamed file back so the caller can retry it when space returns (if
+            # even forgetting the row fails, recover() drops or finishes it). A copied one
+            # stays staged here: copying it back could fail too; recover() finishes it.
+            if renamed:
+                os.replace(dest, new.source)
+                self._forget(seg_id)
+            raise
+
+    def _forget(self, seg_id: str) -> None:
+        with contextlib.suppress(SpoolError), self._tx() as c:
+            c.execute("DELETE FROM segments WHERE id=? AND state='staging'", (seg_id,))
+
+    def _full(self, what: str) -> SpoolFull:
+        try:
+            st = os.statvfs(self.dir)
+            free = f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return SpoolFull(
+            f"spool disk full: {self.dir} ({free}): {what}; nothing was lost, "
+            "retry when space returns"
+        )
 
     def _finish_staging(self, seg_id: str, dest: Path, digest: FileDigest | None) -> Segment:
         d = digest or digest_file(dest, crc32_min_bytes=self._crc32_min_bytes)
@@ -356,7 +459,8 @@ class Spool:
         safe when no other live process owns them. Held until ``close()``."""
         if self._lock_file is not None:
             return
-        self._lock_file = (self.dir / "uploader.lock").open("a+")
+        fd = os.open(self.dir / "uploader.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        self._lock_file = os.fdopen(fd, "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -504,24 +608,38 @@ class Spool:
         qid = uuid.uuid4().hex[:12]
         sub = self.quarantine_dir / (camera_id or "_unknown")
         dest = sub / f"{qid}_{src.name}"
-        _move_durably(src, dest)
+        try:
+            _move_durably(src, dest)
+        except OSError as exc:
+            if _disk_full(exc):
+                raise self._full(f"cannot quarantine {src.name}") from exc
+            raise SpoolError(f"cannot quarantine {src}: {exc}") from exc
         sidecar = dest.with_name(dest.name + ".reason.json")
-        sidecar.write_text(
-            json.dumps(
-                {
-                    "original_path": str(src),
-                    "camera_id": camera_id,
-                    "reason": reason,
-                    "quarantined_at": _ts(utcnow()),
-                },
-                indent=2,
-            )
-        )
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
-                (qid, camera_id, str(src), str(dest), reason, _ts(utcnow())),
-            )
+        record = {
+            "original_path": str(src),
+            "camera_id": camera_id,
+            "reason": reason,
+            "quarantined_at": _ts(utcnow()),
+        }
+        try:
+            fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), FILE_MODE)
+                f.write(json.dumps(record, indent=2))
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
+                    (qid, camera_id, str(src), str(dest), reason, _ts(utcnow())),
+                )
+        except (OSError, SpoolFull) as exc:
+            # a quarantine without its reason is no quarantine: put the file back
+            sidecar.unlink(missing_ok=True)
+            os.replace(dest, src)
+            if isinstance(exc, SpoolFull):
+                raise
+            if _disk_full(exc):
+                raise self._full(f"cannot quarantine {src.name}") from exc
+            raise SpoolError(f"cannot quarantine {src}: {exc}") from exc
         return dest
 
     def quarantined(self) -> list[dict[str, Any]]:
@@ -548,6 +666,15 @@ class Spool:
     def drop_pending_error(self, error_id: int) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM pending_errors WHERE id=?", (error_id,))
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, SQLITE_FULL from the journal (by code, not message)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return False
 
 
 def _segment(row: sqlite3.Row) -> Segment:

@@ -128,8 +128,9 @@ def test_webhook_target_and_release_on_failure(
     try:
         monkeypatch.delenv("TOPIC_ARN")
         monkeypatch.setenv("WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/hook")
-        with pytest.raises(OSError):
+        with pytest.raises(OSError) as down:
             handler.lambda_handler(dict(EVENT))  # webhook down: raise so Lambda retries …
+        assert "/hook" not in str(down.value) and "127.0.0.1" in str(down.value)
         status[0] = 200
         assert handler.lambda_handler(dict(EVENT))["via"] == ["webhook"]  # … and it goes out
         assert handler.lambda_handler(dict(EVENT))["status"] == "duplicate"
@@ -147,3 +148,29 @@ def test_template_passes_cfn_lint() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_spool_disk_alerts_read_as_such(handler: ModuleType) -> None:
+    """The node-wide spool alerts (camera_id empty) get their own subject and lead."""
+    from camvault.alerts import Alert
+    from camvault.diskspace import LOW_KIND, OK_KIND, SpaceWatcher
+
+    sent: list[Alert] = []
+
+    class Sink:
+        def send(self, alert: Alert) -> None:
+            sent.append(alert)
+
+    watcher = SpaceWatcher(Path("/"), 2**62, Sink(), node="n1")  # always "low"
+    watcher.check()
+    watcher.check()
+    watcher.min_free_bytes = 0
+    watcher.check()
+    assert [a.kind for a in sent] == [LOW_KIND, OK_KIND]
+    low, ok = (handler.format_alert(a.payload()) for a in sent)
+    assert "spool disk low" in low[0] and "Nothing is deleted" in low[1]
+    assert "recovered" in ok[0]
+    assert sent[0].payload()["dedupe_key"] != sent[1].payload()["dedupe_key"]
+    # not "malformed" for want of a camera: no target configured here, so sent via nothing
+    for alert in sent:
+        assert handler.lambda_handler(json.loads(json.dumps(alert.payload())))["status"] == "sent"

@@ -305,3 +305,32 @@ def test_embedded_postgres(tmp_path: Path) -> None:
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
     with pg, psycopg.connect(pg.url) as conn:  # data survives a restart
         assert conn.execute("select x from t").fetchone() == (42,)
+
+
+def test_credentials_are_generated_per_data_dir_and_kept_private(
+    tmp_path: Path, seaweed: SeaweedFS
+) -> None:
+    import boto3
+
+    from camvault.embedded import CREDENTIALS_FILE, data_dir_credentials
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    pair_a, pair_b = data_dir_credentials(a), data_dir_credentials(b)
+    assert pair_a != pair_b and pair_a[1] != "camvault-secret-key"
+    assert data_dir_credentials(a) == pair_a  # kept: a restart reaches the same data
+    assert (SeaweedFS(a).access_key, SeaweedFS(a).secret_key) == pair_a
+    for d in (a, b):
+        assert (d / CREDENTIALS_FILE).stat().st_mode & 0o777 == 0o600
+    # the running server's identity is its own data dir's pair; the old fixed pair is refused
+    assert (seaweed.access_key, seaweed.secret_key) == data_dir_credentials(seaweed.data_dir)
+    assert (seaweed.data_dir / "s3.json").stat().st_mode & 0o777 == 0o600
+    fixed = {
+        **seaweed.client_kwargs(),
+        "aws_access_key_id": "camvault",
+        "aws_secret_access_key": "camvault-secret-key",
+    }
+    old = boto3.client("s3", **fixed)
+    with pytest.raises(ClientError) as exc:
+        old.list_buckets()
+    old.close()
+    assert _code(exc)[1] == 403

@@ -122,3 +122,43 @@ def test_unreadable_metadata_is_reported_not_guessed(
     assert [u["key"] for u in report["unrebuildable"]] == [key]
     assert "x-amz-meta-start" in report["unrebuildable"][0]["reason"]
     assert key not in _rows(db_url)
+
+
+@pytest.mark.parametrize(
+    ("meta_camera", "meta_start", "words"),
+    [
+        ("yard-2", "2026-11-23T07:00:00+00:00", "camera-id 'yard-2'"),
+        ("lobby-1", "2026-11-23T08:00:00+00:00", "metadata start"),
+    ],
+)
+def test_forged_metadata_disagreeing_with_the_key_is_reported_never_inserted(
+    archived: tuple[Any, list[str]],
+    db_url: str,
+    s3: Any,
+    capsys: Any,
+    meta_camera: str,
+    meta_start: str,
+    words: str,
+) -> None:
+    """An object under lobby-1's key whose headers claim yard-2 (or another start) would
+    become a row yard-2's viewers can play: the key wins, the object is only reported."""
+    settings, keys = archived
+    good = s3.head_object(Bucket=settings.s3.bucket, Key=keys[0])["Metadata"]
+    key = "site-a/lobby-1/2026/11/23/lobby-1_20261123T070000Z.mp4"
+    forged = {**good, "camera-id": meta_camera, "start": meta_start}
+    forged["end"] = (datetime.fromisoformat(meta_start) + timedelta(seconds=1)).isoformat()
+    s3.put_object(Bucket=settings.s3.bucket, Key=key, Body=b"x", Metadata=forged)
+
+    assert cmd_reconcile(settings, _args()) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [m["key"] for m in report["mismatched"]] == [key]
+    assert words in report["mismatched"][0]["reason"]
+    assert report["rebuilt"] == [] and report["clean"] is False
+    rows = _rows(db_url)
+    assert key not in rows and len(rows) == 6
+    with psycopg.connect(db_url) as conn:
+        n = conn.execute(
+            "SELECT count(*) FROM recordings WHERE camera_id = %s AND start_time = %s",
+            (meta_camera, datetime.fromisoformat(meta_start)),
+        ).fetchone()
+    assert n == (0,)

@@ -210,3 +210,28 @@ def test_audio_aac_is_copied_other_audio_dropped_and_logged(
     assert audio == (["aac"] if kept else [])
     dropped = [r.getMessage() for r in caplog.records if "cannot go into MP4" in r.getMessage()]
     assert bool(dropped) is not kept
+
+
+def test_rtsp_password_is_not_on_ffmpegs_command_line(
+    camera: RtspCamera, make_settings: Any, tmp_path: Path
+) -> None:
+    """Any local user can read /proc/PID/cmdline: ffmpeg gets the URL from a 0600 ffconcat
+    script, removed once it has connected. The camera requires the password, so a segment
+    proves ffmpeg had it."""
+    assert camera.password in camera.url
+    settings = rec.camera_settings(make_settings, camera.url)
+    results: list[IngestResult] = []
+    spool = settings.spool.dir
+    with App.open(settings) as app:
+        app.register_cameras()
+        with app.recorder(on_result=results.append):
+            rec.wait_for(lambda: results, 60, "a recorded segment")
+            pids = rec.ffmpeg_pids(spool)
+            assert pids, "ffmpeg is recording"
+            for pid in pids:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                assert b"-i" in cmdline.split(b"\0")
+                assert camera.password.encode() not in cmdline
+                assert b"rtsp://" not in cmdline
+            assert list(spool.rglob("source.ffconcat")) == []  # read, then removed
+    assert results[0].ok, results[0].reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from camvault.alerts import Alert, DedupingSink, WebhookAlertSink
+from camvault.alerts import Alert, DedupingSink, FanOutSink, WebhookAlertSink, redact_url
 from camvault.errors import ConfigError, ServiceUnavailable
 from camvault.sweeper import is_stale
 
@@ -106,3 +108,37 @@ def test_sweeper_staleness_rule() -> None:
     assert is_stale(fresh, {"committed"}, now=NOW, max_age=hour) is not None
     assert is_stale(fresh, set(), now=NOW, max_age=hour) is None  # maybe another node's
     assert is_stale(old, set(), now=NOW, max_age=hour) == "older than 3600 s"
+
+
+def test_webhook_url_never_appears_in_errors_or_logs(
+    webhook: tuple[str, list[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The path/query of a webhook URL is its credential (Slack, Teams …)."""
+    url, _ = webhook
+    secret = "T0SECRET/B0SECRET/xoxsecret"
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: connection refused
+    targets = [
+        f"{url}/broken/{secret}?token={secret}",
+        f"http://u:{secret.replace('/', '')}@127.0.0.1:{dead_port}/{secret}",
+        f"http://127.0.0.1:{secret}/x",  # unparsable: http.client's InvalidURL quotes it
+    ]
+    for target in targets:
+        sink = WebhookAlertSink(target)
+        with pytest.raises(ServiceUnavailable) as exc:
+            sink.send(alert("upload_failed"))
+        assert secret not in str(exc.value) and "T0SECRETB0" not in str(exc.value)
+        assert exc.value.__cause__ is None and exc.value.__suppress_context__
+        assert secret not in repr(sink)
+        with caplog.at_level(logging.DEBUG):
+            FanOutSink([sink]).send(alert("upload_failed"))  # logs the traceback
+    assert "webhook http://127.0.0.1:" in caplog.text
+    assert secret not in caplog.text and "T0SECRET" not in caplog.text
+    with pytest.raises(ConfigError) as cfg:
+        WebhookAlertSink(f"ftp://example.com/{secret}")
+    assert secret not in str(cfg.value)
+    assert redact_url(f"https://user:pw{secret[:8]}@hooks.example:8443/{secret}") == (
+        "https://hooks.example:8443/…"
+    )

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from camvault.recorder import Redactor, ffmpeg_command, mask_url, split_incomplete_fragment
+from camvault.recorder import (
+    Redactor,
+    ffmpeg_command,
+    mask_url,
+    split_incomplete_fragment,
+    write_source,
+)
 from camvault.recorder_time import Timeline
 from camvault.segmenter import ListedSegment, finished, read_segment_list
 
@@ -116,14 +122,23 @@ def test_segment_list_finality(tmp_path: Path) -> None:
 
 
 def test_ffmpeg_command_copies_never_transcodes(tmp_path: Path) -> None:
-    cmd = ffmpeg_command("ffmpeg", "rtsp://u:p@h/s", tmp_path, 300, audio=False)
+    url = "rtsp://u:p'w@h/s"
+    source = write_source(tmp_path, url)
+    cmd = ffmpeg_command("ffmpeg", source, tmp_path, 300, audio=False)
     assert cmd[cmd.index("-c") + 1] == "copy"
     assert not any(a.startswith(("-c:v", "-vcodec", "-c:a")) for a in cmd)
-    assert cmd[cmd.index("-rtsp_transport") + 1] == "tcp"
+    assert cmd[cmd.index("-i") + 1] == str(source) and cmd[cmd.index("-f") + 1] == "concat"
+    assert not any("p'w" in a or "rtsp://" in a for a in cmd)  # no URL on the command line
+    script = source.read_text().splitlines()
+    assert script[1] == "file 'rtsp://u:p'\\''w@h/s'"  # ffconcat quoting of the '
+    assert "option rtsp_transport tcp" in script
     # ffmpeg gives up on the second timed-out read: 2 x 5 s = the 10 s default
-    assert cmd[cmd.index("-timeout") + 1] == "5000000"
+    assert "option timeout 5000000" in script
+    assert source.stat().st_mode & 0o777 == 0o600
     assert "0:a:0" not in cmd
-    assert "0:a:0" in ffmpeg_command("ffmpeg", "rtsp://h/s", tmp_path, 300, audio=True)
+    assert "0:a:0" in ffmpeg_command("ffmpeg", source, tmp_path, 300, audio=True)
+    with pytest.raises(ValueError, match="control"):
+        write_source(tmp_path, "rtsp://h/s\nfile '/etc/passwd'")
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:

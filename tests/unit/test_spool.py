@@ -120,7 +120,7 @@ from datetime import datetime, timezone, timedelta
 from pathlib import Path
 import camvault.spool as sp
 from camvault.spool import Spool, NewSegment
-sp._move_durably = lambda s, d: os.kill(os.getpid(), signal.SIGKILL)
+sp._move_durably = lambda s, d, **kw: os.kill(os.getpid(), signal.SIGKILL)
 t = datetime(2026, 11, 20, tzinfo=timezone.utc)
 Spool(Path({str(spool_dir)!r})).admit(NewSegment("cam", Path({str(src)!r}), t,
     t + timedelta(seconds=1), 1.0, "h264", 1, 1, "mp4", "cam/a.mp4"))
@@ -196,3 +196,31 @@ def test_committed_rows_are_pruned_after_the_keep_period(tmp_path: Path) -> None
     assert spool.prune_committed(timedelta(days=7)) == 0, "committed just now: kept"
     assert spool.prune_committed(timedelta(seconds=-1)) == 1
     assert [s.id for s in spool.segments()] == [live.id], "only committed rows go"
+
+
+def test_spool_and_quarantine_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Footage is readable by camvault's user only: dirs 0700, files 0600, set explicitly
+    (a permissive umask must not leak through)."""
+    old = os.umask(0)
+    try:
+        spool = Spool(tmp_path / "spool")
+        seg = spool.admit(_new(tmp_path, "a.mp4"))
+        bad = tmp_path / "in" / "bad.mp4"
+        bad.write_bytes(b"junk")
+        os.chmod(bad, 0o666)
+        q = spool.quarantine(bad, "not a video", camera_id="cam")
+        spool.lock_for_upload()
+    finally:
+        os.umask(old)
+    modes = {
+        str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777
+        for p in [tmp_path / "spool", *(tmp_path / "spool").rglob("*")]
+    }
+    assert Path(seg.path).exists() and q.exists()
+    assert str(Path(seg.path).relative_to(tmp_path)) in modes
+    assert "spool/journal.sqlite3-wal" in modes  # the WAL too
+    assert "spool/uploader.lock" in modes
+    for name, mode in modes.items():
+        is_dir = (tmp_path / name).is_dir()
+        assert mode == (0o700 if is_dir else 0o600), (name, oct(mode))
+    spool.close()

@@ -20,6 +20,7 @@ from camvault.api.metrics import MetricsSource
 from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
+from camvault.diskspace import space_check
 from camvault.errors import ServiceUnavailable
 from camvault.pipeline import Tally
 
@@ -29,10 +30,13 @@ HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
 def metrics_source(app: App, tally: Callable[[], Tally] | None = None) -> MetricsSource:
     def read() -> dict[str, float]:
         stats = app.spool.stats()
+        space = app.disk_space()
         out: dict[str, float] = {
             "camvault_spool_depth": stats["pending"],
             "camvault_spool_pending_bytes": stats["pending_bytes"],
             "camvault_spool_quarantined": stats["quarantined"],
+            "camvault_spool_free_bytes": space.free_bytes,
+            "camvault_spool_min_free_bytes": space.min_free_bytes,
         }
         if tally is not None:
             t = tally()
@@ -75,7 +79,11 @@ def build_services(
         settings=s.api,
         gate=gate,
         restores=restores,
-        health_checks={"database": access.ping, "s3": s3_check},
+        health_checks={
+            "database": access.ping,
+            "s3": s3_check,
+            "spool_disk": lambda: space_check(s.spool.dir, s.spool.min_free_mb * 2**20),
+        },
         metrics_source=metrics_source(app, tally),
     )
     return services, connector.close

@@ -19,7 +19,13 @@ from typing import Any
 
 from camvault import __version__
 from camvault.config import Settings, load_settings
-from camvault.errors import CamvaultError, ConfigError, InputError, ServiceUnavailable
+from camvault.errors import (
+    CamvaultError,
+    ConfigError,
+    InputError,
+    ServiceUnavailable,
+    SpoolFull,
+)
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -109,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except ServiceUnavailable as exc:
         print(f"camvault: unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except SpoolFull as exc:  # a resource that is out, like a server that is down
+        print(f"camvault: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except CamvaultError as exc:
         print(f"camvault: error: {exc}", file=sys.stderr)

@@ -132,6 +132,7 @@ def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
         stats = app.spool.stats()
+        space = app.disk_space()
         try:
             last = app.catalog.last_recording_per_camera()
             cameras = CatalogRunLog(app.connector, settings.node).statuses()
@@ -143,6 +144,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         "last_upload_per_camera": last,
         "recorders": cameras,
         "catalog_error": catalog_error,
+        "spool_disk": space.as_dict(),
     }
 
     def human() -> None:
@@ -156,6 +158,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             f"quarantined: {stats['quarantined']}; "
             f"upload errors not yet in the catalog: {stats['unflushed_errors']}"
         )
+        print(("LOW SPACE: " if space.low else "") + space.describe())
         if catalog_error:
             print(f"catalog: UNAVAILABLE: {catalog_error}")
         for row in last:

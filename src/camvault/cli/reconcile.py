@@ -68,6 +68,7 @@ def _as_dict(r: ReconcileReport) -> dict[str, Any]:
         "rebuilt": r.rebuilt,
         "unrebuildable": [{"key": k, "reason": why} for k, why in r.unrebuildable],
         "missing": r.missing,
+        "mismatched": [{"key": k, "reason": why} for k, why in r.mismatched],
         "clean": r.clean,
     }
 
@@ -88,6 +89,10 @@ def _print(r: ReconcileReport) -> None:
         print(f"  + {key}")
     for key, why in r.unrebuildable:
         print(f"  ! {key}: {why}")
+    if r.mismatched:
+        print(f"key/metadata mismatch (never inserted): {len(r.mismatched)}")
+    for key, why in r.mismatched:
+        print(f"  ✗ {key}: {why}")
     print(f"missing objects (row, no object): {len(r.missing)}")
     for key in r.missing:
         print(f"  - {key}")

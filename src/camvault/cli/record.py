@@ -57,7 +57,13 @@ def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
         for cam in recorder.cameras:
             print(f"recording {cam.source.camera_id} from {cam.source.masked}", file=sys.stderr)
         print("camvault record: running; Ctrl-C to stop", file=sys.stderr, flush=True)
+        # the recorder is what fills the spool while uploads are down: watch its disk
+        space = threading.Thread(
+            target=app.space_watcher().run, args=(stop,), name="spool-space", daemon=True
+        )
+        space.start()
         recorder.run(stop)
+        space.join(timeout=5)
     print("camvault record: stopped", file=sys.stderr)
     return EXIT_OK
 

@@ -26,7 +26,10 @@ from camvault.alerts import (
     LogAlertSink,
     WebhookAlertSink,
 )
+from camvault.attempt_log import AttemptJournal, AttemptLog
+from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog, PsycopgConnector
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.config import S3Settings, Settings
 from camvault.errors import ConfigError
 from camvault.ingest import Ingestor
@@ -130,6 +133,9 @@ class App:
         )
 
     def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
         self.connector.close()
         self.spool.close()
 
@@ -223,10 +229,16 @@ class App:
         store = self.store()
         mode = self.settings.s3.conditional_writes
         conditional = mode == "on" or (mode == "auto" and probe_conditional_writes(store))
+        journal = AttemptJournal(self.settings.spool.dir)
+        self._closers.append(journal.close)
         return Pipeline(
             self.spool,
             Uploader(store, conditional_writes=conditional),
             self.catalog,
+            attempt_log=AttemptLog(
+                journal, AttemptCatalog(self.connector), breaker(self.settings, "PostgreSQL")
+            ),
+            s3_breaker=breaker(self.settings, "S3"),
             policy=retry_policy(self.settings),
             alerts=alerts or alert_sink(self.settings),
             node=self.settings.node,
@@ -236,6 +248,16 @@ class App:
             sweeper=self.sweeper(store),
             sweep_interval_seconds=self.settings.upload.sweep_interval_seconds,
         )
+
+
+def breaker(settings: Settings, name: str) -> CircuitBreaker:
+    u = settings.upload
+    return CircuitBreaker(
+        name,
+        failure_threshold=u.breaker_failures,
+        probe_base=u.probe_base_seconds,
+        probe_cap=u.probe_max_seconds,
+    )
 
 
 def alert_sink(settings: Settings) -> AlertSink:

@@ -145,10 +145,13 @@ class App:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def own_spool(self) -> dict[str, int]:
-        """Become this spool's uploader: take the lock, put interrupted work back on its
-        path, and drop journal rows committed more than ``keep_committed_days`` ago."""
-        self.spool.lock_for_upload()
+    def own_spool(
+        self, *, lock_timeout: float = 0.0, on_wait: Callable[[float], None] | None = None
+    ) -> dict[str, int]:
+        """Become this spool's uploader: take the lock (waiting up to ``lock_timeout`` s for
+        another uploader to let go), put interrupted work back on its path, and drop
+        journal rows committed more than ``keep_committed_days`` ago."""
+        self.spool.lock_for_upload(timeout=lock_timeout, on_wait=on_wait)
         fixed = self.spool.recover()
         fixed["pruned"] = self.spool.prune_committed(
             timedelta(days=self.settings.spool.keep_committed_days)

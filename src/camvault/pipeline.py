@@ -332,7 +332,7 @@ class Pipeline:
     def flush_errors(self) -> int:
         """Write locally journaled upload errors to PostgreSQL (idempotent per attempt)."""
         flushed = 0
-        if self.pg.breaker.is_open:
+        if not self.pg.probe_now():  # called directly: "now", also after an outage
             return 0
         for error_id, p in self.spool.pending_errors():
             try:
@@ -424,10 +424,11 @@ class Pipeline:
             next_sweep = 0.0
             while not stop.wait(poll_seconds):
                 try:
-                    self.attempt_log.flush()
-                    self.flush_errors()
+                    if not self.pg.breaker.is_open:  # else its watcher probes, backing off
+                        self.attempt_log.flush()
+                        self.flush_errors()
                     self.retry_commits()
-                    if time.monotonic() >= next_sweep:
+                    if not self.s3.breaker.is_open and time.monotonic() >= next_sweep:
                         self.sweep()
                         next_sweep = time.monotonic() + self.sweep_interval_seconds
                 except CamvaultError as exc:

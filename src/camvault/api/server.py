@@ -19,6 +19,7 @@ from camvault.api.deps import ApiServices
 from camvault.api.metrics import MetricsSource
 from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.connector import PsycopgConnector
 from camvault.errors import ServiceUnavailable
 from camvault.pipeline import Tally
@@ -77,6 +78,7 @@ def build_services(
         restores=restores,
         health_checks={"database": access.ping, "s3": s3_check},
         metrics_source=metrics_source(app, tally),
+        upload_attempts=AttemptCatalog(RoleConnector(connector, s.api.database_role)),
     )
     return services, connector.close
 

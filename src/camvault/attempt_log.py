@@ -193,3 +193,17 @@ class AttemptLog:
                 self.journal.synced(rec, version)
                 done += 1
         return done
+
+
+class SentBytes:
+    """Body bytes s3transfer reports as sent during one attempt (its callback may also
+    report negative amounts when it rewinds a part; those are not "unsent" bytes)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self.total += n

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from camvault.alerts import Alert, AlertSink
-from camvault.attempt_log import AttemptLog
+from camvault.attempt_log import AttemptLog, SentBytes
 from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog
 from camvault.catalog.attempts import AttemptRecord, Outcome
@@ -43,7 +43,7 @@ from camvault.errors import (
 from camvault.models import Segment, SegmentState, StoredObject
 from camvault.objectmeta import recording_from_segment
 from camvault.recovery import Endpoint, is_connection_failure
-from camvault.retry import RetryPolicy, error_class, is_retryable
+from camvault.retry import RetryPolicy, error_class, error_code, is_retryable
 from camvault.spool import Spool, utcnow
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
@@ -139,7 +139,7 @@ class Pipeline:
                     round_exhausted=False,
                 )
                 return
-            sent = _Sent()
+            sent = SentBytes()
             try:
                 obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
                 self.spool.record_attempt(seg.id, None)
@@ -181,7 +181,7 @@ class Pipeline:
                 round=seg.rounds + 1,
                 attempt=number,
                 error_class=error_class(exc),
-                error_code=_error_code(exc),
+                error_code=error_code(exc),
                 message=str(exc),
                 bytes_sent=sent or None,
                 node=self.node,
@@ -447,34 +447,3 @@ class Pipeline:
             t.start()
         for t in threads:
             t.join()
-
-
-class _Sent:
-    """Body bytes s3transfer reports as sent during one attempt (its callback may also
-    report negative amounts when it rewinds a part; those are not "unsent" bytes)."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._lock = threading.Lock()
-
-    def add(self, n: int) -> None:
-        if n > 0:
-            with self._lock:
-                self.total += n
-
-
-def _error_code(exc: BaseException) -> str:
-    """The S3 error code, or for "no answer" the transport's exception type."""
-    if isinstance(exc, StorageUnavailable | StoragePermanentError):
-        cause = exc.__cause__
-        # boto3's upload_file wraps a part's error; the transport's own is its context
-        while (
-            cause is not None
-            and type(cause).__name__ == "S3UploadFailedError"
-            and cause.__context__ is not None
-        ):
-            cause = cause.__context__
-        if exc.code == "network" and cause is not None:
-            return type(cause).__name__
-        return exc.code
-    return type(exc).__name__

@@ -143,7 +143,7 @@ class Pipeline:
             try:
                 obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
                 self.spool.record_attempt(seg.id, None)
-                self.s3.breaker.success()
+                self.s3.answered()
                 break
             except Exception as exc:  # anything: a worker thread must never die on one segment
                 last = exc
@@ -172,7 +172,7 @@ class Pipeline:
                     "S3 does not answer (%s): uploads paused, probing until it is back", exc
                 )
         elif isinstance(exc, StorageUnavailable | StoragePermanentError | ObjectConflict):
-            self.s3.breaker.success()  # an error *response*: S3 itself is reachable
+            self.s3.answered()  # an error *response*: S3 itself is reachable
         self._log_attempt(
             AttemptRecord(
                 camera_id=seg.camera_id,
@@ -220,7 +220,7 @@ class Pipeline:
             if self.pg.breaker.is_open:  # don't wait out a connect timeout per segment
                 raise CatalogUnavailable("PostgreSQL does not answer (circuit open)")
             _, created = self.catalog.commit_recording(recording_from_segment(seg, obj))
-            self.pg.breaker.success()
+            self.pg.answered()
         except CatalogUnavailable as exc:
             if not self.pg.breaker.is_open:
                 self.pg.breaker.failure(seg.id)

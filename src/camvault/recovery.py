@@ -58,17 +58,20 @@ class Endpoint:
             except CamvaultError as exc:
                 # an answer, even a refusal, means the endpoint is reachable
                 log.info("%s probe answered with an error (%s): reachable", self.name, exc)
-            opened = self.breaker.state().opened_at
-            if self.breaker.success():
-                down = began - opened if opened is not None else 0.0
-                log.warning(
-                    "%s answers again after %.0f s: resuming at full speed", self.name, down
-                )
-                try:
-                    self._on_recover()
-                except CamvaultError:
-                    log.exception("%s recovery actions failed; they are retried later", self.name)
+            self.answered(began)
             return True
+
+    def answered(self, at: float | None = None) -> None:
+        """A call to the endpoint got an answer: close the breaker; if it was open (an
+        upload begun before it opened may be the first to get through), recover."""
+        opened = self.breaker.state().opened_at
+        if self.breaker.success():
+            down = (at or time.monotonic()) - opened if opened is not None else 0.0
+            log.warning("%s answers again after %.0f s: resuming at full speed", self.name, down)
+            try:
+                self._on_recover()
+            except CamvaultError:
+                log.exception("%s recovery actions failed; they are retried later", self.name)
 
     def watch(self, stop: threading.Event, tick: float = 0.1) -> None:
         """Probe whenever one is due, until ``stop``."""

@@ -118,6 +118,7 @@ class Pipeline:
         n = self.spool.commits_due_now()
         if n:
             log.warning("PostgreSQL is back: %d deferred commit(s) are due now", n)
+        self.attempt_log.flush()
 
     # one segment -------------------------------------------------------------------------
     def process(self, seg: Segment, stop: threading.Event) -> None:

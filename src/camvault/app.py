@@ -26,7 +26,10 @@ from camvault.alerts import (
     LogAlertSink,
     WebhookAlertSink,
 )
+from camvault.attempt_log import AttemptJournal, AttemptLog
+from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog, PsycopgConnector
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.config import S3Settings, Settings
 from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
 from camvault.errors import ConfigError
@@ -131,6 +134,9 @@ class App:
         )
 
     def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
         self.connector.close()
         self.spool.close()
 
@@ -140,10 +146,13 @@ class App:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def own_spool(self) -> dict[str, int]:
-        """Become this spool's uploader: take the lock, put interrupted work back on its
-        path, and drop journal rows committed more than ``keep_committed_days`` ago."""
-        self.spool.lock_for_upload()
+    def own_spool(
+        self, *, lock_timeout: float = 0.0, on_wait: Callable[[float], None] | None = None
+    ) -> dict[str, int]:
+        """Become this spool's uploader: take the lock (waiting up to ``lock_timeout`` s for
+        another uploader to let go), put interrupted work back on its path, and drop
+        journal rows committed more than ``keep_committed_days`` ago."""
+        self.spool.lock_for_upload(timeout=lock_timeout, on_wait=on_wait)
         fixed = self.spool.recover()
         fixed["pruned"] = self.spool.prune_committed(
             timedelta(days=self.settings.spool.keep_committed_days)
@@ -238,10 +247,16 @@ class App:
         store = self.store()
         mode = self.settings.s3.conditional_writes
         conditional = mode == "on" or (mode == "auto" and probe_conditional_writes(store))
+        journal = AttemptJournal(self.settings.spool.dir)
+        self._closers.append(journal.close)
         return Pipeline(
             self.spool,
             Uploader(store, conditional_writes=conditional),
             self.catalog,
+            attempt_log=AttemptLog(
+                journal, AttemptCatalog(self.connector), breaker(self.settings, "PostgreSQL")
+            ),
+            s3_breaker=breaker(self.settings, "S3"),
             policy=retry_policy(self.settings),
             alerts=alerts or alert_sink(self.settings),
             node=self.settings.node,
@@ -251,6 +266,16 @@ class App:
             sweeper=self.sweeper(store),
             sweep_interval_seconds=self.settings.upload.sweep_interval_seconds,
         )
+
+
+def breaker(settings: Settings, name: str) -> CircuitBreaker:
+    u = settings.upload
+    return CircuitBreaker(
+        name,
+        failure_threshold=u.breaker_failures,
+        probe_base=u.probe_base_seconds,
+        probe_cap=u.probe_max_seconds,
+    )
 
 
 def alert_sink(settings: Settings) -> AlertSink:

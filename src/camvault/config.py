@@ -100,6 +100,12 @@ class UploadSettings(_Section):
     # sweeper (those of keys in our own spool at once, when not being uploaded)
     stale_multipart_seconds: float = Field(3600.0, ge=0)
     sweep_interval_seconds: float = Field(300.0, gt=0)
+    # circuit breaker per endpoint (S3, PostgreSQL): this many consecutive connection-level
+    # failures, from at least two segments, mean "the endpoint is down": uploads pause and
+    # one cheap probe is sent every probe_base..probe_max seconds (doubling) until it answers
+    breaker_failures: int = Field(3, ge=2)
+    probe_base_seconds: float = Field(0.5, gt=0)
+    probe_max_seconds: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _order(self) -> UploadSettings:
@@ -107,6 +113,8 @@ class UploadSettings(_Section):
             raise ValueError("backoff_max_seconds must be >= backoff_base_seconds")
         if self.redrive_max_seconds < self.redrive_base_seconds:
             raise ValueError("redrive_max_seconds must be >= redrive_base_seconds")
+        if self.probe_max_seconds < self.probe_base_seconds:
+            raise ValueError("probe_max_seconds must be >= probe_base_seconds")
         return self
 
 

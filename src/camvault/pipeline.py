@@ -2,11 +2,17 @@
 
 For each claimed segment: up to ``1 + max_retries`` upload attempts with jittered backoff
 (``retry``); then the catalog commit; only after the commit the spool closes the entry and
-deletes the file. When a round of retries is exhausted, or S3 refuses for good, the error
-is written to ``upload_errors`` (journaled locally if PostgreSQL is down too), an alert is
-sent, and the segment goes back to the spool for a later round — never dropped. A commit
-that fails leaves the segment ``uploaded``: that is the reprocessing queue, retried here
-and by ``camvault reconcile``.
+deletes the file. Every failed attempt is an ``upload_attempts`` row (``attempt_log``:
+journaled in the spool first, so also while PostgreSQL is down), updated with the round's
+outcome when the round ends. When a round of retries is exhausted, or S3 refuses for good,
+the error is written to ``upload_errors`` (journaled locally if PostgreSQL is down too), an
+alert is sent, and the segment goes back to the spool for a later round — never dropped. A
+commit that fails leaves the segment ``uploaded``: that is the reprocessing queue, retried
+here and by ``camvault reconcile``.
+
+S3 and PostgreSQL each have a circuit breaker (``recovery``): when one is down as a whole,
+workers hold their work and a single probe watches it; when it answers, the delays the
+outage caused are lifted and the backlog drains at full concurrency, oldest first.
 """
 
 from __future__ import annotations
@@ -21,18 +27,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from camvault.alerts import Alert, AlertSink
+from camvault.attempt_log import AttemptLog, SentBytes
+from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog
+from camvault.catalog.attempts import AttemptRecord, Outcome
 from camvault.errors import (
     CamvaultError,
     CatalogUnavailable,
     ObjectConflict,
     RecordingConflict,
     SpoolError,
+    StoragePermanentError,
+    StorageUnavailable,
     UnknownCamera,
 )
 from camvault.models import Segment, SegmentState, StoredObject
 from camvault.objectmeta import recording_from_segment
-from camvault.retry import RetryPolicy, error_class, is_retryable
+from camvault.recovery import Endpoint, is_connection_failure
+from camvault.retry import RetryPolicy, error_class, error_code, is_retryable
 from camvault.spool import Spool, utcnow
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
@@ -48,6 +60,7 @@ class Tally:
 
     committed: int = 0
     bytes: int = 0
+    failed_attempts: int = 0
     failed_rounds: int = 0
     deferred_commits: int = 0
     conflicts: int = 0
@@ -78,6 +91,8 @@ class Pipeline:
         on_event: EventHook | None = None,
         sweeper: MultipartSweeper | None = None,
         sweep_interval_seconds: float = 300.0,
+        attempt_log: AttemptLog,
+        s3_breaker: CircuitBreaker | None = None,
     ) -> None:
         self.spool = spool
         self.uploader = uploader
@@ -91,6 +106,20 @@ class Pipeline:
         self.tally = Tally()
         self.sweeper = sweeper
         self.sweep_interval_seconds = sweep_interval_seconds
+        self.attempt_log = attempt_log
+        self.s3 = Endpoint(s3_breaker or CircuitBreaker("S3"), uploader.probe, self._s3_back)
+        self.pg = Endpoint(attempt_log.breaker, attempt_log.catalog.ping, self._pg_back)
+
+    def _s3_back(self) -> None:
+        n = self.spool.clear_holds("endpoint")
+        if n:
+            log.warning("S3 is back: %d segment(s) held by the outage are due now", n)
+
+    def _pg_back(self) -> None:
+        n = self.spool.commits_due_now()
+        if n:
+            log.warning("PostgreSQL is back: %d deferred commit(s) are due now", n)
+        self.attempt_log.flush()
 
     # one segment -------------------------------------------------------------------------
     def process(self, seg: Segment, stop: threading.Event) -> None:
@@ -98,9 +127,13 @@ class Pipeline:
         crc = self.spool.crc32_b64(seg.id)
         last: BaseException | None = None
         obj: StoredObject | None = None
+        failed = 0
         for attempt in range(self.policy.attempts_per_round):
+            if attempt and is_connection_failure(last) and self.s3.breaker.is_open:
+                break  # S3 is down as a whole: no more retries against it this round
             if attempt and stop.wait(self.policy.backoff(attempt - 1, self.rng)):
                 # shutting down mid-round: back to the queue, this round does not count
+                self._end_round(seg, failed, "interrupted")
                 self.spool.release(
                     seg.id,
                     error=f"interrupted: {last}",
@@ -108,24 +141,71 @@ class Pipeline:
                     round_exhausted=False,
                 )
                 return
+            sent = SentBytes()
             try:
-                obj = self.uploader.upload(seg, crc32_b64=crc)
+                obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
                 self.spool.record_attempt(seg.id, None)
+                self.s3.answered()
                 break
             except Exception as exc:  # anything: a worker thread must never die on one segment
                 last = exc
+                failed += 1
                 self.spool.record_attempt(seg.id, str(exc))
+                self._attempt_failed(seg, seg.attempts + attempt + 1, exc, sent.total)
                 self.on_event("attempt_failed", seg, str(exc))
                 log.info("upload attempt %d of %s failed: %s", attempt + 1, seg.s3_key, exc)
                 if not is_retryable(exc):
                     break
         if obj is None:
             assert last is not None
+            self._end_round(seg, failed, "failed")
             self._fail_round(seg, last)
             return
+        self._end_round(seg, failed, "succeeded")
         seg = self.spool.mark_uploaded(seg.id, obj)
         self.on_event("uploaded", seg, obj.etag)
         self.commit(seg)
+
+    def _attempt_failed(self, seg: Segment, number: int, exc: BaseException, sent: int) -> None:
+        self.tally.add(failed_attempts=1)
+        if is_connection_failure(exc):
+            if self.s3.breaker.failure(seg.id):
+                log.warning(
+                    "S3 does not answer (%s): uploads paused, probing until it is back", exc
+                )
+        elif isinstance(exc, StorageUnavailable | StoragePermanentError | ObjectConflict):
+            self.s3.answered()  # an error *response*: S3 itself is reachable
+        self._log_attempt(
+            AttemptRecord(
+                camera_id=seg.camera_id,
+                segment_id=seg.id,
+                s3_key=seg.s3_key,
+                round=seg.rounds + 1,
+                attempt=number,
+                error_class=error_class(exc),
+                error_code=error_code(exc),
+                message=str(exc),
+                bytes_sent=sent or None,
+                node=self.node,
+                occurred_at=utcnow(),
+            )
+        )
+
+    def _end_round(self, seg: Segment, failed: int, outcome: Outcome) -> None:
+        if failed:
+            self._log_attempt(None, seg.id, outcome)
+
+    def _log_attempt(
+        self, rec: AttemptRecord | None, seg_id: str = "", outcome: Outcome = "pending"
+    ) -> None:
+        # the attempt rows are a record, not the work: a journal hiccup must not stop it
+        try:
+            if rec is not None:
+                self.attempt_log.failed(rec)
+            else:
+                self.attempt_log.round_ended(seg_id, outcome)
+        except CamvaultError:
+            log.exception("could not record an upload attempt of segment %s", seg_id or rec)
 
     def commit(self, seg: Segment) -> bool:
         """Write the catalog row for an uploaded segment; on success close the entry."""
@@ -139,8 +219,13 @@ class Pipeline:
             metadata={},
         )
         try:
+            if self.pg.breaker.is_open:  # don't wait out a connect timeout per segment
+                raise CatalogUnavailable("PostgreSQL does not answer (circuit open)")
             _, created = self.catalog.commit_recording(recording_from_segment(seg, obj))
+            self.pg.answered()
         except CatalogUnavailable as exc:
+            if not self.pg.breaker.is_open:
+                self.pg.breaker.failure(seg.id)
             # the reprocessing queue: retried with growing delays until the row lands
             self.spool.defer_commit(seg.id, error=str(exc), delay=self.policy.backoff_bound)
             self.tally.add(deferred_commits=1, last_error=str(exc))
@@ -174,6 +259,9 @@ class Pipeline:
             error=str(exc),
             round_exhausted=True,
             next_attempt_at=utcnow() + timedelta(seconds=delay),
+            # no answer from S3: if it turns out to be down as a whole, this delay is the
+            # outage's, not the segment's, and is lifted the moment S3 answers again
+            hold="endpoint" if is_connection_failure(exc) else None,
         )
         self.tally.add(failed_rounds=1, last_error=str(exc))
         self.on_event("round_failed", seg, str(exc))
@@ -212,8 +300,12 @@ class Pipeline:
             "occurred_at": now,
         }
         try:
+            if self.pg.breaker.is_open:
+                raise CatalogUnavailable("PostgreSQL does not answer (circuit open)")
             self.catalog.record_upload_error(**payload)
         except CatalogUnavailable:
+            if not self.pg.breaker.is_open:
+                self.pg.breaker.failure(f"upload-error:{seg.id}")
             # PostgreSQL is down too: keep it locally, ``flush_errors`` writes it later
             self.spool.journal_error({**payload, "occurred_at": now.isoformat()})
 
@@ -242,12 +334,15 @@ class Pipeline:
     def flush_errors(self) -> int:
         """Write locally journaled upload errors to PostgreSQL (idempotent per attempt)."""
         flushed = 0
+        if not self.pg.probe_now():  # called directly: "now", also after an outage
+            return 0
         for error_id, p in self.spool.pending_errors():
             try:
                 self.catalog.record_upload_error(
                     **{**p, "occurred_at": datetime.fromisoformat(p["occurred_at"])}
                 )
             except CatalogUnavailable:
+                self.pg.breaker.failure("upload-errors-journal")
                 break
             self.spool.drop_pending_error(error_id)
             flushed += 1
@@ -265,6 +360,8 @@ class Pipeline:
 
     def retry_commits(self, *, ignore_delay: bool = False) -> int:
         done = 0
+        if self.pg.breaker.is_open:
+            return 0
         for seg in self.spool.due_commits(ignore_delay=ignore_delay):
             if self.commit(seg):
                 done += 1
@@ -277,6 +374,11 @@ class Pipeline:
         """Operator's "drain now": one round for every pending segment, ignoring redrive
         delays, then return. A segment that fails is tried once per drain, not forever."""
         stop = stop or threading.Event()
+        # "now" also for an endpoint that was down: probe it at once instead of waiting
+        self.s3.probe_now()
+        self.pg.probe_now()
+        self.attempt_log.interrupt_stale()
+        self.attempt_log.flush()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
         self.sweep()
@@ -285,6 +387,8 @@ class Pipeline:
 
         def work() -> None:
             while not stop.is_set():
+                if self.s3.breaker.is_open:
+                    return  # S3 is down as a whole: the rest waits for the next drain
                 with seen_lock:
                     seg = self.spool.claim(ignore_delay=True, exclude=seen)
                     if seg is None:
@@ -298,8 +402,14 @@ class Pipeline:
     def run(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> Tally:
         """Work until ``stop`` is set: upload due segments, redrive, retry commits."""
 
+        self.attempt_log.interrupt_stale()
+
         def work() -> None:
             while not stop.is_set():
+                if self.s3.breaker.is_open:
+                    # hold the work; the S3 watcher's probe wakes us the moment it answers
+                    self.s3.breaker.wait_closed(poll_seconds)
+                    continue
                 try:
                     seg = self.spool.claim()
                 except SpoolError as exc:  # e.g. the spool disk is full: wait, never die
@@ -311,19 +421,27 @@ class Pipeline:
                     continue
                 self._process_guarded(seg, stop)
 
+        def watch_s3() -> None:
+            self.s3.watch(stop)
+
+        def watch_pg() -> None:
+            self.pg.watch(stop)
+
         def housekeeping() -> None:
             next_sweep = 0.0
             while not stop.wait(poll_seconds):
                 try:
-                    self.flush_errors()
+                    if not self.pg.breaker.is_open:  # else its watcher probes, backing off
+                        self.attempt_log.flush()
+                        self.flush_errors()
                     self.retry_commits()
-                    if time.monotonic() >= next_sweep:
+                    if not self.s3.breaker.is_open and time.monotonic() >= next_sweep:
                         self.sweep()
                         next_sweep = time.monotonic() + self.sweep_interval_seconds
                 except CamvaultError as exc:
                     log.warning("housekeeping: %s", exc)
 
-        self._run_threads(work, housekeeping)
+        self._run_threads(work, housekeeping, watch_s3, watch_pg)
         return self.tally
 
     def _run_threads(self, work: Callable[[], None], *extra: Callable[[], None]) -> None:

@@ -69,3 +69,20 @@ def error_class(exc: BaseException) -> str:
     if isinstance(exc, CamvaultError):
         return type(exc).__name__
     return f"unexpected:{type(exc).__name__}"
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code, or for "no answer" the transport's exception type."""
+    if isinstance(exc, StorageUnavailable | StoragePermanentError):
+        cause = exc.__cause__
+        # boto3's upload_file wraps a part's error; the transport's own is its context
+        while (
+            cause is not None
+            and type(cause).__name__ == "S3UploadFailedError"
+            and cause.__context__ is not None
+        ):
+            cause = cause.__context__
+        if exc.code == "network" and cause is not None:
+            return type(cause).__name__
+        return exc.code
+    return type(exc).__name__

@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import stat
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -251,6 +252,10 @@ class Spool:
                 self._conn.execute(
                     "ALTER TABLE segments ADD COLUMN commit_attempts INTEGER NOT NULL DEFAULT 0"
                 )
+            if "hold" not in cols:
+                # why a queued segment waits: 'endpoint' = its last round failed because S3
+                # did not answer at all, so the delay is lifted when S3 answers again
+                self._conn.execute("ALTER TABLE segments ADD COLUMN hold TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
         self._lock = threading.RLock()
@@ -431,7 +436,13 @@ class Spool:
         ignore_delay: bool = False,
         exclude: set[str] | frozenset[str] = frozenset(),
     ) -> Segment | None:
-        """Atomically take the oldest queued segment that is due, marking it uploading."""
+        """Atomically take the oldest queued segment that is due, marking it uploading.
+
+        Oldest first, also when a backlog drains after an outage: each camera's catalog then
+        fills in time order, so it is complete up to a watermark that only moves forward (no
+        holes that fill in later, which an investigator would read as lost footage), and no
+        segment waits longer than the backlog takes to drain. The newest footage is the
+        last to land, by at most backlog bytes / throughput."""
         now_s = _ts(now or utcnow())
         due = "" if ignore_delay else " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         args: tuple[Any, ...] = () if ignore_delay else (now_s,)
@@ -454,21 +465,42 @@ class Spool:
             )
         return self.get(row["id"])
 
-    def lock_for_upload(self) -> None:
+    def lock_for_upload(
+        self,
+        *,
+        timeout: float = 0.0,
+        on_wait: Callable[[float], None] | None = None,
+        poll: float = 0.2,
+    ) -> None:
         """One uploader per spool: ``recover()`` re-queues 'uploading' rows, which is only
-        safe when no other live process owns them. Held until ``close()``."""
+        safe when no other live process owns them. Held until ``close()``.
+
+        ``timeout`` > 0 waits that long for another uploader to let go (e.g. ``run`` still
+        finishing its in-flight uploads), calling ``on_wait(seconds waited)`` about every
+        5 s; 0 fails at once."""
         if self._lock_file is not None:
             return
         fd = os.open(self.dir / "uploader.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        self._lock_file = os.fdopen(fd, "a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            self._lock_file = None
-            raise SpoolError(
-                f"another camvault uploader is already using the spool {self.dir}"
-            ) from None
+        lock_file = os.fdopen(fd, "a+")
+        deadline = time.monotonic() + timeout
+        began, next_report = time.monotonic(), 0.0
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now >= deadline:
+                    lock_file.close()
+                    waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+                    raise SpoolError(
+                        f"another camvault uploader is already using the spool {self.dir}" + waited
+                    ) from None
+                if on_wait is not None and now - began >= next_report:
+                    on_wait(now - began)
+                    next_report += 5.0
+                time.sleep(min(poll, max(0.0, deadline - now)))
+        self._lock_file = lock_file
 
     def record_attempt(self, seg_id: str, error: str | None) -> None:
         with self._tx() as c:
@@ -478,16 +510,43 @@ class Spool:
             )
 
     def release(
-        self, seg_id: str, *, error: str, next_attempt_at: datetime, round_exhausted: bool
+        self,
+        seg_id: str,
+        *,
+        error: str,
+        next_attempt_at: datetime,
+        round_exhausted: bool,
+        hold: str | None = None,
     ) -> Segment:
-        """Back to queued after a failed round; the file stays."""
+        """Back to queued after a failed round; the file stays. ``hold='endpoint'``: the
+        delay is the endpoint's fault, ``clear_holds`` lifts it when it answers again."""
         with self._tx() as c:
             c.execute(
                 "UPDATE segments SET state='queued', last_error=?, next_attempt_at=?,"
-                " rounds=rounds+?, updated_at=? WHERE id=?",
-                (error, _ts(next_attempt_at), int(round_exhausted), _ts(utcnow()), seg_id),
+                " rounds=rounds+?, hold=?, updated_at=? WHERE id=?",
+                (error, _ts(next_attempt_at), int(round_exhausted), hold, _ts(utcnow()), seg_id),
             )
         return self.get(seg_id)
+
+    def clear_holds(self, hold: str = "endpoint") -> int:
+        """The endpoint is back: the segments it held are due now (per-segment delays of
+        failures specific to a segment stay)."""
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE segments SET next_attempt_at=NULL, hold=NULL, updated_at=?"
+                " WHERE state='queued' AND hold=?",
+                (_ts(utcnow()), hold),
+            ).rowcount
+
+    def commits_due_now(self) -> int:
+        """The catalog is back: every deferred commit is due now."""
+        now = _ts(utcnow())
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE segments SET next_attempt_at=? WHERE state='uploaded'"
+                " AND next_attempt_at IS NOT NULL AND next_attempt_at > ?",
+                (now, now),
+            ).rowcount
 
     def mark_uploaded(self, seg_id: str, obj: StoredObject) -> Segment:
         with self._tx() as c:

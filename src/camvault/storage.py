@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,7 +133,9 @@ class ObjectStore(Protocol):
         sha256_b64: str,
         crc32_b64: str,
         if_none_match: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> StoredObject | None: ...
+    def probe(self) -> None: ...
     def list_keys(self, prefix: str) -> Iterator[tuple[str, int, datetime]]: ...
     def presign_get(self, key: str, ttl_seconds: int) -> str: ...
 
@@ -202,9 +204,13 @@ class S3ObjectStore:
         sha256_b64: str,
         crc32_b64: str,
         if_none_match: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> StoredObject | None:
         """PUT the file. A single PUT returns what S3 answered (its body was verified against
-        our SHA-256, so no HEAD is needed); a multipart upload returns None: HEAD it."""
+        our SHA-256, so no HEAD is needed); a multipart upload returns None: HEAD it.
+        ``progress(n)``: n more body bytes went out (multipart only: s3transfer counts what
+        it hands to the connection; a single PUT's body is also read to sign it, so its
+        reads say nothing about what was sent)."""
         args: dict[str, Any] = {
             "ServerSideEncryption": SSE,
             "StorageClass": STORAGE_CLASS,
@@ -239,10 +245,28 @@ class S3ObjectStore:
             # multipart). The caller HEADs the result. s3transfer aborts the upload itself
             # when a part fails; the sweeper catches what a crash leaves behind.
             args.update(ChecksumCRC32=crc32_b64, ChecksumType="FULL_OBJECT")
-            self._s3.upload_file(str(path), self.bucket, key, ExtraArgs=args, Config=self._transfer)
+            self._s3.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs=args,
+                Config=self._transfer,
+                Callback=progress,
+            )
             return None
         except Exception as exc:
             raise translate(exc, f"PUT {key}") from exc
+
+    def probe(self) -> None:
+        """The cheapest request that proves the endpoint answers (the circuit breaker's
+        probe): HeadBucket. Any HTTP answer, even 403/404, means it is reachable; raises
+        ``StorageUnavailable(code="network")`` only when nothing answered."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError:
+            return
+        except Exception as exc:
+            raise translate(exc, f"HEAD bucket {self.bucket}") from exc
 
     def list_keys(self, prefix: str) -> Iterator[tuple[str, int, datetime]]:
         paginator = self._s3.get_paginator("list_objects_v2")

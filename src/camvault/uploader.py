@@ -11,6 +11,7 @@ checksum header, SSE) before the segment may move on.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 
 from camvault.errors import ObjectConflict, StoragePermanentError, StorageUnavailable
@@ -28,7 +29,13 @@ class Uploader:
     def bucket(self) -> str:
         return self._store.bucket
 
-    def upload(self, seg: Segment, *, crc32_b64: str) -> StoredObject:
+    def upload(
+        self,
+        seg: Segment,
+        *,
+        crc32_b64: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> StoredObject:
         # With conditional writes the PUT itself refuses an existing key (412), so the HEAD
         # before it is only needed where that guard is missing (multipart via s3transfer).
         conditional = self._conditional and seg.size_bytes < self._store.multipart_threshold
@@ -45,6 +52,7 @@ class Uploader:
                 sha256_b64=_b64(seg.checksum),
                 crc32_b64=crc32_b64,
                 if_none_match=conditional,
+                progress=progress,
             )
         except ObjectConflict:
             # the key exists (an earlier attempt, a replay, or someone else): same bytes is fine
@@ -61,6 +69,10 @@ class Uploader:
                 f"{seg.s3_key}: object missing right after PUT", code="MissingAfterPut"
             )
         return self._verify(seg, stored)
+
+    def probe(self) -> None:
+        """Does S3 answer at all? (circuit breaker probe)"""
+        self._store.probe()
 
     def _accept_existing(self, seg: Segment, obj: StoredObject) -> StoredObject:
         if not _same_content(seg, obj):

@@ -9,6 +9,8 @@ Put it between a client (boto3, psycopg, the Lambda sink) and a server; then
 * ``proxy.mode = "stall"``   accept, swallow what the client sends, never answer;
 * ``proxy.cut_after(n)``     forward until ``n`` more client→server bytes have passed (over
   all connections), then reset every connection and switch to ``refuse``;
+  ``cut_after(n, times=k, then="pass")`` does that ``k`` times (a fresh budget of ``n``
+  after each cut), forwarding between and after the cuts;
 * ``proxy.cut_all()``        reset every live connection now.
 
 ``record=True`` keeps each connection's client→server bytes in ``proxy.captured`` (the
@@ -43,6 +45,10 @@ class FaultProxy:
         self.accepts: list[tuple[float, str]] = []  # (monotonic time, mode at accept)
         self.captured: list[bytearray] = []
         self._budget: int | None = None
+        self._cut_size = 0
+        self._cuts_left = 0
+        self._then = "refuse"
+        self.cuts = 0  # cuts made by cut_after
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -80,9 +86,10 @@ class FaultProxy:
         self.stop()
 
     # faults ------------------------------------------------------------------------------
-    def cut_after(self, n: int) -> None:
+    def cut_after(self, n: int, *, times: int = 1, then: str = "refuse") -> None:
         with self._lock:
             self._budget = n
+            self._cut_size, self._cuts_left, self._then = n, times, then
             self.mode = "pass"
 
     def cut_all(self) -> None:
@@ -177,6 +184,11 @@ class FaultProxy:
                 self._budget -= len(data)
                 return data, False
             keep = data[: self._budget]
-            self._budget = None
-            self.mode = "refuse"
+            self.cuts += 1
+            self._cuts_left -= 1
+            if self._cuts_left > 0:
+                self._budget = self._cut_size
+            else:
+                self._budget = None
+                self.mode = self._then
             return keep, True

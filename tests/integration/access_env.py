@@ -19,6 +19,7 @@ import psycopg
 from camvault.api import ApiServices, create_app
 from camvault.api.server import ApiServer
 from camvault.catalog.access import AccessCatalog, RoleConnector
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.connector import PsycopgConnector
 from camvault.config import ApiSettings, S3Settings
 from camvault.storage import S3ObjectStore, make_client
@@ -117,6 +118,7 @@ def api_client(
         if health_checks is not None
         else {"database": access.ping, "s3": lambda: next(iter(store.list_keys("hz/")), None)},
         metrics_source=lambda: {"camvault_spool_depth": 3},
+        upload_attempts=AttemptCatalog(RoleConnector(connector, "camvault_api")),
     )
     server = ApiServer(create_app(services), "127.0.0.1", 0)
     try:

@@ -39,6 +39,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_session",
     "routes_timeline",
     "routes_web",
+    "routes_upload_errors",
 )
 
 

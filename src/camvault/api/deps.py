@@ -17,6 +17,7 @@ from camvault.api.params import ApiError
 from camvault.api.playback import PlaybackGate, Presigner, StorageClassGate
 from camvault.api.web_auth import cookie_identity
 from camvault.catalog.access import AccessCatalog, AuditEntry, Identity
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.config import ApiSettings
 from camvault.restore import RestoreService
 
@@ -41,6 +42,8 @@ class ApiServices:
     # name → check raising on failure, for /healthz
     health_checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
     metrics_source: MetricsSource | None = None
+    # failed upload attempts (routes_upload_errors); must run as the API role like access
+    upload_attempts: AttemptCatalog | None = None
     clock: Callable[[], datetime] = _utcnow
 
 

@@ -19,6 +19,7 @@ from camvault.api.deps import ApiServices
 from camvault.api.metrics import MetricsSource
 from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.connector import PsycopgConnector
 from camvault.diskspace import space_check
 from camvault.errors import ServiceUnavailable
@@ -85,6 +86,7 @@ def build_services(
             "spool_disk": lambda: space_check(s.spool.dir, s.spool.min_free_mb * 2**20),
         },
         metrics_source=metrics_source(app, tally),
+        upload_attempts=AttemptCatalog(RoleConnector(connector, s.api.database_role)),
     )
     return services, connector.close
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from camvault.app import App, database_url
+from camvault.attempt_log import AttemptJournal
+from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.migrate import migrate
 from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
@@ -129,20 +131,36 @@ def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+UPLOAD_ERRORS_WINDOW = timedelta(hours=24)
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
         stats = app.spool.stats()
         space = app.disk_space()
+        journal = AttemptJournal(settings.spool.dir)
+        try:
+            stats["unflushed_attempts"] = journal.count_unsynced()
+        finally:
+            journal.close()
+        attempts = AttemptCatalog(app.connector)
         try:
             last = app.catalog.last_recording_per_camera()
             cameras = CatalogRunLog(app.connector, settings.node).statuses()
+            errors = attempts.per_camera(datetime.now(UTC) - UPLOAD_ERRORS_WINDOW)
+            recent = attempts.recent(limit=10)
             catalog_error = None
         except CamvaultError as exc:  # status must still show the spool when the DB is down
-            last, cameras, catalog_error = [], [], str(exc)
+            last, cameras, errors, recent, catalog_error = [], [], [], [], str(exc)
     data = {
         "spool": stats,
         "last_upload_per_camera": last,
         "recorders": cameras,
+        "upload_errors": {
+            "window_hours": UPLOAD_ERRORS_WINDOW.total_seconds() / 3600,
+            "per_camera": errors,
+            "recent": recent,
+        },
         "catalog_error": catalog_error,
         "spool_disk": space.as_dict(),
     }
@@ -165,6 +183,18 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             print(
                 f"  {row['camera_id']:<24} last segment {row['start_time']:%Y-%m-%d %H:%M:%S}"
                 f" UTC, committed {row['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        if errors:
+            print(
+                "failed upload attempts, last 24 h "
+                f"(not yet in the catalog: {stats['unflushed_attempts']}):"
+            )
+        for row in errors:
+            print(
+                f"  {row['camera_id']:<24} {row['failed_attempts']} failed attempt(s), "
+                f"{row['recovered_by_retry']} recovered by a retry, "
+                f"{row['failed_rounds']} round(s) failed; last "
+                f"{row['last_error_at']:%Y-%m-%d %H:%M:%S} UTC ({row['last_error_class']})"
             )
         for row in cameras:  # RTSP cameras: "recording since …" / "offline since …"
             print(

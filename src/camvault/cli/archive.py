@@ -38,6 +38,14 @@ def register(sub: Any) -> None:
         action="store_true",
         help="try every pending segment now (ignoring redrive delays), then exit",
     )
+    p.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for another uploader (e.g. `run` shutting down) to release the "
+        "spool (default 60; 0 = fail at once)",
+    )
     json_flag(p)
     p.set_defaults(handler=cmd_upload)
 
@@ -97,10 +105,29 @@ def progress_printer(stream: Any = sys.stderr) -> Any:
     return on_event
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400 or seconds != seconds:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0-86400)")
+    return seconds
+
+
+def _waiting(seconds: float) -> None:
+    print(
+        f"camvault upload: another uploader holds the spool (e.g. `camvault run` still "
+        f"shutting down); waiting for it … {seconds:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     with App.open(settings) as app:
-        app.own_spool()
+        app.own_spool(lock_timeout=args.lock_timeout, on_wait=_waiting)
         pipeline = app.pipeline(on_event=None if args.json else progress_printer())
         if args.once:
             tally = pipeline.drain(stop)

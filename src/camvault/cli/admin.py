@@ -14,7 +14,7 @@ from camvault.catalog.migrate import migrate
 from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
 from camvault.config import Settings
-from camvault.errors import CamvaultError, InvalidTimeRange, NotFound
+from camvault.errors import CamvaultError, InvalidTimeRange, NotFound, SpoolError
 from camvault.keys import validate_camera_id
 
 
@@ -138,11 +138,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     with App.open(settings) as app:
         stats = app.spool.stats()
         space = app.disk_space()
-        journal = AttemptJournal(settings.spool.dir)
-        try:
-            stats["unflushed_attempts"] = journal.count_unsynced()
-        finally:
-            journal.close()
+        try:  # status must answer also when the spool disk is full
+            journal = AttemptJournal(settings.spool.dir)
+            try:
+                stats["unflushed_attempts"] = journal.count_unsynced()
+            finally:
+                journal.close()
+        except SpoolError as exc:
+            stats["unflushed_attempts"] = None
+            stats["attempt_journal_error"] = str(exc)
         attempts = AttemptCatalog(app.connector)
         try:
             last = app.catalog.last_recording_per_camera()

@@ -186,6 +186,10 @@ class ApiSettings(_Section):
     database_url: str = ""
     database_role: str = Field("camvault_api", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pool_max_size: int = Field(8, ge=1)
+    # request bodies larger than this are refused with 413 before they are parsed
+    max_body_bytes: int = Field(65536, ge=1024, le=64 * 1024 * 1024)
+    # /healthz answers from a cache this old at most: a flood costs no DB ping + S3 LIST each
+    health_cache_seconds: float = Field(5.0, ge=0, le=300)
 
 
 class CameraSettings(_Section):

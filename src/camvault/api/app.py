@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from camvault import __version__
 from camvault.api.deps import ApiServices, authenticate, identity
+from camvault.api.health import HealthCache
 from camvault.api.metrics import ApiMetrics
 from camvault.api.middleware import AuthGate, BodyLimit, Timing
 from camvault.api.params import ApiError
@@ -48,6 +49,7 @@ def create_app(services: ApiServices, *, router_modules: Sequence[str] = ROUTER_
     )
     app.state.services = services
     app.state.metrics = ApiMetrics(services.metrics_source)
+    app.state.health = HealthCache(services.health_checks, services.settings.health_cache_seconds)
     for name in router_modules:
         app.include_router(importlib.import_module(f"camvault.api.{name}").router)
     _install_error_handlers(app)

@@ -20,10 +20,16 @@ from camvault.api.metrics import MetricsSource
 from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
+from camvault.config import S3Settings
 from camvault.errors import ServiceUnavailable
 from camvault.pipeline import Tally
 
 HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
+
+
+def health_probe_prefix(s3: S3Settings) -> str:
+    """Inside ``[s3] prefix``: a prefix-scoped IAM policy may LIST nothing else."""
+    return s3.prefix + HEALTH_PROBE_PREFIX
 
 
 def metrics_source(app: App, tally: Callable[[], Tally] | None = None) -> MetricsSource:
@@ -63,11 +69,12 @@ def build_services(
     access = AccessCatalog(RoleConnector(connector, s.api.database_role))
     restores, gate = routes_restore.wire(s, RoleConnector(connector, s.api.database_role))
     store = app.store()
+    probe = health_probe_prefix(s.s3)
 
     def s3_check() -> None:
         # a LIST under an empty prefix: raises when S3 or the bucket cannot be reached
         # (a HEAD of a missing key answers a bare 404 even when the bucket is missing)
-        next(iter(store.list_keys(HEALTH_PROBE_PREFIX)), None)
+        next(iter(store.list_keys(probe)), None)
 
     services = ApiServices(
         access=access,

@@ -110,10 +110,20 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
     """A presigned GET URL with a short TTL. Issued only for a recording the caller may
     see, and only once the audit entry (who, what, when, from where) is committed."""
     ttl = c.svc.settings.presign_ttl_seconds
+    # No pooled connection is held across S3: the gate may HEAD the object (30 s read
+    # timeout), and a few playbacks against a slow S3 would otherwise starve the pool.
+    # 1. visible? (short transaction)  2. gate + presign, no transaction  3. still visible
+    # and the same object? audit (short transaction), then hand out the URL.
+    found = c.access.recording(recording_id)
+    if found is None:
+        raise _not_found("recording")
+    seen = found[0]
+    c.svc.gate.check(seen)
+    url = presign(c.svc.store, seen, ttl)
 
     def issue(rec: Recording) -> tuple[PlaybackOut, AuditEntry]:
-        c.svc.gate.check(rec)
-        url = presign(c.svc.store, rec, ttl)
+        if (rec.s3_bucket, rec.s3_key) != (seen.s3_bucket, seen.s3_key):
+            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
         assert rec.id is not None
         now = c.svc.clock()
         out = PlaybackOut(

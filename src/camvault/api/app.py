@@ -53,14 +53,14 @@ def create_app(services: ApiServices, *, router_modules: Sequence[str] = ROUTER_
     for name in router_modules:
         app.include_router(importlib.import_module(f"camvault.api.{name}").router)
     _install_error_handlers(app)
-    # added innermost first: Timing sees every answer, BodyLimit runs before AuthGate
+    # added innermost first: Timing sees every answer; AuthGate's check runs before
+    # BodyLimit's count when the route first reads the body
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(
         AuthGate,
-        api=app,
         identity=identity,
         authenticate=functools.partial(authenticate, services),
     )
-    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(Timing, metrics=app.state.metrics)
     return app
 
@@ -101,4 +101,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body(str(exc.detail), None), exc.status_code, headers=exc.headers)
+        field = getattr(exc, "field", None)  # AuthGate's 401 names the header
+        return JSONResponse(_body(str(exc.detail), field), exc.status_code, headers=exc.headers)

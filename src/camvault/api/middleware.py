@@ -3,11 +3,11 @@
 FastAPI reads and parses the body before it resolves dependencies, so the auth dependency
 alone would let an anonymous client make the server buffer any amount of JSON. Hence:
 
-* ``BodyLimit`` answers 413 for a declared ``Content-Length`` over the limit without
-  reading anything, and counts the bytes actually received (chunked bodies have no
+* ``BodyLimit`` answers 413 for a declared ``Content-Length`` over the limit at the
+  first chunk read, and counts the bytes actually received (chunked bodies have no
   length) so reading stops at the limit;
-* ``AuthGate`` authenticates requests to routes that need a caller *before* the route
-  runs: no or bad credentials → 401 with the body unread. The identity it finds is left
+* ``AuthGate`` authenticates requests to routes that need a caller before their body is
+  read: no or bad credentials → 401 with the body unread. The identity it finds is left
   in the request state for the ``identity`` dependency, so a token is checked once.
 * ``Timing`` records latency by route template and a fixed method set.
 """
@@ -20,18 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from camvault.api.metrics import ApiMetrics
 from camvault.api.params import ApiError
-from camvault.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +63,18 @@ class BodyLimit:
             return
         limit = self.max_bytes
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_error(send, 413, BodyTooLarge(limit).detail, None)
-            return
+        too_long = declared is not None and declared.isdigit() and int(declared) > limit
         received = 0
         started = False
 
         async def limited() -> Message:
             nonlocal received
+            # checked when the route first reads, after AuthGate (inside ``receive``) has
+            # had its say: an anonymous caller learns 401, not how big a body may be
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if too_long or received > limit:
                     raise BodyTooLarge(limit)
             return message
 
@@ -101,53 +97,65 @@ def _needs(dependant: Dependant, target: Callable[..., Any]) -> bool:
     return any(d.call is target or _needs(d, target) for d in dependant.dependencies)
 
 
-class AuthGate:
-    """Authenticates before the body is read, for the routes depending on ``identity``.
+class Unauthorized(HTTPException):
+    """Raised from ``receive``: FastAPI passes HTTPExceptions from body reading through."""
 
-    ``authenticate(headers)`` (blocking: it asks the database) returns the identity or
-    raises ``ApiError`` (401); it runs in the thread pool like the routes themselves.
+    def __init__(self, err: ApiError) -> None:
+        super().__init__(err.status, err.message, headers=err.headers)
+        self.field = err.field
+
+
+class AuthGate:
+    """Authenticates before the first body byte is read, for routes needing ``identity``.
+
+    Routing happens before the body is read, so when the route first asks for the body
+    (``receive``), ``scope["route"]`` is known: if it depends on ``identity`` the caller is
+    authenticated right then — no or bad credentials → 401, the body left unread. Routes
+    without a body authenticate in the dependency as before. ``authenticate(headers)``
+    (blocking: one database query) returns the identity or raises ``ApiError`` (401).
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        api: FastAPI,
         identity: Callable[..., Any],
         authenticate: Callable[[Headers], Any],
     ) -> None:
         self.app = app
-        self._api = api
         self._identity = identity
         self._authenticate = authenticate
         self._guarded: dict[int, bool] = {}
 
     def _guards(self, scope: Scope) -> bool:
-        for route in self._api.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                key = id(route)
-                if key not in self._guarded:
-                    self._guarded[key] = isinstance(route, APIRoute) and _needs(
-                        route.dependant, self._identity
-                    )
-                return self._guarded[key]
-        return False
+        route = scope.get("route")
+        dependant = getattr(route, "dependant", None)
+        if not isinstance(dependant, Dependant):
+            return False
+        key = id(route)
+        if key not in self._guarded:
+            self._guarded[key] = _needs(dependant, self._identity)
+        return self._guarded[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._guards(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        try:
-            who = await run_in_threadpool(self._authenticate, Headers(scope=scope))
-        except ApiError as exc:
-            await send_error(send, exc.status, exc.message, exc.field, exc.headers)
-            return
-        except ServiceUnavailable as exc:
-            log.warning("%s %s: %s", scope["method"], scope["path"], exc)
-            await send_error(send, 503, "service unavailable, try again later", None)
-            return
-        scope.setdefault("state", {})[IDENTITY_STATE] = who
-        await self.app(scope, receive, send)
+        checked = False
+
+        async def gated() -> Message:
+            nonlocal checked
+            if not checked:
+                checked = True
+                state = scope.setdefault("state", {})
+                if IDENTITY_STATE not in state and self._guards(scope):
+                    try:
+                        who = await run_in_threadpool(self._authenticate, Headers(scope=scope))
+                    except ApiError as exc:
+                        raise Unauthorized(exc) from None
+                    state[IDENTITY_STATE] = who
+            return await receive()
+
+        await self.app(scope, gated, send)
 
 
 class Timing:

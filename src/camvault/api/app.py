@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from camvault import __version__
+from camvault.api import openapi
 from camvault.api.deps import ApiServices, authenticate, identity
 from camvault.api.health import HealthCache
 from camvault.api.metrics import ApiMetrics
@@ -53,6 +54,7 @@ def create_app(services: ApiServices, *, router_modules: Sequence[str] = ROUTER_
     for name in router_modules:
         app.include_router(importlib.import_module(f"camvault.api.{name}").router)
     _install_error_handlers(app)
+    openapi.install(app)
     # added innermost first: Timing sees every answer; AuthGate's check runs before
     # BodyLimit's count when the route first reads the body
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)

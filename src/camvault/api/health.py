@@ -34,19 +34,39 @@ class HealthCache:
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._refreshing = False
         self._at: float | None = None
         self._results: dict[str, str | None] = {}
         self.runs = 0  # how many times the checks ran (for tests and debugging)
 
     def results(self) -> dict[str, str | None]:
-        """name → None when healthy, else the failure text."""
+        """name → None when healthy, else the failure text.
+
+        One caller refreshes; while it waits on a slow dependency the others get the
+        previous results instead of queueing up (each would hold a worker thread).
+        """
         with self._lock:
-            now = self._clock()
-            if self._at is None or now - self._at >= self._ttl:
-                self._results = {name: _run(check) for name, check in self._checks.items()}
-                self._at = self._clock()
-                self.runs += 1
-            return dict(self._results)
+            fresh = self._at is not None and self._clock() - self._at < self._ttl
+            if fresh or (self._refreshing and self._at is not None):
+                return dict(self._results)
+            if self._refreshing:  # the very first run: nothing to answer with yet
+                while self._refreshing:
+                    self._done.wait()
+                return dict(self._results)
+            self._refreshing = True
+        results: dict[str, str | None] | None = None
+        try:
+            results = {name: _run(check) for name, check in self._checks.items()}
+        finally:
+            with self._lock:
+                if results is not None:
+                    self._results = results
+                    self._at = self._clock()
+                    self.runs += 1
+                self._refreshing = False
+                self._done.notify_all()
+        return dict(results)
 
 
 def _run(check: Callable[[], None]) -> str | None:

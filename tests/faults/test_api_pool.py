@@ -24,7 +24,13 @@ from camvault.embedded import SeaweedFS
 from camvault.glacier import S3Archive
 from camvault.storage import S3ObjectStore, make_client
 from tests.faults.proxy import FaultProxy
-from tests.integration.access_env import add_cameras, add_recordings, bearer, service_access
+from tests.integration.access_env import (
+    add_cameras,
+    add_recordings,
+    api_client,
+    bearer,
+    service_access,
+)
 
 POOL = 3
 PLAYBACKS = POOL + 3
@@ -105,3 +111,31 @@ def test_stalled_s3_playbacks_leave_other_routes_answering(
         pool.shutdown(wait=True)
         server.stop()
         connector.close()
+
+
+def test_database_down_while_authenticating_a_body_request_is_503(
+    db_url: str, seaweed: SeaweedFS, bucket: str, pg_proxy: tuple[FaultProxy, str]
+) -> None:
+    """The gate authenticates when a route first reads its body; a database outage there
+    is 503 (FastAPI would turn any other error raised while reading a body into 400)."""
+    proxy, proxied_url = pg_proxy
+    with service_access(db_url) as acc:
+        acc.add_user("boss", is_admin=True)
+        token = acc.create_token("boss")[0]
+    with api_client(
+        proxied_url,
+        s3_endpoint=seaweed.endpoint_url,
+        bucket=bucket,
+        credentials=(seaweed.access_key, seaweed.secret_key),
+    ) as (c, _):
+        assert c.get("/api/users", headers=bearer(token)).status_code == 200
+        proxy.mode = "refuse"
+        proxy.cut_all()
+        down = c.post("/api/users", json={"name": "carol"}, headers=bearer(token))
+        assert down.status_code == 503 and set(down.json()) == {"detail", "field"}, down.text
+        proxy.restore()
+        up = c.post("/api/users", json={"name": "carol"}, headers=bearer(token))
+        assert up.status_code == 201, up.text
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT name FROM users WHERE name = 'carol'").fetchall()
+    assert rows == [("carol",)]

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from camvault.api.metrics import ApiMetrics
 from camvault.api.params import ApiError
+from camvault.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,10 @@ class AuthGate:
                         who = await run_in_threadpool(self._authenticate, Headers(scope=scope))
                     except ApiError as exc:
                         raise Unauthorized(exc) from None
+                    except ServiceUnavailable as exc:
+                        # FastAPI turns other errors raised while reading a body into 400
+                        log.warning("%s %s: %s", scope["method"], scope["path"], exc)
+                        raise HTTPException(503, "service unavailable, try again later") from exc
                     state[IDENTITY_STATE] = who
             return await receive()
 

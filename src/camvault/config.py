@@ -205,6 +205,10 @@ class ApiSettings(_Section):
     signin_max_failures_per_addr: int = Field(20, ge=1)
     # where `npm ci` put hls.js and swagger-ui-dist; empty = <source checkout>/web/node_modules
     web_modules_dir: str = ""
+    # request bodies larger than this are refused with 413 before they are parsed
+    max_body_bytes: int = Field(65536, ge=1024, le=64 * 1024 * 1024)
+    # /healthz answers from a cache this old at most: a flood costs no DB ping + S3 LIST each
+    health_cache_seconds: float = Field(5.0, ge=0, le=300)
 
 
 class CameraSettings(_Section):

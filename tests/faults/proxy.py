@@ -31,6 +31,10 @@ _LINGER_RST = struct.pack("ii", 1, 0)  # close() sends RST instead of FIN
 
 
 def _reset(sock: socket.socket) -> None:
+    # close() alone does not wake a thread blocked in recv() on the socket (a stalled
+    # connection's swallower), and the RST only goes out once that recv returns
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
     with contextlib.suppress(OSError):

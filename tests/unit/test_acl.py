@@ -127,21 +127,44 @@ def test_time_range_defaults_and_errors() -> None:
 def test_cursor_round_trip_and_tampering() -> None:
     s, e = NOW - H, NOW
     cur = params.encode_cursor("c1", s, e, NOW - timedelta(minutes=30), 42)
-    assert params.decode_cursor(cur, "c1", s, e) == (NOW - timedelta(minutes=30), 42)
+    got = params.decode_cursor(cur, "c1")
+    assert (got.start, got.end, got.last_start, got.last_id) == (
+        s,
+        e,
+        NOW - timedelta(minutes=30),
+        42,
+    )
     with pytest.raises(ApiError, match="different camera"):
-        params.decode_cursor(cur, "c2", s, e)
-    with pytest.raises(ApiError, match="different camera or time range"):
-        params.decode_cursor(cur, "c1", s - H, e)
+        params.decode_cursor(cur, "c2")
     for bad in ("!!!", "e30", cur[:-3], "eyJpIjoxfQ", "x" * 600):
         with pytest.raises(ApiError) as err:
-            params.decode_cursor(bad, "c1", s, e)
+            params.decode_cursor(bad, "c1")
         assert err.value.field == "cursor"
+
+
+def test_cursor_carries_its_range() -> None:
+    """No range given → the cursor's own (not re-anchored on "now"); an explicit range
+    must equal it, else 400 naming ``cursor``."""
+    s, e = NOW - H, NOW
+    cur = params.decode_cursor(params.encode_cursor("c1", s, e, s, 1), "c1")
+    later = NOW + timedelta(minutes=7)
+    span = timedelta(days=1)
+    assert params.page_range(None, None, cur, now=later, max_span=span) == (s, e)
+    same = params.page_range(s.isoformat(), e.isoformat(), cur, now=later, max_span=span)
+    assert same == (s, e)
+    for start, end in ((None, later.isoformat()), ((s - H).isoformat(), None)):
+        with pytest.raises(ApiError) as err:
+            params.page_range(start, end, cur, now=later, max_span=span)
+        assert err.value.status == 400 and err.value.field == "cursor"
+    with pytest.raises(ApiError) as err:  # a tampered range longer than allowed
+        params.page_range(None, None, cur, now=later, max_span=timedelta(minutes=5))
+    assert err.value.field == "cursor"
 
 
 @given(st.text(max_size=80))
 def test_any_cursor_text_is_rejected_cleanly_or_accepted(text: str) -> None:
     try:
-        params.decode_cursor(text, "c1", NOW - H, NOW)
+        params.decode_cursor(text, "c1")
     except ApiError as exc:
         assert exc.status == 400 and exc.field == "cursor"
 

@@ -11,21 +11,23 @@ caller may not see); other ``InputError`` → 400; ``ServiceUnavailable`` → 50
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from camvault import __version__
-from camvault.api.deps import ApiServices
+from camvault.api import openapi
+from camvault.api.deps import ApiServices, authenticate, identity
+from camvault.api.health import HealthCache
 from camvault.api.metrics import ApiMetrics
+from camvault.api.middleware import AuthGate, BodyLimit, Timing
 from camvault.api.params import ApiError
 from camvault.errors import InputError, NotFound, ServiceUnavailable
 
@@ -54,10 +56,20 @@ def create_app(services: ApiServices, *, router_modules: Sequence[str] = ROUTER_
     )
     app.state.services = services
     app.state.metrics = ApiMetrics(services.metrics_source)
+    app.state.health = HealthCache(services.health_checks, services.settings.health_cache_seconds)
     for name in router_modules:
         app.include_router(importlib.import_module(f"camvault.api.{name}").router)
     _install_error_handlers(app)
-    _install_latency_middleware(app)
+    openapi.install(app)
+    # added innermost first: Timing sees every answer; AuthGate's check runs before
+    # BodyLimit's count when the route first reads the body
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(
+        AuthGate,
+        identity=identity,
+        authenticate=functools.partial(authenticate, services),
+    )
+    app.add_middleware(Timing, metrics=app.state.metrics)
     return app
 
 
@@ -97,24 +109,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body(str(exc.detail), None), exc.status_code, headers=exc.headers)
-
-
-def _install_latency_middleware(app: FastAPI) -> None:
-    metrics: ApiMetrics = app.state.metrics
-
-    @app.middleware("http")
-    async def timed(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        began = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            # the route template, not the raw path: ids must not explode label cardinality
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            metrics.observe(request.method, path, status, time.perf_counter() - began)
+        field = getattr(exc, "field", None)  # AuthGate's 401 names the header
+        return JSONResponse(_body(str(exc.detail), field), exc.status_code, headers=exc.headers)

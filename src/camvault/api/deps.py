@@ -11,8 +11,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 
 from camvault.api.metrics import MetricsSource
+from camvault.api.middleware import IDENTITY_STATE
 from camvault.api.params import ApiError
 from camvault.api.playback import PlaybackGate, Presigner, StorageClassGate
 from camvault.api.web_auth import cookie_identity
@@ -55,20 +57,35 @@ def services(request: Request) -> ApiServices:
 _bearer = HTTPBearer(auto_error=False, description="API token from `camvault tokens create`")
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
+# Where a request's credential may come from, tried in order; each returns the raw token
+# or None. (The session cookie is not a token: ``authenticate`` falls back to it.)
+CredentialSource = Callable[[Headers], str | None]
 
-def identity(
-    request: Request,
-    svc: Annotated[ApiServices, Depends(services)],
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Identity:
-    if creds is None:  # no Authorization header: the web page's session cookie, if any
-        web_user = cookie_identity(request, svc.access)
+
+def bearer_token(headers: Headers) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+CREDENTIAL_SOURCES: tuple[CredentialSource, ...] = (bearer_token,)
+
+
+def authenticate(svc: ApiServices, headers: Headers, method: str = "GET") -> Identity:
+    """The caller's identity from the request headers, or ``ApiError`` 401 (403 for a
+    cookie-authenticated state change without the CSRF header).
+
+    A bearer token wins; without an Authorization header the web page's session cookie,
+    if any. Blocking (one database query). Run by ``AuthGate`` before the body is read.
+    """
+    token = next((t for src in CREDENTIAL_SOURCES if (t := src(headers)) is not None), None)
+    if token is None and "authorization" not in headers:
+        web_user = cookie_identity(method, headers, svc.access)
         if web_user is not None:
-            request.state.identity = web_user
             return web_user
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+    if token is None:
         raise ApiError(401, "missing bearer token", "Authorization", headers=_UNAUTHORIZED)
-    token = creds.credentials
     # only well-formed token text reaches the database (no NUL bytes, bounded length)
     if len(token) > 256 or not token.isascii() or not token.isprintable():
         raise ApiError(401, "invalid bearer token", "Authorization", headers=_UNAUTHORIZED)
@@ -77,7 +94,19 @@ def identity(
         raise ApiError(
             401, "invalid, expired or revoked token", "Authorization", headers=_UNAUTHORIZED
         )
-    request.state.identity = who  # for logging by user id, never by token
+    return who
+
+
+def identity(
+    request: Request,
+    svc: Annotated[ApiServices, Depends(services)],
+    # declared for the OpenAPI security scheme; the credential is read by ``authenticate``
+    _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    who: Identity | None = getattr(request.state, IDENTITY_STATE, None)
+    if who is None:  # not behind AuthGate (e.g. an app built without it)
+        who = authenticate(svc, request.headers, request.method)
+        setattr(request.state, IDENTITY_STATE, who)  # for logging by user id, never by token
     return who
 
 

@@ -15,6 +15,12 @@ log = logging.getLogger(__name__)
 
 MetricsSource = Callable[[], Mapping[str, float]]
 
+# Label values must come from bounded sets: a client picks the method and the path, so raw
+# values would let anyone grow /metrics without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
+
 # name → help; the source returns any subset of these
 SOURCE_METRICS = {
     "camvault_uploads_committed": "Segments uploaded and committed by this process",
@@ -57,5 +63,7 @@ class ApiMetrics:
         if source is not None:
             self.registry.register(_SourceCollector(source))
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.latency.labels(method, route, str(status)).observe(seconds)
+    def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        """``route`` is the matched route's template (``None`` when nothing matched)."""
+        m = method if method in METHODS else OTHER_METHOD
+        self.latency.labels(m, route or UNMATCHED_ROUTE, str(status)).observe(seconds)

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from camvault.keys import CAMERA_ID_RE
@@ -98,9 +99,10 @@ def name(value: str, field: str = "name") -> str:
 
 
 # Cursor ----------------------------------------------------------------------------------
-# base64url(JSON) of the last row's (start_time, id) plus the query it belongs to, so a
-# cursor cannot be replayed against another camera or range. Not secret: tampering only
-# moves the page start, and row-level security still decides what is returned.
+# base64url(JSON) of the last row's (start_time, id) plus the query it belongs to (camera
+# and range), so the next page needs no range and a cursor cannot be replayed elsewhere.
+# Not secret: tampering only moves the page, and row-level security still decides what
+# is returned.
 
 
 def encode_cursor(
@@ -116,24 +118,62 @@ def encode_cursor(
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, camera: str, start: datetime, end: datetime) -> tuple[datetime, int]:
+@dataclass(frozen=True)
+class Cursor:
+    camera: str
+    start: datetime  # the range of the listing the cursor came from
+    end: datetime
+    last_start: datetime
+    last_id: int
+
+
+def _aware(value: object) -> datetime:
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else None
+    if dt is None or dt.tzinfo is None:
+        raise ValueError("not an aware ISO time")
+    return dt.astimezone(UTC)
+
+
+def decode_cursor(cursor: str, camera: str) -> Cursor:
+    """The cursor's own query (camera, range) and position; the caller checks any
+    explicit range against it (``page_range``)."""
     if len(cursor) > 512:
         raise bad("cursor", "too long")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        last_start = datetime.fromisoformat(data["s"])
-        last_id = data["i"]
-        same = data["c"] == camera and data["r"] == [start.isoformat(), end.isoformat()]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        r0, r1 = data["r"]
+        c = Cursor(data["c"], _aware(r0), _aware(r1), _aware(data["s"]), data["i"])
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise bad("cursor", "malformed; pass the next_cursor of the previous page") from None
     if (
-        not isinstance(last_id, int)
-        or isinstance(last_id, bool)
-        or not 0 <= last_id <= MAX_BIGINT
-        or last_start.tzinfo is None
+        not isinstance(c.last_id, int)
+        or isinstance(c.last_id, bool)
+        or not 0 <= c.last_id <= MAX_BIGINT
+        or c.end <= c.start
     ):
         raise bad("cursor", "malformed; pass the next_cursor of the previous page")
-    if not same:
-        raise bad("cursor", "belongs to a different camera or time range")
-    return last_start.astimezone(UTC), last_id
+    if c.camera != camera:
+        raise bad("cursor", "belongs to a different camera")
+    return c
+
+
+def page_range(
+    start: str | None,
+    end: str | None,
+    cursor: Cursor | None,
+    *,
+    now: datetime,
+    max_span: timedelta,
+) -> tuple[datetime, datetime]:
+    """The listing's range: the cursor's own when one is given (the default range moves
+    with "now", a cursor must not), which an explicit start/end must then equal."""
+    if cursor is None:
+        return time_range(start, end, now=now, max_span=max_span)
+    for given, field, want in ((start, "start", cursor.start), (end, "end", cursor.end)):
+        t = parse_time(given, field)
+        if t is not None and t != want:
+            raise bad("cursor", f"belongs to a different time range ({field} differs)")
+    if cursor.end - cursor.start > max_span:
+        raise bad("cursor", "its range is longer than the maximum")
+    return cursor.start, cursor.end

@@ -56,19 +56,26 @@ def list_recordings(
     start: Annotated[str | None, Query(description="ISO 8601; default end - 24 h")] = None,
     end: Annotated[str | None, Query(description="ISO 8601; default now")] = None,
     limit: Annotated[int | None, Query(ge=1, description="page size")] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page; it carries the range, so start "
+            "and end may be omitted (if given they must equal the cursor's)"
+        ),
+    ] = None,
 ) -> RecordingPage:
     """Recordings overlapping [start, end) — a segment straddling `start` is included —
     oldest first, keyset-paginated."""
     cfg = c.svc.settings
     cam = params.camera_id(camera_id)
-    t0, t1 = params.time_range(
-        start, end, now=c.svc.clock(), max_span=timedelta(days=cfg.max_range_days)
+    page = params.decode_cursor(cursor, cam) if cursor else None
+    t0, t1 = params.page_range(
+        start, end, page, now=c.svc.clock(), max_span=timedelta(days=cfg.max_range_days)
     )
     size = limit if limit is not None else cfg.page_size
     if size > cfg.max_page_size:
         raise params.bad("limit", f"must be at most {cfg.max_page_size}")
-    after = params.decode_cursor(cursor, cam, t0, t1) if cursor else None
+    after = (page.last_start, page.last_id) if page else None
     rows = c.access.recordings_page(cam, t0, t1, limit=size + 1, after=after)
     if rows is None:
         raise _not_found("camera")
@@ -103,10 +110,20 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
     """A presigned GET URL with a short TTL. Issued only for a recording the caller may
     see, and only once the audit entry (who, what, when, from where) is committed."""
     ttl = c.svc.settings.presign_ttl_seconds
+    # No pooled connection is held across S3: the gate may HEAD the object (30 s read
+    # timeout), and a few playbacks against a slow S3 would otherwise starve the pool.
+    # 1. visible? (short transaction)  2. gate + presign, no transaction  3. still visible
+    # and the same object? audit (short transaction), then hand out the URL.
+    found = c.access.recording(recording_id)
+    if found is None:
+        raise _not_found("recording")
+    seen = found[0]
+    c.svc.gate.check(seen)
+    url = presign(c.svc.store, seen, ttl)
 
     def issue(rec: Recording) -> tuple[PlaybackOut, AuditEntry]:
-        c.svc.gate.check(rec)
-        url = presign(c.svc.store, rec, ttl)
+        if (rec.s3_bucket, rec.s3_key) != (seen.s3_bucket, seen.s3_key):
+            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
         assert rec.id is not None
         now = c.svc.clock()
         out = PlaybackOut(

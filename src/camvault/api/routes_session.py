@@ -55,7 +55,7 @@ def sign_in(
     svc: Annotated[ApiServices, Depends(services)],
 ) -> SessionOut:
     """Check the password and set the session cookie. Needs ``X-Camvault-CSRF: 1``."""
-    require_csrf_header(request)
+    require_csrf_header(request.method, request.headers)
     cfg = svc.settings
     try:
         done = SessionStore(svc.access.connector).sign_in(
@@ -109,7 +109,7 @@ def whoami(c: CallerDep) -> SessionOut:
 @router.delete("/session", status_code=204, response_class=Response)
 def sign_out(request: Request, svc: Annotated[ApiServices, Depends(services)]) -> Response:
     """End the cookie's session (idempotent) and clear the cookie."""
-    require_csrf_header(request)
+    require_csrf_header(request.method, request.headers)
     secret = request.cookies.get(COOKIE_NAME)
     if secret:
         SessionStore(svc.access.connector).sign_out(

@@ -21,11 +21,17 @@ from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.connector import PsycopgConnector
+from camvault.config import S3Settings
 from camvault.diskspace import space_check
 from camvault.errors import ServiceUnavailable
 from camvault.pipeline import Tally
 
 HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
+
+
+def health_probe_prefix(s3: S3Settings) -> str:
+    """Inside ``[s3] prefix``: a prefix-scoped IAM policy may LIST nothing else."""
+    return s3.prefix + HEALTH_PROBE_PREFIX
 
 
 def metrics_source(app: App, tally: Callable[[], Tally] | None = None) -> MetricsSource:
@@ -68,11 +74,12 @@ def build_services(
     access = AccessCatalog(RoleConnector(connector, s.api.database_role))
     restores, gate = routes_restore.wire(s, RoleConnector(connector, s.api.database_role))
     store = app.store()
+    probe = health_probe_prefix(s.s3)
 
     def s3_check() -> None:
         # a LIST under an empty prefix: raises when S3 or the bucket cannot be reached
         # (a HEAD of a missing key answers a bare 404 even when the bucket is missing)
-        next(iter(store.list_keys(HEALTH_PROBE_PREFIX)), None)
+        next(iter(store.list_keys(probe)), None)
 
     services = ApiServices(
         access=access,

@@ -9,7 +9,8 @@ cross-site ``fetch`` cannot send without a CORS preflight camvault never grants.
 
 from __future__ import annotations
 
-from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
 from camvault.api.params import ApiError
 from camvault.catalog.access import AccessCatalog, Identity
@@ -19,8 +20,8 @@ CSRF_HEADER = "X-Camvault-CSRF"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def require_csrf_header(request: Request) -> None:
-    if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+def require_csrf_header(method: str, headers: Headers) -> None:
+    if method not in SAFE_METHODS and headers.get(CSRF_HEADER) != "1":
         raise ApiError(
             403,
             f"cookie-authenticated requests that change state need {CSRF_HEADER}: 1",
@@ -28,13 +29,13 @@ def require_csrf_header(request: Request) -> None:
         )
 
 
-def cookie_identity(request: Request, access: AccessCatalog) -> Identity | None:
+def cookie_identity(method: str, headers: Headers, access: AccessCatalog) -> Identity | None:
     """The signed-in user of the session cookie; None when there is no cookie."""
-    secret = request.cookies.get(COOKIE_NAME)
+    secret = cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME)
     if not secret:
         return None
     who = SessionStore(access.connector).authenticate(secret)
     if who is None:
         raise ApiError(401, "session expired or ended; sign in again", COOKIE_NAME)
-    require_csrf_header(request)
+    require_csrf_header(method, headers)
     return who

@@ -17,6 +17,7 @@ import pytest
 
 from camvault.acl import Permission
 from tests.integration.access_env import add_cameras, add_recordings, service_access
+from tests.media import make_h264
 
 CHECKS = ",".join(
     (
@@ -30,14 +31,19 @@ MAX_EXAMPLES = 10
 
 
 @pytest.fixture
-def served(db_url: str, bucket: str, s3: Any, make_settings: Any) -> Any:
+def served(db_url: str, bucket: str, s3: Any, make_settings: Any, tmp_path: Path) -> Any:
     from camvault.api.server import start_api
     from camvault.app import App
 
     add_cameras(db_url, "lobby-1", "dock-2")
     recs = add_recordings(db_url, "lobby-1", 4, bucket=bucket)
     add_recordings(db_url, "dock-2", 2, bucket=bucket, storage_class="GLACIER")
-    s3.put_object(Bucket=bucket, Key=recs[0].key, Body=b"video", ServerSideEncryption="AES256")
+    # one recording has real media behind it (playable, remuxable); the others' objects
+    # are missing, which the API must answer as 404, not as a server error
+    clip = make_h264(tmp_path / "clip.mp4", seconds=1.0)
+    s3.put_object(
+        Bucket=bucket, Key=recs[0].key, Body=clip.read_bytes(), ServerSideEncryption="AES256"
+    )
     with psycopg.connect(db_url) as conn:
         # ids the generators like (1, 2, boundaries …) must not be our callers': deleting
         # user 1 or revoking token 1 would lock the run out

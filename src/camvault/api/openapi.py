@@ -30,7 +30,8 @@ _ERROR: dict[str, Any] = {
 _DESCRIPTIONS = {
     "400": "invalid input (the field named)",
     "401": "missing, invalid, expired or revoked bearer token",
-    "403": "the caller lacks the permission",
+    "403": "the caller lacks the permission, or a cookie-authenticated write lacks the "
+    "X-Camvault-CSRF header",
     "404": "no such resource, or not visible to the caller",
     "409": "conflicts with the resource's state (e.g. archived: restore first)",
     "413": "request body over [api] max_body_bytes",
@@ -48,6 +49,8 @@ def _codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
         codes |= {"400", "401"}
     if "admin" in op.get("tags", []) or "/restore" in path:
         codes.add("403")
+    if method in _WRITES:
+        codes.add("403")  # cookie-authenticated writes need the CSRF header (web_auth)
     if any(p.get("in") == "path" for p in params) or (authenticated and method in _WRITES):
         codes.add("404")  # writes name users/groups/cameras that may not exist
     if "requestBody" in op:

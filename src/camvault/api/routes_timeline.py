@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -224,6 +226,13 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
     if not first:
         proc.wait()
         out.close()
+        if _object_missing(url):  # the catalog has it, the bucket not: not a server fault
+            raise ApiError(
+                404,
+                f"recording {rec.id}'s object is missing from storage "
+                "(`camvault reconcile` flags it)",
+                "recording_id",
+            )
         raise ApiError(503, f"recording {rec.id} could not be read from storage", None)
 
     def stream() -> Iterator[bytes]:
@@ -239,3 +248,15 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
     return StreamingResponse(
         stream(), media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}
     )
+
+
+def _object_missing(url: str) -> bool:
+    """True when S3 answers 404 for the presigned GET (one byte asked for)."""
+    req = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+    try:
+        with urllib.request.urlopen(req, timeout=5):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404
+    except OSError:
+        return False

@@ -258,6 +258,26 @@ def _ffmpeg_of(pid: object, run_dir: Path) -> bool:
     return os.fsencode(run_dir / SEGMENT_PATTERN) in cmdline.split(b"\0")
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return fn
+
+
+_PRCTL = _libc_prctl()  # resolved here: the forked child must not load libraries
+
+
+def _sigint_on_parent_death() -> None:
+    """In the forked child: SIGINT when the thread that started us dies (Linux prctl
+    PR_SET_PDEATHSIG = 1); elsewhere a no-op."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGINT)
+
+
 def _stamp(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -304,8 +324,12 @@ class CameraRecorder:
         probe_stream: Probe = probe_stream,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_result: Callable[[IngestResult], None] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.source = source
+        # fleet nodes: ffmpeg finalizes its segment and exits when the recorder dies, so a
+        # killed node cannot go on recording a camera whose lease passes to another node
+        self.die_with_parent = die_with_parent
         self._ingest = ingest
         self.dir = Path(work_dir) / source.camera_id
         self.ffmpeg = ffmpeg
@@ -375,6 +399,7 @@ class CameraRecorder:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
+            preexec_fn=_sigint_on_parent_death if self.die_with_parent else None,
         )
         self._save_state(run)  # with ffmpeg's pid: it outlives a killed recorder
         log.info(
@@ -494,6 +519,12 @@ class CameraRecorder:
         return True
 
     # crash salvage ----------------------------------------------------------------------
+    def salvage(self) -> None:
+        """Hand on what a killed recorder left behind, without recording (a fleet node
+        does this at start-up for every camera, held or not)."""
+        if self.dir.is_dir():
+            self._salvage()
+
     def _save_state(self, run: _Run) -> None:
         state = {
             "run_id": run.run_id,

@@ -36,6 +36,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_admin",
     "routes_ops",
     "routes_restore",
+    "routes_fleet",
 )
 
 

@@ -84,6 +84,7 @@ def test_orderly_handoff(store: FleetStore) -> None:
     store.claim("a", 4, ttl=30)
     cam = store.request_handoff("b", donor="a")
     assert cam is not None
+    assert store.view("b", 30).incoming == 1
     held = {h.camera_id: h for h in store.renew("a", 30)}
     assert held[cam].handoff_to == "b"
     assert store.claim("b", 1, ttl=30) == []  # still a's until it releases
@@ -102,7 +103,7 @@ def test_nodes_heartbeat_drain_and_view(store: FleetStore) -> None:
         "b", version="0.1", max_cameras=9, spool_depth=0, cameras_held=0, last_error="x"
     )
     store.claim("a", 2, ttl=30)
-    view = store.view(30)
+    view = store.view("b", 30)
     assert (view.live_nodes, view.cameras, view.free, view.held) == (2, 4, 2, {"a": 2})
     store.set_draining("b", True)
     assert (
@@ -111,7 +112,7 @@ def test_nodes_heartbeat_drain_and_view(store: FleetStore) -> None:
         )
         is True
     )
-    assert store.view(30).live_nodes == 1
+    assert store.view("b", 30).live_nodes == 1
     nodes = {n["node_id"]: n for n in store.nodes(30)}
     assert (
         nodes["a"]["alive"] and len(nodes["a"]["cameras"]) == 2 and nodes["a"]["spool_depth"] == 3

@@ -41,7 +41,7 @@ class FakeStore:
             if h == node_id
         ]
 
-    def view(self, ttl: float) -> FleetView:
+    def view(self, node_id: str, ttl: float) -> FleetView:
         self._check()
         free = sum(1 for c in self.cameras if c not in self.holder)
         held: dict[str, int] = {}

@@ -45,7 +45,11 @@ SELECT (SELECT count(*) FROM nodes n
            AND (l.holder IS NULL OR l.expires_at <= now())) AS free,
        (SELECT coalesce(json_object_agg(holder, n), '{}')
           FROM (SELECT holder, count(*) AS n FROM camera_leases
-                 WHERE holder IS NOT NULL AND expires_at > now() GROUP BY holder) h) AS held;
+                 WHERE holder IS NOT NULL AND expires_at > now() GROUP BY holder) h) AS held,
+       -- hand-offs to us under way: counted as ours, or we would ask again and again
+       (SELECT count(*) FROM camera_leases
+         WHERE handoff_to = %(node_id)s AND holder IS NOT NULL AND holder <> %(node_id)s
+           AND expires_at > now()) AS incoming;
 
 -- name: claim
 -- Take up to n free or expired leases: first those handed to us, then the longest

@@ -140,11 +140,11 @@ class Node:
             )
             if self._stopping:
                 return
-            view = self.store.view(ttl)
+            view = self.store.view(node, ttl)
             target = share(view.cameras, view.live_nodes, self.max_cameras)
             plan = balance(
                 node,
-                count - releasing,
+                count - releasing + view.incoming,
                 target,
                 view.free,
                 view.held,
@@ -157,7 +157,7 @@ class Node:
                 if claimed:
                     log.info("node %s: claimed %s", node, ", ".join(c for c, _ in claimed))
                     self._refresh_claimed()
-            self._handoff_pending = False
+            self._handoff_pending = view.incoming > 0
             if plan.donor is not None:
                 cam = self.store.request_handoff(node, plan.donor)
                 if cam is not None:

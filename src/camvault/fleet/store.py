@@ -50,6 +50,7 @@ class FleetView:
     cameras: int
     free: int
     held: dict[str, int]  # node → live leases
+    incoming: int = 0  # hand-offs to the asking node under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +145,15 @@ class FleetStore:
             for r in rows
         ]
 
-    def view(self, ttl: float) -> FleetView:
-        row = self._one("fleet_view", {"ttl": ttl})
+    def view(self, node_id: str, ttl: float) -> FleetView:
+        row = self._one("fleet_view", {"ttl": ttl, "node_id": node_id})
         assert row is not None
         return FleetView(
             int(row["live_nodes"]),
             int(row["cameras"]),
             int(row["free"]),
             {str(k): int(v) for k, v in (row["held"] or {}).items()},
+            int(row["incoming"]),
         )
 
     def claim(self, node_id: str, n: int, ttl: float) -> list[tuple[str, int]]:

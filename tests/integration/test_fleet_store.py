@@ -89,6 +89,8 @@ def test_orderly_handoff(store: FleetStore) -> None:
     assert held[cam].handoff_to == "b"
     assert store.claim("b", 1, ttl=30) == []  # still a's until it releases
     assert store.release("a", cam, held[cam].epoch)
+    assert cam not in dict(store.claim("a", 4, ttl=30))  # the donor cannot take it back
+    assert store.view("c", 30).free == 0  # nor anyone else, for a lease time
     assert store.claim("b", 1, ttl=30) == [(cam, held[cam].epoch + 1)]
 
 

@@ -42,7 +42,9 @@ SELECT (SELECT count(*) FROM nodes n
        (SELECT count(*) FROM cameras c WHERE c.url IS NOT NULL AND c.enabled) AS cameras,
        (SELECT count(*) FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
          WHERE c.url IS NOT NULL AND c.enabled
-           AND (l.holder IS NULL OR l.expires_at <= now())) AS free,
+           AND (l.holder IS NULL OR l.expires_at <= now())
+           AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
+                OR l.expires_at <= now() - make_interval(secs => %(ttl)s))) AS free,
        (SELECT coalesce(json_object_agg(holder, n), '{}')
           FROM (SELECT holder, count(*) AS n FROM camera_leases
                  WHERE holder IS NOT NULL AND expires_at > now() GROUP BY holder) h) AS held,
@@ -53,12 +55,15 @@ SELECT (SELECT count(*) FROM nodes n
 
 -- name: claim
 -- Take up to n free or expired leases: first those handed to us, then the longest
--- expired. SKIP LOCKED: two nodes claiming at once never wait for, nor take, the same row.
+-- expired. A camera handed to another node is left to it (for a lease time: then it is
+-- anyone's). SKIP LOCKED: two nodes claiming at once never wait for, nor take, one row.
 WITH pick AS (
     SELECT l.camera_id
       FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
      WHERE c.url IS NOT NULL AND c.enabled
        AND (l.holder IS NULL OR l.expires_at <= now())
+       AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
+            OR l.expires_at <= now() - make_interval(secs => %(ttl)s))
      ORDER BY (l.handoff_to IS NOT DISTINCT FROM %(node_id)s) DESC, l.expires_at, l.camera_id
      LIMIT %(n)s
        FOR UPDATE OF l SKIP LOCKED)

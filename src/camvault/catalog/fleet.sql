@@ -84,8 +84,9 @@ WITH pick AS (
      LIMIT 1
        FOR UPDATE SKIP LOCKED)
 UPDATE camera_leases l SET handoff_to = %(node_id)s
-  FROM pick WHERE l.camera_id = pick.camera_id
-RETURNING l.camera_id;
+  FROM pick JOIN cameras c ON c.id = pick.camera_id
+ WHERE l.camera_id = pick.camera_id
+RETURNING l.camera_id, c.url;
 
 -- name: release
 -- Give a lease up now (its recorder has stopped and spooled its open segment): free at

@@ -70,6 +70,7 @@ class Node:
         poll_seconds: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         say: Callable[[str], None] = lambda text: log.warning("%s", text),
+        prepare: Callable[[str], None] = lambda url: None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -82,6 +83,9 @@ class Node:
         self.poll = poll_seconds
         self.clock = clock
         self.say = say
+        # called with a camera's url when a hand-off of it to us was asked for: the
+        # wiring probes the stream meanwhile, so taking over does not wait for it
+        self.prepare = prepare
         self._lock = threading.Lock()
         self._grants: dict[str, _Grant] = {}
         self._running: dict[str, _Running] = {}
@@ -101,7 +105,8 @@ class Node:
         while not stop.is_set():
             self.tick()
             fast = self._handoff_pending or bool(self._releases)
-            self._wake.wait(min(0.5, self.timing.renew_every) if fast else self.timing.renew_every)
+            # while a hand-off is under way, look often: the camera records nowhere meanwhile
+            self._wake.wait(min(0.2, self.timing.renew_every) if fast else self.timing.renew_every)
             self._wake.clear()
         try:
             self._flush_releases()
@@ -159,10 +164,12 @@ class Node:
                     self._refresh_claimed()
             self._handoff_pending = view.incoming > 0
             if plan.donor is not None:
-                cam = self.store.request_handoff(node, plan.donor)
-                if cam is not None:
+                asked = self.store.request_handoff(node, plan.donor)
+                if asked is not None:
                     self._handoff_pending = True
-                    log.info("node %s: asked %s to hand over %s", node, plan.donor, cam)
+                    log.info("node %s: asked %s to hand over %s", node, plan.donor, asked[0])
+                    if asked[1]:
+                        self.prepare(asked[1])
             if plan.shed:
                 self._shed(plan.shed)
             self._last_error = ""

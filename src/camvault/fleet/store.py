@@ -164,9 +164,10 @@ class FleetStore:
             rows = s.fetchall(query("claim", _SQL), {"node_id": node_id, "n": n, "ttl": ttl})
         return [(r["camera_id"], int(r["epoch"])) for r in rows]
 
-    def request_handoff(self, node_id: str, donor: str) -> str | None:
+    def request_handoff(self, node_id: str, donor: str) -> tuple[str, str | None] | None:
+        """Ask ``donor`` to hand one camera over; returns (camera id, its url)."""
         row = self._one("request_handoff", {"node_id": node_id, "donor": donor})
-        return None if row is None else str(row["camera_id"])
+        return None if row is None else (str(row["camera_id"]), row["url"])
 
     def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
         row = self._one("release", {"node_id": node_id, "camera_id": camera_id, "epoch": epoch})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,10 +15,40 @@ from camvault.fleet.leases import LeaseTiming
 from camvault.fleet.node import Node
 from camvault.fleet.store import FleetStore
 from camvault.ingest import Ingestor
-from camvault.recorder import CameraRecorder, CameraSource
+from camvault.recorder import CameraRecorder, CameraSource, probe_stream
 from camvault.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+class PreparedProbes:
+    """A camera being handed to us is probed while the old holder still records it; the
+    recorder's first connection then uses that answer (once, if fresh) instead of probing
+    again — the hand-off gap shrinks by one RTSP round trip."""
+
+    def __init__(self, timeout: float, max_age: float = 30.0) -> None:
+        self._timeout = timeout
+        self._max_age = max_age
+        self._ready: dict[str, tuple[float, tuple[str, list[str]]]] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, url: str) -> None:
+        def run() -> None:
+            try:
+                layout = probe_stream(url, self._timeout)
+            except Exception:  # offline now: the recorder will find out and retry itself
+                return
+            with self._lock:
+                self._ready[url] = (time.monotonic(), layout)
+
+        threading.Thread(target=run, name="handoff-probe", daemon=True).start()
+
+    def probe(self, url: str, timeout: float) -> tuple[str, list[str]]:
+        with self._lock:
+            got = self._ready.pop(url, None)
+        if got is not None and time.monotonic() - got[0] < self._max_age:
+            return got[1]
+        return probe_stream(url, timeout)
 
 
 def register_config_cameras(app: App, store: FleetStore) -> int:
@@ -60,6 +92,7 @@ def build_node(
     ).ingest
     run_log = CatalogRunLog(app.connector, s.node)
     ffmpeg = r.ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+    probes = PreparedProbes(r.timeout_seconds)
 
     def make_recorder(camera_id: str, url: str, segment_seconds: int | None) -> CameraRecorder:
         leased.add(camera_id)
@@ -77,6 +110,7 @@ def build_node(
             stop_grace_seconds=max(0.5, f.stop_margin_seconds / 2),
             on_result=on_result,
             die_with_parent=True,
+            probe_stream=probes.probe,
         )
 
     def spool_depth() -> int:
@@ -92,6 +126,7 @@ def build_node(
         spool_depth=spool_depth,
         start_stagger=f.start_stagger_seconds,
         say=say or (lambda text: log.warning("%s", text)),
+        prepare=probes.prepare,
     )
     # segments a killed earlier process of this node left in its spool, whichever node
     # records those cameras now

@@ -16,11 +16,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,7 +161,12 @@ def _recorded_by(db_url: str, camera: str, since: datetime, not_node: str) -> bo
 
 
 def test_fleet_failover_handoff_and_cut_off_node(
-    make_settings: Any, db_url: str, s3: Any, bucket: str, tmp_path: Path
+    make_settings: Any,
+    db_url: str,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = make_settings()
     report: dict[str, Any] = {}
@@ -191,6 +198,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
             )
             holders = _holders(db_url)
             assert max(list(holders.values()).count(n) for n in nodes) <= math.ceil(6 / 3) + 1
+            _check_visibility(nodes["n2"], configs["n2"], holders, capsys)
 
             # 2. kill -9 a node: its cameras move within the lease time + 10 s
             victim = "n1"
@@ -306,6 +314,31 @@ def test_fleet_failover_handoff_and_cut_off_node(
     assert sorted(kill_gaps) == moved, (kill_gaps, moved)
     assert all(0 <= g <= TTL + 10 for g in kill_gaps.values()), kill_gaps
     assert handoffs, "the rejoin and the cut-off node's return must have handed cameras over"
+
+
+def _check_visibility(
+    node: NodeProc, config: Path, holders: dict[str, str | None], capsys: Any
+) -> None:
+    """``camvault nodes --json``, ``camvault status --json`` and the node's /metrics agree
+    with the lease table."""
+    capsys.readouterr()
+    assert cli(["-c", str(config), "nodes", "--json"]) == 0
+    listed = {n["node_id"]: n["cameras"] for n in json.loads(capsys.readouterr().out)}
+    assert {c: n for n, cams in listed.items() for c in cams} == holders
+    assert cli(["-c", str(config), "status", "--json"]) == 0
+    leases = json.loads(capsys.readouterr().out)["leases"]
+    assert {r["camera_id"]: r["holder"] for r in leases if r["live"]} == holders
+    url = next(
+        re.search(r"(http://\S+?)/ ", ln).group(1)  # type: ignore[union-attr]
+        for ln in node.lines
+        if ln.startswith("API and web UI on ")
+    )
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    mine = [c for c, n in holders.items() if n == node.name]
+    assert f'camvault_leases_held{{node="{node.name}"}} {float(len(mine))}' in text, text
+    for cam in mine:
+        assert f'camvault_recorder_connected{{camera="{cam}",node="{node.name}"}} 1.0' in text
 
 
 def _recorded_by_node(db_url: str, node: str, since: datetime) -> bool:

@@ -82,9 +82,8 @@ def test_expiry_is_decided_by_the_database_clock(store: FleetStore) -> None:
 
 def test_orderly_handoff(store: FleetStore) -> None:
     store.claim("a", 4, ttl=30)
-    asked = store.request_handoff("b", donor="a")
-    assert asked is not None and asked[1] == URL
-    cam = asked[0]
+    ((cam, url),) = store.request_handoff("b", donor="a")
+    assert url == URL
     assert store.view("b", 30).incoming == 1
     held = {h.camera_id: h for h in store.renew("a", 30)}
     assert held[cam].handoff_to == "b"

@@ -81,7 +81,8 @@ def test_dashboard_queries_only_metrics_a_node_exports(make_settings: Any) -> No
         store = FleetStore(app.connector)
         store.upsert_camera("cam-ops", url="rtsp://127.0.0.1:9/none")
         node = Node("ops-node", store, lambda *a: None, LeaseTiming(6, 2))  # type: ignore[arg-type,return-value]
-        node.tick()  # heartbeat, renew, claim: the lease series get their first samples
+        node.tick()  # registers the node
+        node.tick()  # renew, claim: the lease series get their first samples
         pipeline = app.pipeline()  # the upload counters come from its tally
         server, stop = start_api(app, host="127.0.0.1", port=0, tally=lambda: pipeline.tally)
         try:

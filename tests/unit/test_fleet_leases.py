@@ -41,7 +41,9 @@ def test_claims_the_share_plus_one_while_cameras_lie_free() -> None:
 
 def test_asks_the_richest_node_holding_two_more_for_a_handoff() -> None:
     b = balance("new", 0, 2, 0, {"a": 3, "b": 3, "c": 1})
-    assert (b.claim, b.donor, b.shed) == (0, "b", 0) or b.donor == "a"
+    assert (b.claim, b.donor, b.shed, b.ask) == (0, "b", 0, 1)
+    assert balance("new", 0, 167, 0, {"a": 5000}).ask == 167  # in bulk, up to the share
+    assert balance("new", 0, 167, 0, {"a": 100}).ask == 50  # never leaving the donor below
     assert balance("new", 1, 2, 0, {"a": 2, "b": 2}).donor is None  # within one: balanced
     assert balance("a", 2, 2, 0, {"a": 2, "b": 4}).donor is None  # at our share: no ask
 
@@ -64,8 +66,8 @@ def test_repeated_handoffs_converge_within_the_bound() -> None:
                 target = share(cameras, len(held))
                 step = balance(node, held[node], target, 0, held)
                 if step.donor:
-                    held[step.donor] -= 1
-                    held[node] += 1
+                    held[step.donor] -= step.ask
+                    held[node] += step.ask
                     moved = True
             if not moved:
                 break

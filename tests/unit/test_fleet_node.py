@@ -56,8 +56,8 @@ class FakeStore:
             self.holder[c] = node_id
         return [(c, 1) for c in free]
 
-    def request_handoff(self, node_id: str, donor: str) -> str | None:
-        return None
+    def request_handoff(self, node_id: str, donor: str, n: int = 1) -> list[tuple[str, str]]:
+        return []
 
     def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
         self._check()
@@ -103,6 +103,7 @@ def test_cut_off_node_stops_at_the_deadline_not_before() -> None:
     store = FakeStore(["c1", "c2"])
     clock = [100.0]
     node, recs = _node(store, clock)
+    node.tick()  # the first round only registers the node
     node.tick()  # claims both, renewed at t=100 → deadline 104
     node.supervise()
     assert node.recording() == ["c1", "c2"]
@@ -126,6 +127,7 @@ def test_handoff_releases_only_after_the_recorder_finished() -> None:
     clock = [0.0]
     node, recs = _node(store, clock)
     node.tick()
+    node.tick()
     node.supervise()
     store.handoff["c1"] = "b"
     node.tick()  # the renewal says: hand c1 to b
@@ -143,6 +145,7 @@ def test_handoff_releases_only_after_the_recorder_finished() -> None:
 def test_shutdown_finalizes_then_releases() -> None:
     store = FakeStore(["c1"])
     node, recs = _node(store, [0.0])
+    node.tick()
     node.tick()
     node.supervise()
     recs["c1"].finish.set()

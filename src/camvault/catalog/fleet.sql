@@ -75,13 +75,13 @@ UPDATE camera_leases l
 RETURNING l.camera_id, l.epoch;
 
 -- name: request_handoff
--- Ask a node holding `donor_min` or more live leases to hand one camera over to us.
+-- Ask the donor to hand n of its cameras over to us.
 WITH pick AS (
     SELECT l.camera_id
       FROM camera_leases l
      WHERE l.holder = %(donor)s AND l.expires_at > now() AND l.handoff_to IS NULL
      ORDER BY l.camera_id
-     LIMIT 1
+     LIMIT %(n)s
        FOR UPDATE SKIP LOCKED)
 UPDATE camera_leases l SET handoff_to = %(node_id)s
   FROM pick JOIN cameras c ON c.id = pick.camera_id

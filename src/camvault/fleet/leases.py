@@ -57,8 +57,9 @@ def share(cameras: int, live_nodes: int, max_cameras: int = 0) -> int:
 @dataclass(frozen=True, slots=True)
 class Balance:
     claim: int  # free/expired leases to claim now
-    donor: str | None  # node to ask for one orderly hand-off, if any
+    donor: str | None  # node to ask for orderly hand-offs, if any
     shed: int  # leases to hand back (over capacity, or draining)
+    ask: int = 0  # how many cameras to ask the donor for
 
 
 def balance(
@@ -88,10 +89,13 @@ def balance(
     if max_cameras:
         limit = min(limit, max_cameras)
     claim = max(0, min(free, limit - held))
-    donor = None
+    donor, ask = None, 0
     if not claim and held < target:
         richest = sorted(
             ((n, k) for k, n in holders.items() if k != me and n >= held + 2), reverse=True
         )
-        donor = richest[0][1] if richest else None
-    return Balance(claim, donor, over)
+        if richest:
+            n, donor = richest[0]
+            # half the difference at most: the donor must not end up below us
+            ask = max(1, min(target - held, (n - held) // 2))
+    return Balance(claim, donor, over, ask)

@@ -97,6 +97,7 @@ class Node:
         self._db_down_since: float | None = None
         self._wake = threading.Event()
         self._last_start = 0.0
+        self._rounds = 0
 
     # --- the keeper (database) ----------------------------------------------------------
     def _keep(self, stop: threading.Event) -> None:
@@ -143,7 +144,10 @@ class Node:
                 cameras_held=count,
                 last_error=self._last_error,
             )
-            if self._stopping:
+            self._rounds += 1
+            if self._stopping or self._rounds == 1:
+                # the first round only registers us: nodes started together all count
+                # each other before anyone claims (else the first one takes everything)
                 return
             view = self.store.view(node, ttl)
             target = share(view.cameras, view.live_nodes, self.max_cameras)
@@ -164,12 +168,12 @@ class Node:
                     self._refresh_claimed()
             self._handoff_pending = view.incoming > 0
             if plan.donor is not None:
-                asked = self.store.request_handoff(node, plan.donor)
-                if asked is not None:
+                asked = self.store.request_handoff(node, plan.donor, plan.ask)
+                for i, (cam, url) in enumerate(asked):
                     self._handoff_pending = True
-                    log.info("node %s: asked %s to hand over %s", node, plan.donor, asked[0])
-                    if asked[1]:
-                        self.prepare(asked[1])
+                    log.info("node %s: asked %s to hand over %s", node, plan.donor, cam)
+                    if url and i < 8:  # a bulk hand-off: do not open a probe storm
+                        self.prepare(url)
             if plan.shed:
                 self._shed(plan.shed)
             self._last_error = ""

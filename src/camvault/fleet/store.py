@@ -164,10 +164,10 @@ class FleetStore:
             rows = s.fetchall(query("claim", _SQL), {"node_id": node_id, "n": n, "ttl": ttl})
         return [(r["camera_id"], int(r["epoch"])) for r in rows]
 
-    def request_handoff(self, node_id: str, donor: str) -> tuple[str, str | None] | None:
-        """Ask ``donor`` to hand one camera over; returns (camera id, its url)."""
-        row = self._one("request_handoff", {"node_id": node_id, "donor": donor})
-        return None if row is None else (str(row["camera_id"]), row["url"])
+    def request_handoff(self, node_id: str, donor: str, n: int = 1) -> list[tuple[str, str | None]]:
+        """Ask ``donor`` to hand ``n`` cameras over; returns their (camera id, url)."""
+        rows = self._all("request_handoff", {"node_id": node_id, "donor": donor, "n": n})
+        return [(str(r["camera_id"]), r["url"]) for r in rows]
 
     def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
         row = self._one("release", {"node_id": node_id, "camera_id": camera_id, "epoch": epoch})

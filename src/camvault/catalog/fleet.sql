@@ -40,11 +40,12 @@ SELECT (SELECT count(*) FROM nodes n
          WHERE n.heartbeat_at > now() - make_interval(secs => %(ttl)s)
            AND NOT n.draining) AS live_nodes,
        (SELECT count(*) FROM cameras c WHERE c.url IS NOT NULL AND c.enabled) AS cameras,
-       (SELECT count(*) FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
+       (SELECT count(*) FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id
          WHERE c.url IS NOT NULL AND c.enabled
-           AND (l.holder IS NULL OR l.expires_at <= now())
-           AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
-                OR l.expires_at <= now() - make_interval(secs => %(ttl)s))) AS free,
+           AND (l.camera_id IS NULL  -- new camera: its lease row is made by the claim
+                OR ((l.holder IS NULL OR l.expires_at <= now())
+                    AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
+                         OR l.expires_at <= now() - make_interval(secs => %(ttl)s))))) AS free,
        (SELECT coalesce(json_object_agg(holder, n), '{}')
           FROM (SELECT holder, count(*) AS n FROM camera_leases
                  WHERE holder IS NOT NULL AND expires_at > now() GROUP BY holder) h) AS held,

@@ -129,10 +129,8 @@ class FleetStore:
 
     # leases --------------------------------------------------------------------------
     def renew(self, node_id: str, ttl: float) -> list[Held]:
-        """Renew every live lease of ``node_id`` (one statement); creates the lease rows of
-        cameras that have none yet."""
+        """Renew every live lease of ``node_id`` (one statement)."""
         with self._db.transaction() as s:
-            s.execute(query("ensure_leases", _SQL))
             rows = s.fetchall(query("renew", _SQL), {"node_id": node_id, "ttl": ttl})
         return [
             Held(
@@ -159,7 +157,7 @@ class FleetStore:
     def claim(self, node_id: str, n: int, ttl: float) -> list[tuple[str, int]]:
         if n <= 0:
             return []
-        with self._db.transaction() as s:
+        with self._db.transaction() as s:  # lease rows of new cameras are made here
             s.execute(query("ensure_leases", _SQL))
             rows = s.fetchall(query("claim", _SQL), {"node_id": node_id, "n": n, "ttl": ttl})
         return [(r["camera_id"], int(r["epoch"])) for r in rows]

@@ -35,7 +35,10 @@ class _AsCaller:
 
     @contextmanager
     def transaction(self, *, acting_user: int | None = None) -> Iterator[Session]:
-        with self._access._tx() as s:
+        # the role connector itself (not AccessCatalog._tx, which maps a foreign-key
+        # violation to "not found"): the fleet store branches on the SQLSTATE itself
+        who = self._access.identity
+        with self._access._db.transaction(acting_user=who.user_id if who else None) as s:
             yield s
 
     def close(self) -> None:

@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 class PreparedProbes:
     """A camera being handed to us is probed while the old holder still records it; the
-    recorder's first connection then uses that answer (once, if fresh) instead of probing
-    again — the hand-off gap shrinks by one RTSP round trip."""
+    recorder's first connection then uses that answer (if fresh) instead of probing again
+    — the hand-off gap shrinks by one RTSP round trip. Keyed by url: cameras sharing a
+    stream share the answer."""
 
-    def __init__(self, timeout: float, max_age: float = 30.0) -> None:
+    def __init__(self, timeout: float, max_age: float = 15.0) -> None:
         self._timeout = timeout
         self._max_age = max_age
         self._ready: dict[str, tuple[float, tuple[str, list[str]]]] = {}
@@ -45,7 +46,7 @@ class PreparedProbes:
 
     def probe(self, url: str, timeout: float) -> tuple[str, list[str]]:
         with self._lock:
-            got = self._ready.pop(url, None)
+            got = self._ready.get(url)
         if got is not None and time.monotonic() - got[0] < self._max_age:
             return got[1]
         return probe_stream(url, timeout)

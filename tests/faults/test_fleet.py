@@ -257,6 +257,13 @@ def test_fleet_failover_handoff_and_cut_off_node(
             assert "cannot reach PostgreSQL" in out
             assert all(f"stopping camera {c}" in out for c in cut_cams), out
             proxy.mode = "pass"  # back: it catches up and takes its share again
+            # what it recorded until it stopped (spooled while cut off) reaches the catalog
+            rec.wait_for(
+                lambda: _recorded_by_node(db_url, cut_node, cut_at),
+                60,
+                "the cut-off node's spooled segments committed",
+                poll=0.5,
+            )
             rec.wait_for(lambda: _balanced(db_url, set(nodes)), 90, "rebalanced after cut")
             time.sleep(3)
         finally:

@@ -86,3 +86,33 @@ def test_errors_name_the_field_and_never_500(api: Any) -> None:
     r = c.delete("/api/cameras/used-1", headers=boss)  # has footage: disable it instead
     assert r.status_code == 409 and r.json()["field"] == "camera_id"
     assert c.delete("/api/cameras/bad%20id", headers=boss).status_code == 422
+
+
+def test_two_api_replicas_answer_alike(db_url: str, bucket: str, seaweed: SeaweedFS) -> None:
+    """Stateless replicas: a page cursor from one replica continues on another, and a
+    token works on both (nothing lives in one process's memory)."""
+    add_cameras(db_url, "hall-1")
+    add_recordings(db_url, "hall-1", 5, bucket=bucket)
+    with service_access(db_url) as acc:
+        acc.add_user("boss", is_admin=True)
+        token = acc.create_token("boss")[0]
+    kw: dict[str, Any] = {
+        "s3_endpoint": seaweed.endpoint_url,
+        "bucket": bucket,
+        "credentials": (seaweed.access_key, seaweed.secret_key),
+    }
+    path = "/api/cameras/hall-1/recordings"
+    query = {"start": "2000-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z", "limit": 2}
+    with (
+        api_client(db_url, api={"max_range_days": 40000}, **kw) as (a, _),
+        api_client(db_url, api={"max_range_days": 40000}, **kw) as (b, _),
+    ):
+        first = a.get(path, params=query, headers=bearer(token))
+        assert first.status_code == 200, first.text
+        cursor = first.json()["next_cursor"]
+        on_a = a.get(path, params={**query, "cursor": cursor}, headers=bearer(token)).json()
+        on_b = b.get(path, params={**query, "cursor": cursor}, headers=bearer(token)).json()
+    assert on_a == on_b
+    assert [r["id"] for r in on_a["items"]] and on_a["items"][0]["id"] not in {
+        r["id"] for r in first.json()["items"]
+    }

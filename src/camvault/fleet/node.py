@@ -104,7 +104,10 @@ class Node:
         with contextlib.suppress(CamvaultError):
             self.store.node_started(self.node_id)
         while not stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a bug must not end the keeper: leases would lapse for good
+                log.exception("node %s: lease round failed", self.node_id)
             fast = self._handoff_pending or bool(self._releases)
             # while a hand-off is under way, look often: the camera records nowhere meanwhile
             self._wake.wait(min(0.2, self.timing.renew_every) if fast else self.timing.renew_every)

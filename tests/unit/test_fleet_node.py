@@ -19,6 +19,7 @@ class FakeStore:
         self.holder: dict[str, str] = {}
         self.handoff: dict[str, str] = {}
         self.down = False
+        self.draining = False
         self.released: list[str] = []
         self.events: list[str] = []
 
@@ -31,7 +32,7 @@ class FakeStore:
 
     def heartbeat(self, node_id: str, **kw: Any) -> bool:
         self._check()
-        return False
+        return self.draining
 
     def renew(self, node_id: str, ttl: float) -> list[Held]:
         self._check()
@@ -152,3 +153,24 @@ def test_shutdown_finalizes_then_releases() -> None:
     node.shutdown()
     node.tick()
     assert store.events == ["start c1", "stopped c1", "release c1"]
+
+
+def test_drain_hands_everything_back_in_order_and_claims_nothing() -> None:
+    store = FakeStore(["c1", "c2"])
+    node, recs = _node(store, [0.0])
+    node.tick()
+    node.tick()
+    node.supervise()
+    store.draining = True
+    node.tick()
+    node.supervise()
+    assert node.recording() == []
+    for r in recs.values():
+        r.finish.set()
+    _wait(lambda: store.events.count("stopped c1") + store.events.count("stopped c2") == 2)
+    node.supervise()
+    node.tick()
+    assert sorted(store.released) == ["c1", "c2"]
+    node.tick()
+    node.supervise()
+    assert store.holder == {} and node.recording() == []  # drained: claims nothing

@@ -15,8 +15,8 @@ ON CONFLICT (node_id) DO UPDATE
 RETURNING draining;
 
 -- name: node_started
--- a (re)started node begins with no draining flag left over and a fresh start time
-UPDATE nodes SET started_at = now(), draining = false WHERE node_id = %(node_id)s;
+-- (a drained node stays drained across restarts until `camvault nodes undrain`)
+UPDATE nodes SET started_at = now() WHERE node_id = %(node_id)s;
 
 -- name: ensure_leases
 -- one lease row per recordable camera (a camera added by any means gets one here)

@@ -258,23 +258,32 @@ def _ffmpeg_of(pid: object, run_dir: Path) -> bool:
     return os.fsencode(run_dir / SEGMENT_PATTERN) in cmdline.split(b"\0")
 
 
-def _libc_prctl() -> Callable[..., int] | None:
+def _libc(name: str) -> Callable[..., int] | None:
     import ctypes
 
     try:
-        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        fn: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):  # not Linux
         return None
     return fn
 
 
-_PRCTL = _libc_prctl()  # resolved here: the forked child must not load libraries
+# resolved here: the forked child must not load libraries
+_PRCTL = _libc("prctl")
+_SIGNAL = _libc("signal")
+if _SIGNAL is not None:
+    import ctypes
+
+    _SIGNAL.argtypes = [ctypes.c_int, ctypes.c_void_p]  # type: ignore[attr-defined]
+    _SIGNAL.restype = ctypes.c_void_p  # type: ignore[attr-defined]
 
 
 def _sigint_on_parent_death() -> None:
     """In the forked child: SIGINT when the thread that started us dies (Linux prctl
-    PR_SET_PDEATHSIG = 1); elsewhere a no-op."""
-    if _PRCTL is not None:
+    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored — its stderr pipe dies with the parent, and
+    ffmpeg must finish writing its segment, not die on its last log line. Elsewhere a no-op."""
+    if _PRCTL is not None and _SIGNAL is not None:
+        _SIGNAL(signal.SIGPIPE, 1)  # SIG_IGN
         _PRCTL(1, signal.SIGINT)
 
 

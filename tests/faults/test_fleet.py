@@ -198,7 +198,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
             )
             holders = _holders(db_url)
             assert max(list(holders.values()).count(n) for n in nodes) <= math.ceil(6 / 3) + 1
-            _check_visibility(nodes["n2"], configs["n2"], holders, capsys)
+            _check_visibility(nodes["n2"], configs["n2"], holders, capsys, db_url)
 
             # 2. kill -9 a node: its cameras move within the lease time + 10 s
             victim = "n1"
@@ -337,7 +337,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
 
 
 def _check_visibility(
-    node: NodeProc, config: Path, holders: dict[str, str | None], capsys: Any
+    node: NodeProc, config: Path, holders: dict[str, str | None], capsys: Any, db_url: str
 ) -> None:
     """``camvault nodes --json``, ``camvault status --json`` and the node's /metrics agree
     with the lease table."""
@@ -353,12 +353,17 @@ def _check_visibility(
         for ln in node.lines
         if ln.startswith("API and web UI on ")
     )
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    mine = [c for c, n in holders.items() if n == node.name]
-    assert f'camvault_leases_held{{node="{node.name}"}} {float(len(mine))}' in text, text
-    for cam in mine:
-        assert f'camvault_recorder_connected{{camera="{cam}",node="{node.name}"}} 1.0' in text
+
+    def metrics_agree() -> bool:  # a hand-off may be under way: wait for a settled state
+        mine = [c for c, n in _holders(db_url).items() if n == node.name]
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        return f'camvault_leases_held{{node="{node.name}"}} {float(len(mine))}' in text and all(
+            f'camvault_recorder_connected{{camera="{cam}",node="{node.name}"}} 1.0' in text
+            for cam in mine
+        )
+
+    rec.wait_for(metrics_agree, 60, "the node's /metrics to show its leases and cameras")
 
 
 def _recorded_by_node(db_url: str, node: str, since: datetime) -> bool:

@@ -384,6 +384,8 @@ class CameraRecorder:
             video, audio = self._probe(self.source.url, self.timeout)
         except Exception as exc:  # PyAV raises its own OSError subclasses; any is "offline"
             return None, f"cannot connect to {self.source.masked}: {self._redact(str(exc))}"
+        if stop.is_set():  # stopped while probing (a lease may be gone): start nothing
+            return None, "stopped"
         if video not in VIDEO_CODECS:
             return None, f"video codec {video or 'none'} is not H.264/H.265 (no transcoding)"
         keep_audio = bool(audio) and audio[0] in MP4_AUDIO_CODECS

@@ -151,6 +151,14 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'error'}"
 
 
+class DedupeStore(Protocol):
+    """Shared de-duplication state (``camvault.fleet.alert_state.PgAlertState``): the
+    alert to send (possibly annotated) or None to suppress it."""
+
+    def filter(self, alert: Alert, interval_seconds: float) -> Alert | None: ...
+    def down_cameras(self) -> list[str]: ...
+
+
 @dataclass
 class _CameraState:
     last_sent: float
@@ -168,14 +176,24 @@ class DedupingSink:
         interval_seconds: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        store: DedupeStore | None = None,
     ) -> None:
         self._inner = inner
+        self._store = store  # None: state in this process's memory
         self._interval = interval_seconds
         self._clock = clock
         self._down: dict[str, _CameraState] = {}
         self._lock = threading.Lock()
 
     def send(self, alert: Alert) -> None:
+        if self._store is not None:
+            try:
+                shared = self._store.filter(alert, self._interval)
+            except ServiceUnavailable:
+                shared = alert  # catalog down: better a duplicate alert than none
+            if shared is not None:
+                self._inner.send(shared)
+            return
         out: Alert | None = alert
         with self._lock:
             now = self._clock()
@@ -199,6 +217,8 @@ class DedupingSink:
             self._inner.send(out)
 
     def down_cameras(self) -> list[str]:
+        if self._store is not None:
+            return self._store.down_cameras()
         with self._lock:
             return sorted(self._down)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from camvault.alerts import (
     AlertSink,
+    DedupeStore,
     DedupingSink,
     FanOutSink,
     LambdaAlertSink,
@@ -129,9 +130,8 @@ class App:
             settings.spool.quarantine,
             crc32_min_bytes=settings.s3.multipart_threshold_mb * 1024 * 1024,
         )
-        return cls(
-            settings, spool, Catalog(connector, expect=lifecycle_expectation(settings)), connector
-        )
+        catalog = Catalog(connector, expect=lifecycle_expectation(settings), node=settings.node)
+        return cls(settings, spool, catalog, connector)
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -237,6 +237,11 @@ class App:
             max_age=timedelta(seconds=self.settings.upload.stale_multipart_seconds),
         )
 
+    def _alert_state(self) -> DedupeStore:
+        from camvault.fleet.alert_state import PgAlertState
+
+        return PgAlertState(self.connector)  # one de-dup state for the whole fleet
+
     def pipeline(
         self,
         *,
@@ -258,7 +263,7 @@ class App:
             ),
             s3_breaker=breaker(self.settings, "S3"),
             policy=retry_policy(self.settings),
-            alerts=alerts or alert_sink(self.settings),
+            alerts=alerts or alert_sink(self.settings, store=self._alert_state()),
             node=self.settings.node,
             concurrency=self.settings.upload.concurrency,
             rng=rng,
@@ -278,8 +283,9 @@ def breaker(settings: Settings, name: str) -> CircuitBreaker:
     )
 
 
-def alert_sink(settings: Settings) -> AlertSink:
-    """Log always; Lambda and webhook when configured; deduplicated per camera."""
+def alert_sink(settings: Settings, store: DedupeStore | None = None) -> AlertSink:
+    """Log always; Lambda and webhook when configured; deduplicated per camera (state in
+    ``store`` when given, else in this process)."""
     a = settings.alerts
     sinks: list[AlertSink] = [LogAlertSink()]
     if a.lambda_function:
@@ -299,7 +305,7 @@ def alert_sink(settings: Settings) -> AlertSink:
         sinks.append(LambdaAlertSink(client, a.lambda_function))
     if a.webhook_url:
         sinks.append(WebhookAlertSink(a.webhook_url, timeout=a.timeout_seconds))
-    return DedupingSink(FanOutSink(sinks), a.dedupe_seconds)
+    return DedupingSink(FanOutSink(sinks), a.dedupe_seconds, store=store)
 
 
 def write_embedded_state(settings: Settings, state: dict[str, Any]) -> Path:

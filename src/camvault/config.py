@@ -211,6 +211,25 @@ class ApiSettings(_Section):
     health_cache_seconds: float = Field(5.0, ge=0, le=300)
 
 
+class NodeSettings(_Section):
+    """``[node]``: this process as a member of a fleet (``camvault.fleet``). In the file,
+    ``[node] id = "…"`` sets the node id (the top-level ``node``, default the hostname)."""
+
+    lease_seconds: float = Field(15.0, ge=3, le=600)
+    # stop a camera this long before its lease could expire (finalizing the open segment
+    # and clock drift must fit in it); must leave room for a renewal every lease/3
+    stop_margin_seconds: float = Field(3.0, gt=0)
+    max_cameras: int = Field(0, ge=0)  # 0 = no limit
+    # pause between two camera starts on this node: spreads the connection burst
+    start_stagger_seconds: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _margin(self) -> NodeSettings:
+        if self.lease_seconds - self.stop_margin_seconds <= self.lease_seconds / 3:
+            raise ValueError("stop_margin_seconds must be less than 2/3 of lease_seconds")
+        return self
+
+
 class CameraSettings(_Section):
     id: str
     name: str = ""
@@ -238,7 +257,13 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     api: ApiSettings = ApiSettings()
+    fleet: NodeSettings = NodeSettings()  # the [node] table of the file
     cameras: tuple[CameraSettings, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _node_table(cls, data: Any) -> Any:
+        return _split_node_table(data)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
@@ -258,9 +283,24 @@ class Settings(_Section):
         return self.recording.segment_seconds
 
 
+def _split_node_table(data: Any) -> Any:
+    """``[node]`` is a table (id + fleet settings) while ``node`` stays the node id."""
+    if isinstance(data, dict) and isinstance(data.get("node"), Mapping):
+        data = dict(data)
+        table = dict(data.pop("node"))
+        if "id" in table:
+            data["node"] = table.pop("id")
+        data["fleet"] = {**table, **dict(data.get("fleet") or {})}
+    return data
+
+
 # Short environment names fixed by the design brief → (section, key).
 _ENV_ALIASES: dict[str, tuple[str, str]] = {
     "CAMVAULT_SEGMENT_SECONDS": ("recording", "segment_seconds"),
+    "CAMVAULT_NODE_LEASE_SECONDS": ("fleet", "lease_seconds"),
+    "CAMVAULT_NODE_STOP_MARGIN_SECONDS": ("fleet", "stop_margin_seconds"),
+    "CAMVAULT_NODE_MAX_CAMERAS": ("fleet", "max_cameras"),
+    "CAMVAULT_NODE_START_STAGGER_SECONDS": ("fleet", "start_stagger_seconds"),
 }
 _TOP_LEVEL = ("data_dir", "node")
 
@@ -333,7 +373,7 @@ def load_settings(
     env = _env_overrides(environ)
     if env:
         source += " + CAMVAULT_* environment"
-    data = _merge(_merge(data, env), overrides or {})
+    data = _merge(_merge(_split_node_table(data), env), overrides or {})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

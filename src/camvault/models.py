@@ -99,6 +99,7 @@ class Recording:
     id: int | None = None
     run_id: str | None = None
     created_at: datetime | None = None
+    node_id: str | None = None  # the fleet node that recorded/spooled it
 
 
 @dataclass(frozen=True, slots=True)

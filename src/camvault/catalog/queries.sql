@@ -28,11 +28,12 @@ SELECT camvault_ensure_partitions(%(months_back)s, %(months_ahead)s) AS name;
 INSERT INTO recordings (camera_id, start_time, end_time, duration_seconds, s3_bucket, s3_key,
                         size_bytes, checksum_algorithm, checksum, codec, width, height,
                         storage_class, sse, etag, run_id, expected_storage_class,
-                        archive_class, archive_at, expires_at)
+                        archive_class, archive_at, expires_at, node_id)
 VALUES (%(camera_id)s, %(start_time)s, %(end_time)s, %(duration_seconds)s, %(s3_bucket)s,
         %(s3_key)s, %(size_bytes)s, %(checksum_algorithm)s, %(checksum)s, %(codec)s,
         %(width)s, %(height)s, %(storage_class)s, %(sse)s, %(etag)s, %(run_id)s,
-        %(expected_storage_class)s, %(archive_class)s, %(archive_at)s, %(expires_at)s)
+        %(expected_storage_class)s, %(archive_class)s, %(archive_at)s, %(expires_at)s,
+        %(node_id)s)
 ON CONFLICT DO NOTHING
 RETURNING id;
 

@@ -13,6 +13,7 @@ from camvault.catalog.attempts import AttemptCatalog
 from camvault.catalog.migrate import migrate
 from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
+from camvault.cli.fleet import lease_status, print_leases, register_camera_actions
 from camvault.config import Settings
 from camvault.errors import CamvaultError, InvalidTimeRange, NotFound, SpoolError
 from camvault.keys import validate_camera_id
@@ -29,13 +30,7 @@ def register(sub: Any) -> None:
     cams = sub.add_parser("cameras", help="cameras in the catalog").add_subparsers(
         dest="cameras_command", required=True, metavar="ACTION"
     )
-    p = cams.add_parser("add", help="add or update a camera")
-    p.add_argument("camera_id", metavar="CAM")
-    p.add_argument("--name", default="")
-    p.add_argument("--segment-seconds", type=int)
-    p.add_argument("--disabled", action="store_true")
-    json_flag(p)
-    p.set_defaults(handler=cmd_cameras_add)
+    register_camera_actions(cams)  # add / set / remove (with the RTSP url): cli.fleet
     p = cams.add_parser("list", help="list cameras")
     json_flag(p)
     p.set_defaults(handler=cmd_cameras_list)
@@ -67,16 +62,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             "applied: " + ", ".join(applied) if applied else "catalog schema is up to date"
         ),
     )
-    return EXIT_OK
-
-
-def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
-    validate_camera_id(args.camera_id)
-    with App.open(settings) as app:
-        cam = app.catalog.upsert_camera(
-            args.camera_id, args.name, args.segment_seconds, not args.disabled
-        )
-    emit(args, asdict(cam), lambda: print(f"camera {cam.id} ({cam.name or 'no name'}) saved"))
     return EXIT_OK
 
 
@@ -153,10 +138,13 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             cameras = CatalogRunLog(app.connector, settings.node).statuses()
             errors = attempts.per_camera(datetime.now(UTC) - UPLOAD_ERRORS_WINDOW)
             recent = attempts.recent(limit=10)
+            leases = lease_status(app)
             catalog_error = None
         except CamvaultError as exc:  # status must still show the spool when the DB is down
-            last, cameras, errors, recent, catalog_error = [], [], [], [], str(exc)
+            last, cameras, errors, recent, leases = [], [], [], [], []
+            catalog_error = str(exc)
     data = {
+        "leases": leases,
         "spool": stats,
         "last_upload_per_camera": last,
         "recorders": cameras,
@@ -170,6 +158,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     }
 
     def human() -> None:
+        print_leases(leases)  # which node records which camera
         by = stats["by_state"]
         print("spool: " + ", ".join(f"{k} {v}" for k, v in by.items()))
         print(

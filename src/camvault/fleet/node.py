@@ -1,0 +1,342 @@
+"""A node of the fleet: claims, renews and releases camera leases, and records exactly the
+cameras whose lease it holds.
+
+Two threads, so that a hung database can never delay a stop:
+
+- the **keeper** talks to PostgreSQL every ``ttl/3`` (faster while a hand-off is under
+  way): heartbeat, renew, claim, ask for / perform hand-offs, release. Each successful
+  renewal moves the camera's local deadline to ``sent + ttl - margin`` (monotonic clock);
+- the **supervisor** (``run``'s own thread) never does I/O: every ``poll`` seconds it
+  starts a recorder for each camera it may record and stops every recorder whose deadline
+  has passed, whose lease was lost, or which is to be handed off. A camera stopped in
+  order (hand-off, drain, shutdown) is released only after its recorder thread ended,
+  i.e. after its open segment was finalized and spooled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from camvault.errors import CamvaultError
+from camvault.fleet import metrics as m
+from camvault.fleet.leases import LeaseTiming, balance, deadline, share
+from camvault.fleet.store import FleetStore
+from camvault.recorder import CameraRecorder
+
+log = logging.getLogger(__name__)
+
+# (camera id, url, segment seconds) → the camera's supervised recorder
+MakeRecorder = Callable[[str, str, int | None], CameraRecorder]
+
+
+@dataclass
+class _Grant:
+    epoch: int
+    until: float  # monotonic deadline
+    url: str | None
+    segment_seconds: int | None
+    handoff_to: str | None = None
+
+
+@dataclass
+class _Running:
+    epoch: int
+    url: str
+    segment_seconds: int | None
+    recorder: CameraRecorder
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    release: bool = False  # stopped in order: release the lease once the thread ended
+    why: str = ""
+
+
+class Node:
+    def __init__(
+        self,
+        node_id: str,
+        store: FleetStore,
+        make_recorder: MakeRecorder,
+        timing: LeaseTiming,
+        *,
+        version: str = "",
+        max_cameras: int = 0,
+        spool_depth: Callable[[], int] = lambda: 0,
+        start_stagger: float = 0.0,
+        poll_seconds: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] = lambda text: log.warning("%s", text),
+        prepare: Callable[[str], None] = lambda url: None,
+    ) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.make_recorder = make_recorder
+        self.timing = timing
+        self.version = version
+        self.max_cameras = max_cameras
+        self.spool_depth = spool_depth
+        self.stagger = start_stagger
+        self.poll = poll_seconds
+        self.clock = clock
+        self.say = say
+        # called with a camera's url when a hand-off of it to us was asked for: the
+        # wiring probes the stream meanwhile, so taking over does not wait for it
+        self.prepare = prepare
+        self._lock = threading.Lock()
+        self._grants: dict[str, _Grant] = {}
+        self._running: dict[str, _Running] = {}
+        self._releases: list[tuple[str, int]] = []
+        self._draining = False
+        self._stopping = False
+        self._handoff_pending = False
+        self._last_error = ""
+        self._db_down_since: float | None = None
+        self._wake = threading.Event()
+        self._last_start = 0.0
+        self._rounds = 0
+
+    # --- the keeper (database) ----------------------------------------------------------
+    def _keep(self, stop: threading.Event) -> None:
+        with contextlib.suppress(CamvaultError):
+            self.store.node_started(self.node_id)
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a bug must not end the keeper: leases would lapse for good
+                log.exception("node %s: lease round failed", self.node_id)
+            fast = self._handoff_pending or bool(self._releases)
+            # while a hand-off is under way, look often: the camera records nowhere meanwhile
+            self._wake.wait(min(0.2, self.timing.renew_every) if fast else self.timing.renew_every)
+            self._wake.clear()
+        try:
+            self._flush_releases()
+        except CamvaultError as exc:  # the leases expire on their own
+            log.warning("node %s: could not release leases on shutdown: %s", self.node_id, exc)
+
+    def tick(self) -> None:
+        """One round with the database; never raises (a failure is logged and retried)."""
+        node, ttl = self.node_id, self.timing.ttl
+        try:
+            self._flush_releases()
+            sent = self.clock()
+            began = time.perf_counter()
+            held = self.store.renew(node, ttl)
+            m.RENEW_SECONDS.labels(node).observe(time.perf_counter() - began)
+            m.LAST_RENEWAL.labels(node).set(time.time())
+            until = deadline(sent, self.timing)
+            with self._lock:
+                fresh = {
+                    h.camera_id: _Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to)
+                    for h in held
+                }
+                self._grants = fresh
+                count = len(fresh)
+                releasing = sum(1 for r in self._running.values() if r.release)
+            if self._db_down_since is not None:
+                self.say(f"node {node}: PostgreSQL reachable again; {count} lease(s) held")
+                self._db_down_since = None
+            self._draining = self.store.heartbeat(
+                node,
+                version=self.version,
+                max_cameras=self.max_cameras,
+                spool_depth=self._spool_depth(),
+                cameras_held=count,
+                last_error=self._last_error,
+            )
+            self._rounds += 1
+            if self._stopping or self._rounds == 1:
+                # the first round only registers us: nodes started together all count
+                # each other before anyone claims (else the first one takes everything)
+                return
+            view = self.store.view(node, ttl)
+            target = share(view.cameras, view.live_nodes, self.max_cameras)
+            plan = balance(
+                node,
+                count - releasing + view.incoming,
+                target,
+                view.free,
+                view.held,
+                draining=self._draining,
+                max_cameras=self.max_cameras,
+            )
+            if plan.claim:
+                claimed = self.store.claim(node, plan.claim, ttl)
+                m.CLAIMS.labels(node).inc(len(claimed))
+                if claimed:
+                    log.info("node %s: claimed %s", node, ", ".join(c for c, _ in claimed))
+                    self._refresh_claimed()
+            self._handoff_pending = view.incoming > 0
+            if plan.donor is not None:
+                asked = self.store.request_handoff(node, plan.donor, plan.ask)
+                for i, (cam, url) in enumerate(asked):
+                    self._handoff_pending = True
+                    log.info("node %s: asked %s to hand over %s", node, plan.donor, cam)
+                    if url and i < 8:  # a bulk hand-off: do not open a probe storm
+                        self.prepare(url)
+            if plan.shed:
+                self._shed(plan.shed)
+            self._last_error = ""
+        except CamvaultError as exc:
+            m.RENEW_FAILURES.labels(node).inc()
+            self._last_error = str(exc)[:500]
+            if self._db_down_since is None:
+                self._db_down_since = self.clock()
+                self.say(
+                    f"node {node}: cannot reach PostgreSQL ({exc}); recording what it holds "
+                    f"until {self.timing.margin:g} s before those leases can expire"
+                )
+
+    def _refresh_claimed(self) -> None:
+        """A claim returns no camera details: renew once more to fetch them (and to start
+        the new cameras at once rather than one renewal interval later)."""
+        sent = self.clock()
+        held = self.store.renew(self.node_id, self.timing.ttl)
+        until = deadline(sent, self.timing)
+        with self._lock:
+            self._grants = {
+                h.camera_id: _Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to)
+                for h in held
+            }
+
+    def _shed(self, n: int) -> None:
+        with self._lock:
+            for cam in sorted(self._grants)[:n]:
+                run = self._running.get(cam)
+                if run is not None and run.stop.is_set():
+                    continue
+                if run is not None:
+                    self._stop(cam, run, "draining" if self._draining else "over capacity")
+                elif (cam, self._grants[cam].epoch) not in self._releases:
+                    self._releases.append((cam, self._grants[cam].epoch))
+
+    def _flush_releases(self) -> None:
+        while True:
+            with self._lock:
+                if not self._releases:
+                    return
+                cam, epoch = self._releases[0]
+            if self.store.release(self.node_id, cam, epoch):
+                m.RELEASES.labels(self.node_id).inc()
+                log.info("node %s: released %s (epoch %d)", self.node_id, cam, epoch)
+            with self._lock:
+                self._releases.remove((cam, epoch))
+                grant = self._grants.get(cam)
+                if grant is not None and grant.epoch == epoch:
+                    del self._grants[cam]
+
+    def _spool_depth(self) -> int:
+        try:
+            return int(self.spool_depth())
+        except Exception:  # a busy spool must not stop the heartbeat
+            return -1
+
+    # --- the supervisor (no I/O) ----------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        keeper_stop = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep, args=(keeper_stop,), name="lease-keeper", daemon=True
+        )
+        keeper.start()
+        try:
+            while not stop.wait(self.poll):
+                self.supervise()
+        finally:
+            self.shutdown()
+            keeper_stop.set()
+            self._wake.set()
+            keeper.join(timeout=self.timing.ttl)
+
+    def supervise(self) -> None:
+        now = self.clock()
+        with self._lock:
+            for cam, run in list(self._running.items()):
+                grant = self._grants.get(cam)
+                if run.thread is not None and not run.thread.is_alive():
+                    del self._running[cam]
+                    if run.release:
+                        self._releases.append((cam, run.epoch))
+                        self._wake.set()
+                    continue
+                if run.stop.is_set():
+                    continue
+                if grant is None or grant.epoch != run.epoch:
+                    m.LOST.labels(self.node_id).inc()
+                    self._stop(cam, run, "lease lost", release=False)
+                elif now >= grant.until:
+                    m.LOST.labels(self.node_id).inc()
+                    self._stop(cam, run, "lease not renewed in time", release=False)
+                elif grant.handoff_to:
+                    self._stop(cam, run, f"handing over to {grant.handoff_to}")
+                elif self._draining:
+                    self._stop(cam, run, "node draining")
+                elif grant.url is None:
+                    self._stop(cam, run, "camera disabled or has no url")
+                elif (grant.url, grant.segment_seconds) != (run.url, run.segment_seconds):
+                    self._stop(cam, run, "camera settings changed", release=False)
+            for cam, grant in self._grants.items():
+                if cam in self._running or self._stopping or self._draining:
+                    continue
+                if grant.url and not grant.handoff_to and now < grant.until:
+                    if self.stagger and now - self._last_start < self.stagger:
+                        break
+                    self._start(cam, grant)
+                    self._last_start = now
+                elif (grant.handoff_to or not grant.url) and (
+                    cam,
+                    grant.epoch,
+                ) not in self._releases:
+                    # held but not recording (disabled, or asked for): hand it back now
+                    self._releases.append((cam, grant.epoch))
+                    self._wake.set()
+            m.HELD.labels(self.node_id).set(len(self._grants))
+            m.RECORDING.labels(self.node_id).set(
+                sum(1 for r in self._running.values() if not r.stop.is_set())
+            )
+
+    def _start(self, cam: str, grant: _Grant) -> None:
+        assert grant.url is not None
+        rec = self.make_recorder(cam, grant.url, grant.segment_seconds)
+        run = _Running(grant.epoch, grant.url, grant.segment_seconds, rec)
+        run.thread = threading.Thread(
+            target=rec.run, args=(run.stop,), name=f"rec-{cam}", daemon=True
+        )
+        self._running[cam] = run
+        run.thread.start()
+        log.info("node %s: recording %s (lease epoch %d)", self.node_id, cam, grant.epoch)
+
+    def _stop(self, cam: str, run: _Running, why: str, *, release: bool = True) -> None:
+        run.release, run.why = release, why
+        run.stop.set()
+        text = f"node {self.node_id}: stopping camera {cam}: {why}"
+        if release:
+            log.info("%s", text)
+        else:
+            self.say(text)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every recorder (finalizing its open segment), then release its lease."""
+        self._stopping = True
+        with self._lock:
+            for cam, run in self._running.items():
+                if not run.stop.is_set():
+                    self._stop(cam, run, "node stopping")
+            runs = list(self._running.items())
+        limit = time.monotonic() + (timeout or self.timing.ttl * 2)
+        for _cam, run in runs:
+            if run.thread is not None:
+                run.thread.join(max(0.1, limit - time.monotonic()))
+        with self._lock:
+            for cam, run in runs:
+                if run.release and run.thread is not None and not run.thread.is_alive():
+                    self._releases.append((cam, run.epoch))
+                self._running.pop(cam, None)
+        self._wake.set()
+
+    # --- introspection --------------------------------------------------------------------
+    def recording(self) -> list[str]:
+        with self._lock:
+            return sorted(c for c, r in self._running.items() if not r.stop.is_set())

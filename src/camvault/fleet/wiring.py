@@ -1,0 +1,139 @@
+"""Builds this process's ``Node`` from the settings (used by ``camvault run``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from camvault import __version__
+from camvault.app import App
+from camvault.fleet.leases import LeaseTiming
+from camvault.fleet.node import Node
+from camvault.fleet.store import FleetStore
+from camvault.ingest import Ingestor
+from camvault.recorder import CameraRecorder, CameraSource, probe_stream
+from camvault.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+class PreparedProbes:
+    """A camera being handed to us is probed while the old holder still records it; the
+    recorder's first connection then uses that answer (if fresh) instead of probing again
+    — the hand-off gap shrinks by one RTSP round trip. Keyed by url: cameras sharing a
+    stream share the answer."""
+
+    def __init__(self, timeout: float, max_age: float = 15.0) -> None:
+        self._timeout = timeout
+        self._max_age = max_age
+        self._ready: dict[str, tuple[float, tuple[str, list[str]]]] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, url: str) -> None:
+        def run() -> None:
+            try:
+                layout = probe_stream(url, self._timeout)
+            except Exception:  # offline now: the recorder will find out and retry itself
+                return
+            with self._lock:
+                self._ready[url] = (time.monotonic(), layout)
+
+        threading.Thread(target=run, name="handoff-probe", daemon=True).start()
+
+    def probe(self, url: str, timeout: float) -> tuple[str, list[str]]:
+        with self._lock:
+            got = self._ready.get(url)
+        if got is not None and time.monotonic() - got[0] < self._max_age:
+            return got[1]
+        return probe_stream(url, timeout)
+
+
+def register_config_cameras(app: App, store: FleetStore) -> int:
+    """Cameras of the config file go into the catalog, with their RTSP url: from there
+    every node of the fleet may record them."""
+    for c in app.settings.cameras:
+        store.upsert_camera(
+            c.id, name=c.name, url=c.url, segment_seconds=c.segment_seconds, enabled=c.enabled
+        )
+    return len(app.settings.cameras)
+
+
+def build_node(
+    app: App,
+    *,
+    on_result: Any = None,
+    say: Callable[[str], None] | None = None,
+) -> Node:
+    import imageio_ffmpeg
+
+    from camvault.catalog.runs import CatalogRunLog
+
+    s = app.settings
+    r, f = s.recording, s.fleet
+    timing = LeaseTiming(f.lease_seconds, f.stop_margin_seconds)
+    store = FleetStore(app.connector)
+    leased: set[str] = set()
+    configured = {c.id for c in s.cameras}
+
+    def camera_exists(camera_id: str) -> bool:
+        # a camera we hold a lease on exists: spooling must not wait for PostgreSQL
+        if camera_id in leased or camera_id in configured:
+            return True
+        return app.catalog.get_camera(camera_id) is not None
+
+    ingest = Ingestor(
+        app.spool,
+        camera_exists,
+        prefix=s.s3.prefix,
+        future_tolerance=timedelta(seconds=r.future_tolerance_seconds),
+    ).ingest
+    run_log = CatalogRunLog(app.connector, s.node)
+    ffmpeg = r.ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+    probes = PreparedProbes(r.timeout_seconds)
+
+    def make_recorder(camera_id: str, url: str, segment_seconds: int | None) -> CameraRecorder:
+        leased.add(camera_id)
+        return CameraRecorder(
+            CameraSource(camera_id, url, segment_seconds or r.segment_seconds),
+            ingest,
+            work_dir=s.spool.dir / "recording",
+            ffmpeg=ffmpeg,
+            run_log=run_log,
+            backoff=RetryPolicy(
+                base_seconds=r.reconnect_base_seconds, cap_seconds=r.reconnect_max_seconds
+            ),
+            timeout_seconds=r.timeout_seconds,
+            # a stop must be complete (ffmpeg killed at worst) before the lease can expire
+            stop_grace_seconds=max(0.5, f.stop_margin_seconds / 2),
+            on_result=on_result,
+            die_with_parent=True,
+            probe_stream=probes.probe,
+        )
+
+    def spool_depth() -> int:
+        return int(app.spool.stats()["pending"])
+
+    node = Node(
+        s.node,
+        store,
+        make_recorder,
+        timing,
+        version=__version__,
+        max_cameras=f.max_cameras,
+        spool_depth=spool_depth,
+        start_stagger=f.start_stagger_seconds,
+        say=say or (lambda text: log.warning("%s", text)),
+        prepare=probes.prepare,
+    )
+    # segments a killed earlier process of this node left in its spool, whichever node
+    # records those cameras now
+    root = s.spool.dir / "recording"
+    if root.is_dir():
+        for cam_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            leased.add(cam_dir.name)
+            make_recorder(cam_dir.name, "", None).salvage()
+    return node

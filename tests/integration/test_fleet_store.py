@@ -1,0 +1,202 @@
+"""Leases, nodes and shared alert state against the real PostgreSQL (``catalog/fleet.sql``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from camvault.alerts import Alert, DedupingSink
+from camvault.catalog import Catalog, PsycopgConnector
+from camvault.errors import InputError, NotFound
+from camvault.fleet.alert_state import PgAlertState
+from camvault.fleet.store import FleetStore
+from camvault.models import Recording
+
+URL = "rtsp://viewer:pw@127.0.0.1:8554/cam"
+
+
+@pytest.fixture
+def connector(db_url: str) -> Iterator[PsycopgConnector]:
+    c = PsycopgConnector(db_url, max_size=4)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(connector: PsycopgConnector) -> FleetStore:
+    s = FleetStore(connector)
+    for i in range(4):
+        s.upsert_camera(f"cam-{i}", url=URL, segment_seconds=2)
+    s.upsert_camera("drop-in")  # no url: never leased
+    return s
+
+
+def test_claims_are_exclusive_and_fenced(store: FleetStore, db_url: str) -> None:
+    a = store.claim("a", 3, ttl=30)
+    assert [epoch for _, epoch in a] == [1, 1, 1]
+    b = store.claim("b", 5, ttl=30)
+    assert len(b) == 1 and not {c for c, _ in a} & {c for c, _ in b}
+    assert store.claim("c", 5, ttl=30) == []
+    with psycopg.connect(db_url) as conn:
+        holders = conn.execute(
+            "SELECT camera_id, holder FROM camera_leases ORDER BY camera_id"
+        ).fetchall()
+    assert [h for _, h in holders].count("a") == 3 and "drop-in" not in dict(holders)
+    renewed = store.renew("a", 30)
+    assert sorted(h.camera_id for h in renewed) == sorted(c for c, _ in a)
+    assert all(h.url == URL and h.segment_seconds == 2 for h in renewed)
+
+
+def test_concurrent_claims_never_share_a_camera(store: FleetStore) -> None:
+    store.renew("x", 30)  # creates the lease rows
+    got: dict[str, list[tuple[str, int]]] = {}
+    barrier = threading.Barrier(4)
+
+    def claim(node: str) -> None:
+        barrier.wait()
+        got[node] = store.claim(node, 4, ttl=30)
+
+    threads = [threading.Thread(target=claim, args=(f"n{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cams = [c for claimed in got.values() for c, _ in claimed]
+    assert sorted(cams) == [f"cam-{i}" for i in range(4)]  # each exactly once
+
+
+def test_expiry_is_decided_by_the_database_clock(store: FleetStore) -> None:
+    (cam, epoch), *_ = store.claim("a", 1, ttl=1)
+    assert store.claim("b", 4, ttl=30) and cam not in {c for c, _ in store.claim("b", 4, 30)}
+    time.sleep(1.2)
+    assert store.renew("a", 30) == []  # expired: not renewed, must be claimed again
+    again = dict(store.claim("b", 4, ttl=30))
+    assert again[cam] == epoch + 1  # new holder, new fencing number
+    assert not store.release("a", cam, epoch)  # the old holder cannot release it any more
+
+
+def test_orderly_handoff(store: FleetStore) -> None:
+    store.claim("a", 4, ttl=30)
+    ((cam, url),) = store.request_handoff("b", donor="a")
+    assert url == URL
+    assert store.view("b", 30).incoming == 1
+    held = {h.camera_id: h for h in store.renew("a", 30)}
+    assert held[cam].handoff_to == "b"
+    assert store.claim("b", 1, ttl=30) == []  # still a's until it releases
+    assert store.release("a", cam, held[cam].epoch)
+    assert cam not in dict(store.claim("a", 4, ttl=30))  # the donor cannot take it back
+    assert store.view("c", 30).free == 0  # nor anyone else, for a lease time
+    assert store.claim("b", 1, ttl=30) == [(cam, held[cam].epoch + 1)]
+
+
+def test_nodes_heartbeat_drain_and_view(store: FleetStore) -> None:
+    assert (
+        store.heartbeat(
+            "a", version="0.1", max_cameras=0, spool_depth=3, cameras_held=2, last_error=""
+        )
+        is False
+    )
+    store.heartbeat(
+        "b", version="0.1", max_cameras=9, spool_depth=0, cameras_held=0, last_error="x"
+    )
+    store.claim("a", 2, ttl=30)
+    view = store.view("b", 30)
+    assert (view.live_nodes, view.cameras, view.free, view.held) == (2, 4, 2, {"a": 2})
+    store.set_draining("b", True)
+    assert (
+        store.heartbeat(
+            "b", version="0.1", max_cameras=9, spool_depth=0, cameras_held=0, last_error=""
+        )
+        is True
+    )
+    assert store.view("b", 30).live_nodes == 1
+    nodes = {n["node_id"]: n for n in store.nodes(30)}
+    assert (
+        nodes["a"]["alive"] and len(nodes["a"]["cameras"]) == 2 and nodes["a"]["spool_depth"] == 3
+    )
+    with pytest.raises(NotFound):
+        store.set_draining("nope", True)
+
+
+def test_camera_management(store: FleetStore, connector: PsycopgConnector) -> None:
+    cam = store.update_camera("cam-0", enabled=False)
+    assert not cam.enabled and cam.url == URL
+    assert store.update_camera("cam-0", clear_url=True).url is None
+    with pytest.raises(InputError, match="rtsp"):
+        store.upsert_camera("cam-9", url="http://x")
+    with pytest.raises(InputError):
+        store.upsert_camera("bad id")
+    store.renew("a", 30)
+    store.remove_camera("cam-1")  # no footage: gone, lease row with it
+    assert store.get_camera("cam-1") is None
+    assert "cam-1" not in {r["camera_id"] for r in store.leases()}
+    _commit(Catalog(connector, node="node-7"), "cam-2")
+    with pytest.raises(InputError, match="disable"):
+        store.remove_camera("cam-2")
+    with pytest.raises(NotFound):
+        store.remove_camera("cam-1")
+
+
+def _commit(catalog: Catalog, camera_id: str) -> Recording:
+    start = datetime.now(UTC).replace(microsecond=0)
+    rec = Recording(
+        camera_id=camera_id, start_time=start, end_time=start + timedelta(seconds=2),
+        duration_seconds=2.0, s3_bucket="b", s3_key=f"{camera_id}/x.mp4", size_bytes=1,
+        checksum_algorithm="sha256", checksum="0" * 64, codec="h264", width=1, height=1,
+        storage_class="STANDARD", sse="AES256", etag="e",
+    )  # fmt: skip
+    return catalog.commit_recording(rec)[0]
+
+
+def test_every_row_names_its_node(store: FleetStore, connector: PsycopgConnector) -> None:
+    row = _commit(Catalog(connector, node="node-7"), "cam-3")
+    assert row.node_id == "node-7"
+
+
+def test_policies_let_the_service_role_lease(store: FleetStore, db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SET ROLE camvault_service")
+        conn.execute(
+            "INSERT INTO camera_leases (camera_id) VALUES ('cam-0') ON CONFLICT DO NOTHING"
+        )
+        n = conn.execute("UPDATE camera_leases SET holder = 'z' RETURNING 1").fetchall()
+        assert len(n) == 1
+        conn.execute("SET ROLE camvault_api")
+        assert conn.execute("SELECT count(*) FROM camera_leases").fetchone() == (0,)  # no admin
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+def _alert(kind: str, node: str) -> Alert:
+    return Alert(kind, "cam-0", "seg", "k", "E", "boom", 4, node, datetime.now(UTC))
+
+
+def test_alert_dedupe_is_shared_between_processes(connector: PsycopgConnector) -> None:
+    """Two nodes (two sinks, two state objects, one database): one alert per interval."""
+    out = _Sink()
+    a = DedupingSink(out, 3600, store=PgAlertState(connector))
+    b = DedupingSink(out, 3600, store=PgAlertState(connector))
+    a.send(_alert("upload_failed", "a"))
+    b.send(_alert("upload_failed", "b"))
+    b.send(_alert("upload_failed", "b"))
+    assert [x.node for x in out.sent] == ["a"]
+    assert a.down_cameras() == ["cam-0"]
+    b.send(_alert("recovered", "b"))
+    assert out.sent[-1].kind == "recovered" and out.sent[-1].extra["suppressed"] == 2
+    a.send(_alert("recovered", "a"))  # already recovered: nothing to say
+    assert len(out.sent) == 2 and b.down_cameras() == []
+    zero = DedupingSink(out, 0, store=PgAlertState(connector))
+    zero.send(_alert("upload_failed", "a"))
+    zero.send(_alert("upload_failed", "a"))
+    assert len(out.sent) == 4

@@ -144,6 +144,7 @@ class LifecycleSettings(_Section):
     # "auto" applies it only when the S3 endpoint is https (or AWS).
     deny_insecure_transport: Literal["auto", "on", "off"] = "auto"
     drift_grace_days: int = Field(2, ge=0)  # S3 runs lifecycle rules up to ~a day late
+    export_expire_days: int = Field(7, ge=0)  # clip exports (exports/ prefix); 0 = keep
 
     @model_validator(mode="after")
     def _order(self) -> LifecycleSettings:
@@ -186,6 +187,12 @@ class ApiSettings(_Section):
     database_url: str = ""
     database_role: str = Field("camvault_api", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pool_max_size: int = Field(8, ge=1)
+    # clip exports: longest range, worker threads per process (0 = this process runs
+    # none), and how long a running job's heartbeat may be silent before another worker
+    # takes it over (its worker died)
+    max_export_minutes: int = Field(240, ge=1, le=24 * 60)
+    export_workers: int = Field(2, ge=0, le=16)
+    export_stale_seconds: float = Field(60.0, ge=1)
 
 
 class CameraSettings(_Section):

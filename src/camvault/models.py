@@ -99,6 +99,12 @@ class Recording:
     id: int | None = None
     run_id: str | None = None
     created_at: datetime | None = None
+    # what a windowed grant lets the reader see of it: closed spans, or None = all of it
+    visible: tuple[tuple[datetime, datetime], ...] | None = None
+
+    @property
+    def clipped(self) -> bool:
+        return self.visible is not None and self.visible != ((self.start_time, self.end_time),)
 
 
 @dataclass(frozen=True, slots=True)

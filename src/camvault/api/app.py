@@ -36,6 +36,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_admin",
     "routes_ops",
     "routes_restore",
+    "routes_exports",
+    "routes_media",
 )
 
 

@@ -15,6 +15,7 @@ from camvault.api import params
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import presign
+from camvault.api.routes_media import media_path
 from camvault.api.schemas import (
     CameraOut,
     GrantOut,
@@ -106,11 +107,16 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
 
     def issue(rec: Recording) -> tuple[PlaybackOut, AuditEntry]:
         c.svc.gate.check(rec)
-        url = presign(c.svc.store, rec, ttl)
+        # a windowed grant shows part of it: the media route streams just that part
+        url = media_path(rec) if rec.clipped else presign(c.svc.store, rec, ttl)
         assert rec.id is not None
         now = c.svc.clock()
         out = PlaybackOut(
-            recording_id=rec.id, url=url, expires_at=now + timedelta(seconds=ttl), ttl_seconds=ttl
+            recording_id=rec.id,
+            url=url,
+            expires_at=now + timedelta(seconds=ttl),
+            ttl_seconds=ttl,
+            clipped=rec.clipped,
         )
         entry = c.audit_entry(
             "playback",
@@ -118,7 +124,7 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
             recording_id=rec.id,
             recording_start=rec.start_time,
             s3_key=rec.s3_key,
-            detail={"ttl_seconds": ttl},
+            detail={"ttl_seconds": ttl, "clipped": rec.clipped},
         )
         return out, entry
 

@@ -21,6 +21,7 @@ from camvault.app import App, database_url
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
 from camvault.errors import ServiceUnavailable
+from camvault.export.worker import clip_services, start_workers
 from camvault.pipeline import Tally
 
 HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
@@ -62,6 +63,7 @@ def build_services(
     )
     access = AccessCatalog(RoleConnector(connector, s.api.database_role))
     restores, gate = routes_restore.wire(s, RoleConnector(connector, s.api.database_role))
+    clips = clip_services(s, RoleConnector(connector, s.api.database_role))
     store = app.store()
 
     def s3_check() -> None:
@@ -75,6 +77,7 @@ def build_services(
         settings=s.api,
         gate=gate,
         restores=restores,
+        clips=clips,
         health_checks={"database": access.ping, "s3": s3_check},
         metrics_source=metrics_source(app, tally),
     )
@@ -127,8 +130,11 @@ def start_api(
     except Exception:
         close()
         raise
+    workers = start_workers(app)  # clip export jobs, claimed from the exports table
 
     def stop() -> None:
+        if workers is not None:
+            workers.stop()
         server.stop()
         close()
 

@@ -13,7 +13,16 @@ import httpx
 import psycopg
 import pytest
 
-from camvault.acl import Grant, Permission, Principal, applies_to, can_see_camera, covers, effective
+from camvault.acl import (
+    Grant,
+    Permission,
+    Principal,
+    applies_to,
+    can_see_camera,
+    covers,
+    effective,
+    visible_range,
+)
 from camvault.embedded import SeaweedFS
 from tests.integration.access_env import (
     T0,
@@ -67,7 +76,7 @@ def _seed(db_url: str, bucket: str) -> World:
                 "window_start": r["cam3"][1].start,
                 "window_end": r["cam3"][4].end,
             },
-            # straddles recording 5: covers only recording 6
+            # straddles recording 5: covers recording 6 and the end of recording 5
             {
                 "user": "bob",
                 "camera_id": "cam3",
@@ -122,6 +131,21 @@ def oracle_cameras(w: World, who: Principal, now: datetime) -> set[str]:
 
 def oracle_visible(w: World, who: Principal, rec: Rec, now: datetime) -> bool:
     return effective(w.grants, who, rec.camera_id, rec.start, rec.end, now) is not None
+
+
+def oracle_spans(w: World, who: Principal, rec: Rec, now: datetime) -> list[list[str]]:
+    got = visible_range(w.grants, who, rec.camera_id, rec.start, rec.end, now)
+    return [[a.isoformat(), b.isoformat()] for a, b in got]
+
+
+def _spans(items: list[dict[str, str]]) -> list[list[str]]:
+    return [
+        [
+            datetime.fromisoformat(i["start"]).isoformat(),
+            datetime.fromisoformat(i["end"]).isoformat(),
+        ]
+        for i in items
+    ]
 
 
 def oracle_acl(w: World, who: Principal, rec: Rec, now: datetime) -> set[int]:
@@ -208,7 +232,15 @@ def check_matrix(client: httpx.Client, w: World) -> int:
                 if visible:
                     acl = {g["id"] for g in meta.json()["acl"]}
                     assert acl == oracle_acl(w, who, rec, now), (name, rec)
-                    assert rec.key in play.json()["url"]
+                    spans = oracle_spans(w, who, rec, now)
+                    assert _spans(meta.json()["visible_ranges"]) == spans, (name, rec)
+                    whole = spans == [[rec.start.isoformat(), rec.end.isoformat()]]
+                    assert meta.json()["clipped"] is (not whole), (name, rec)
+                    if whole:
+                        assert rec.key in play.json()["url"]
+                    else:  # never a presigned URL to the whole object
+                        assert play.json()["url"] == f"/api/recordings/{rec.id}/media"
+                        assert play.json()["clipped"] is True
                     issued += 1
                 else:
                     # not visible answers exactly like not there

@@ -164,17 +164,18 @@ def render_file(
         str(out),
     ]
     total = max(plan.seconds, 1e-3)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if on_start is not None:
-        on_start(proc)
-    assert proc.stdout is not None and proc.stderr is not None
-    for raw in proc.stdout:
-        key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-        if key == "out_time_us" and value.lstrip("-").isdigit():
-            on_progress(min(99.0, max(0.0, int(value) / 1e6 / total * 100)))
-    err = proc.stderr.read().decode("utf-8", "replace")
-    if proc.wait() != 0:
-        raise InvalidMedia(f"ffmpeg could not cut the clip ({proc.returncode}): {err[-500:]}")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        if on_start is not None:
+            on_start(proc)
+        assert proc.stdout is not None and proc.stderr is not None
+        for raw in proc.stdout:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                on_progress(min(99.0, max(0.0, int(value) / 1e6 / total * 100)))
+        err = proc.stderr.read().decode("utf-8", "replace")
+        code = proc.wait()
+    if code != 0:
+        raise InvalidMedia(f"ffmpeg could not cut the clip ({code}): {err[-500:]}")
 
 
 def stream_fragments(

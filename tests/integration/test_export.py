@@ -1,0 +1,202 @@
+"""Clip export end to end on real PostgreSQL + SeaweedFS + ffmpeg: the clip's decoded
+frames, its object (AES256, SHA-256), the row, the audit trail, and the refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from camvault.acl import Permission
+from camvault.embedded import SeaweedFS
+from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
+from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
+
+CAM = "dock"
+SEC = timedelta(seconds=1)
+# three 20 s recordings: 0-20, 20-40, then a gap, 50-70
+STARTS = [T0, T0 + 20 * SEC, T0 + 50 * SEC]
+
+
+@pytest.fixture
+def world(
+    db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    add_cameras(db_url, CAM)
+    recs = upload_footage(s3, bucket, db_url, CAM, STARTS, 20, tmp_path)
+    tokens = {}
+    with service_access(db_url) as acc:
+        for name in ("exporter", "viewer", "stranger", "late"):
+            acc.add_user(name)
+            tokens[name] = bearer(acc.create_token(name)[0])
+        acc.add_grant(camera_id=CAM, user="exporter", permission=Permission.EXPORT)
+        acc.add_grant(camera_id=CAM, user="viewer", permission=Permission.VIEW)
+        # export from 5.5 s on: the keyframe at 5 s is outside it
+        acc.add_grant(
+            camera_id=CAM,
+            user="late",
+            permission=Permission.EXPORT,
+            window_start=T0 + 5.5 * SEC,
+            window_end=T0 + 30 * SEC,
+        )
+    with clip_api(
+        db_url,
+        endpoint=seaweed.endpoint_url,
+        bucket=bucket,
+        credentials=(seaweed.access_key, seaweed.secret_key),
+        tmp=tmp_path,
+        api={"max_export_minutes": 10},
+    ) as api:
+        yield {"api": api, "recs": recs, "tokens": tokens, "s3": s3, "bucket": bucket}
+
+
+def wait_done(api: ClipApi, token: dict[str, str], export_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = api.client.get(f"/api/exports/{export_id}", headers=token)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["state"] in ("done", "failed"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"export {export_id} did not finish")
+
+
+def rows(db_url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_export_across_three_recordings_and_a_gap(
+    world: dict[str, Any], db_url: str, tmp_path: Path
+) -> None:
+    api, tok = world["api"], world["tokens"]["exporter"]
+    start, end = T0 + 5.5 * SEC, T0 + 65 * SEC
+    r = api.client.post(
+        "/api/exports",
+        headers=tok,
+        json={"camera_id": CAM, "start": start.isoformat(), "end": end.isoformat()},
+    )
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["recording_ids"] == [x.id for x in world["recs"]]
+    done = wait_done(api, tok, job["id"])
+    assert done["state"] == "done", done
+    assert done["progress"] == 100
+    # the keyframe at 5 s is inside the exporter's (unwindowed) grant: cut before start
+    assert done["cut"] == "keyframe_at_or_before"
+    actual_start = T0 + 5 * SEC
+    assert done["actual_start"].replace("Z", "+00:00") == actual_start.isoformat()
+    assert done["gaps"] == [
+        {
+            "start": (T0 + 40 * SEC).isoformat().replace("+00:00", "Z"),
+            "end": (T0 + 50 * SEC).isoformat().replace("+00:00", "Z"),
+        }
+    ]
+
+    d = api.client.post(f"/api/exports/{job['id']}/download", headers=tok)
+    assert d.status_code == 200, d.text
+    data = httpx.get(d.json()["url"]).content
+    assert hashlib.sha256(data).hexdigest() == done["sha256"] == d.json()["sha256"]
+    assert len(data) == done["size_bytes"]
+
+    # decoded frames: every 0.1 s from the keyframe at 5 s to 65 s, nothing in the gap
+    got = frame_times(data, actual_start, tmp_path)
+    want = [
+        T0 + i * FRAME
+        for i in range(50, 650)
+        if not (T0 + 40 * SEC <= T0 + i * FRAME < T0 + 50 * SEC)
+    ]
+    assert got == want
+    assert start - GOP <= got[0] <= start
+    # faststart: the index comes before the media
+    assert data.find(b"moov") < data.find(b"mdat")
+    with av.open(str(tmp_path / "decoded.mp4")) as c:
+        meta = json.loads(c.metadata["comment"])
+    assert meta["gaps"] == [
+        {"start": (T0 + 40 * SEC).isoformat(), "end": (T0 + 50 * SEC).isoformat()}
+    ]
+
+    row = rows(db_url, "SELECT * FROM exports")[0]
+    assert row["state"] == "done" and row["requester_name"] == "exporter"
+    head = world["s3"].head_object(Bucket=world["bucket"], Key=row["s3_key"])
+    assert head["ServerSideEncryption"] == "AES256"
+    assert row["s3_key"].startswith(f"exports/{CAM}/{job['id']}_")
+    actions = [
+        (a["user_name"], a["action"]) for a in rows(db_url, "SELECT * FROM audit_log ORDER BY id")
+    ]
+    assert actions == [
+        ("exporter", "export.request"),
+        ("exporter", "export.complete"),
+        ("exporter", "export.download"),
+    ]
+    # the list shows it to its requester, not to others
+    assert [e["id"] for e in api.client.get("/api/exports", headers=tok).json()] == [job["id"]]
+    assert api.client.get("/api/exports", headers=world["tokens"]["viewer"]).json() == []
+    other = api.client.get(f"/api/exports/{job['id']}", headers=world["tokens"]["viewer"])
+    assert other.status_code == 404
+
+
+def test_windowed_export_starts_after_the_window_start(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    api, tok = world["api"], world["tokens"]["late"]
+    start, end = T0 + 5.5 * SEC, T0 + 25 * SEC
+    r = api.client.post(
+        "/api/exports",
+        headers=tok,
+        json={"camera_id": CAM, "start": start.isoformat(), "end": end.isoformat()},
+    )
+    assert r.status_code == 202, r.text
+    done = wait_done(api, tok, r.json()["id"])
+    assert done["state"] == "done" and done["cut"] == "keyframe_at_or_after", done
+    d = api.client.post(f"/api/exports/{done['id']}/download", headers=tok).json()
+    got = frame_times(httpx.get(d["url"]).content, T0 + 6 * SEC, tmp_path)
+    assert got[0] == T0 + 6 * SEC and got[-1] == end - FRAME
+    assert all(start <= t < end for t in got)
+    # beyond the window: refused
+    r = api.client.post(
+        "/api/exports",
+        headers=tok,
+        json={"camera_id": CAM, "start": start.isoformat(), "end": (T0 + 31 * SEC).isoformat()},
+    )
+    assert r.status_code == 403 and r.json()["field"] == "start"
+
+
+def test_refusals(world: dict[str, Any], db_url: str, bucket: str) -> None:
+    api, t = world["api"], world["tokens"]
+    body = {"camera_id": CAM, "start": T0.isoformat(), "end": (T0 + 30 * SEC).isoformat()}
+    assert api.client.post("/api/exports", headers=t["viewer"], json=body).status_code == 403
+    assert api.client.post("/api/exports", headers=t["stranger"], json=body).status_code == 404
+    long = {**body, "end": (T0 + timedelta(minutes=11)).isoformat()}
+    r = api.client.post("/api/exports", headers=t["exporter"], json=long)
+    assert r.status_code == 422 and r.json()["field"] == "end", r.text
+    naive = {**body, "start": "2026-11-20T08:00:00"}
+    r = api.client.post("/api/exports", headers=t["exporter"], json=naive)
+    assert r.status_code == 422 and r.json()["field"] == "start", r.text
+    # archived footage in the range → 409 naming it
+    (cold,) = add_recordings(
+        db_url, CAM, 1, start=T0 + 2 * timedelta(hours=1), bucket=bucket, storage_class="GLACIER"
+    )
+    cold_body = {
+        "camera_id": CAM,
+        "start": cold.start.isoformat(),
+        "end": (cold.start + 30 * SEC).isoformat(),
+    }
+    r = api.client.post("/api/exports", headers=t["exporter"], json=cold_body)
+    assert r.status_code == 409, r.text
+    assert [x["id"] for x in r.json()["recordings"]] == [cold.id]
+    assert rows(db_url, "SELECT count(*) AS n FROM exports")[0]["n"] == 0
+    # a not-yet-done export cannot be downloaded; nobody else's can be seen
+    r = api.client.post("/api/exports/999/download", headers=t["exporter"])
+    assert r.status_code == 404

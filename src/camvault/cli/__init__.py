@@ -54,7 +54,7 @@ def parse_time(value: str) -> datetime:
 
 
 # Modules under camvault.cli that register sub-commands (each has ``register(sub)``).
-COMMAND_MODULES = ("archive", "admin", "reconcile", "access", "record", "lifecycle")
+COMMAND_MODULES = ("archive", "admin", "reconcile", "access", "record", "lifecycle", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,299 @@
+"""Clip export of 1 h of 4 Mbit/s footage (12 x 5 min) vs the manual route.
+
+camvault: ``camvault export`` (a subprocess: request → job → ffmpeg concat stream copy
+reading the objects through presigned URLs → MP4 with +faststart → SSE-S3 upload →
+download to the output file). Manual: ``s5cmd cp`` of the 12 objects to a local directory,
+then ``ffmpeg -f concat -c copy``. For each: wall time, time to the first byte of the
+output file, and the peak RSS of the whole process tree (sampled from /proc every 20 ms).
+Also the time to first byte of the streamed, clipped playback route for one recording.
+
+    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4]
+
+Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
+bench/results/export.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import psycopg
+from psycopg import sql
+
+from camvault.catalog.migrate import migrate
+from camvault.embedded import SeaweedFS
+
+RESULTS = Path(__file__).parent / "results"
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+CAM = "bench-cam"
+
+
+def make_segment(path: Path, seconds: int, mbps: float) -> Path:
+    """Small picture, constant 4 Mbit/s (x264 CBR filler): fast to make, real-sized."""
+    kbps = int(mbps * 1000)
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
+         "-i", f"testsrc2=size=320x240:rate=15:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
+         "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k",
+         "-bufsize", f"{kbps}k", "-x264-params", "nal-hrd=cbr:force-cfr=1",
+         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def tree_rss_kb(root: int) -> int:
+    """RSS of ``root`` and all its descendants."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> dict[str, float]:
+    """Run ``cmd``; wall seconds, seconds until ``first_byte`` (or a ``.part`` beside it)
+    has data, and peak RSS (MB) of its process tree."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    peak = 0
+    ttfb = None
+    candidates = (
+        [] if first_byte is None else [first_byte, first_byte.with_name(f".{first_byte.name}.part")]
+    )
+    while proc.poll() is None:
+        peak = max(peak, tree_rss_kb(proc.pid))
+        if ttfb is None and any(p.exists() and p.stat().st_size > 0 for p in candidates):
+            ttfb = time.perf_counter() - t0
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode})")
+    return {
+        "wall_s": wall,
+        "ttfb_s": ttfb if ttfb is not None else wall,
+        "peak_rss_mb": peak / 1024,
+    }
+
+
+def setup_db(admin: str) -> str:
+    dbname = f"camvault_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    info = psycopg.conninfo.conninfo_to_dict(admin)
+    info["dbname"] = dbname
+    url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    migrate(url)
+    return url
+
+
+def seed(db_url: str, s3: Any, bucket: str, seg: Path, n: int, seconds: int) -> list[str]:
+    body = seg.read_bytes()
+    sha = hashlib.sha256(body).hexdigest()
+    keys = []
+    with psycopg.connect(db_url) as conn:
+        conn.execute("INSERT INTO cameras (id) VALUES (%s)", (CAM,))
+        for i in range(n):
+            s = T0 + timedelta(seconds=seconds * i)
+            key = f"{CAM}/{s:%Y/%m/%d}/{CAM}_{s:%Y%m%dT%H%M%S}Z.mp4"
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
+            conn.execute("SELECT camvault_ensure_partition(%s)", (s,))
+            conn.execute(
+                "INSERT INTO recordings (camera_id, start_time, end_time, duration_seconds,"
+                " s3_bucket, s3_key, size_bytes, checksum_algorithm, checksum, codec, width,"
+                " height, sse, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, 'sha256', %s,"
+                " 'h264', 320, 240, 'AES256', 'e')",
+                (CAM, s, s + timedelta(seconds=seconds), seconds, bucket, key, len(body), sha),
+            )
+            keys.append(key)
+    return keys
+
+
+def media_ttfb(db_url: str, weed: SeaweedFS, bucket: str, work: Path) -> float:
+    """Time to the first byte of the clipped playback stream of one recording (a user
+    whose window starts 2 min into it)."""
+    import httpx
+
+    from camvault.acl import Permission
+    from camvault.api import ApiServices, create_app
+    from camvault.api.server import ApiServer
+    from camvault.catalog.access import AccessCatalog, RoleConnector
+    from camvault.catalog.connector import PsycopgConnector
+    from camvault.config import ApiSettings, S3Settings
+    from camvault.export.jobs import ExportRequests
+    from camvault.export.media import ffmpeg_exe
+    from camvault.export.service import ClipServices
+    from camvault.storage import S3ObjectStore, make_client
+
+    conn = PsycopgConnector(db_url, max_size=4)
+    admin = AccessCatalog(conn)
+    admin.add_user("w")
+    admin.add_grant(
+        camera_id=CAM, user="w", permission=Permission.VIEW,
+        window_start=T0 + timedelta(minutes=2), window_end=T0 + timedelta(minutes=4),
+    )  # fmt: skip
+    token = admin.create_token("w")[0]
+    s3s = S3Settings(bucket=bucket, endpoint_url=weed.endpoint_url, addressing_style="path")
+    store = S3ObjectStore(make_client(s3s, credentials=(weed.access_key, weed.secret_key)), s3s)
+    as_api = RoleConnector(conn, "camvault_api")
+    svc = ApiServices(
+        access=AccessCatalog(as_api), store=store, settings=ApiSettings(),
+        clips=ClipServices(ExportRequests(as_api, max_minutes=240), ffmpeg_exe(), work / "clips"),
+    )  # fmt: skip
+    server = ApiServer(create_app(svc), "127.0.0.1", 0)
+    url = server.start()
+    try:
+        with psycopg.connect(db_url) as c:
+            row = c.execute("SELECT min(id) FROM recordings").fetchone()
+        assert row is not None
+        t0 = time.perf_counter()
+        with httpx.stream(
+            "GET", f"{url}/api/recordings/{row[0]}/media",
+            headers={"Authorization": f"Bearer {token}"}, timeout=60,
+        ) as r:  # fmt: skip
+            r.raise_for_status()
+            next(r.iter_bytes())
+            return time.perf_counter() - t0
+    finally:
+        server.stop()
+        conn.close()
+
+
+def fmt_row(name: str, r: dict[str, float]) -> str:
+    return f"{name:<22} {r['wall_s']:>8.1f} {r['ttfb_s']:>9.1f} {r['peak_rss_mb']:>13.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--segments", type=int, default=12)
+    ap.add_argument("--segment-seconds", type=int, default=300)
+    ap.add_argument("--mbps", type=float, default=4.0)
+    args = ap.parse_args()
+    admin = os.environ.get(
+        "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    db_url = setup_db(admin)
+    work = Path(tempfile.mkdtemp(prefix="camvault-bench-export-"))
+    say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s segment …")
+        seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps)
+        with SeaweedFS(work / "weed") as weed:
+            s3 = weed.client()
+            bucket = "bench"
+            s3.create_bucket(Bucket=bucket)
+            say(f"uploading {args.segments} copies ({seg.stat().st_size / 1e6:.0f} MB each) …")
+            keys = seed(db_url, s3, bucket, seg, args.segments, args.segment_seconds)
+            env = {
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": weed.access_key,
+                "AWS_SECRET_ACCESS_KEY": weed.secret_key,
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            cfg = work / "camvault.toml"
+            cfg.write_text(
+                f'data_dir = "{work / "data"}"\n[database]\nurl = "{db_url}"\n'
+                f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
+                f'addressing_style = "path"\n[spool]\ndir = "{work / "spool"}"\n'
+            )
+            end = T0 + timedelta(seconds=args.segments * args.segment_seconds)
+            say("camvault export …")
+            out = work / "camvault.mp4"
+            exe = str(Path(sys.executable).parent / "camvault")
+            cv = measured(
+                [exe, "-c", str(cfg), "export", "--camera", CAM, "--start", T0.isoformat(),
+                 "--end", end.isoformat(), "-o", str(out), "--json"],
+                env, out,
+            )  # fmt: skip
+            say("manual: s5cmd cp + ffmpeg -f concat -c copy …")
+            dl = work / "dl"
+            s5 = shutil.which("s5cmd") or str(Path(sys.executable).parent / "s5cmd")
+            get = measured(
+                [s5, "--endpoint-url", weed.endpoint_url, "cp", f"s3://{bucket}/{CAM}/*", f"{dl}/"],
+                env, None,
+            )  # fmt: skip
+            files = sorted(dl.rglob("*.mp4"))
+            assert len(files) == len(keys), files
+            lst = work / "list.txt"
+            lst.write_text("".join(f"file '{f}'\n" for f in files))
+            manual_out = work / "manual.mp4"
+            cat = measured(
+                [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0",
+                 "-i", str(lst), "-c", "copy", str(manual_out)],
+                env, manual_out,
+            )  # fmt: skip
+            manual = {
+                "wall_s": get["wall_s"] + cat["wall_s"],
+                "ttfb_s": get["wall_s"] + cat["ttfb_s"],
+                "peak_rss_mb": max(get["peak_rss_mb"], cat["peak_rss_mb"]),
+            }
+            say("clipped playback stream, time to first byte …")
+            stream_ttfb = media_ttfb(db_url, weed, bucket, work)
+        ratio = cv["wall_s"] / manual["wall_s"]
+        print(f"\n1 h clip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
+              f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
+        print(f"{'route':<22} {'wall s':>8} {'ttfb s':>9} {'peak RSS MB':>13}")
+        print(fmt_row("camvault export", cv))
+        print(fmt_row("  s5cmd cp", get))
+        print(fmt_row("  ffmpeg concat copy", cat))
+        print(fmt_row("manual total", manual))
+        print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
+              f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(f"clipped playback stream (one recording), time to first byte: {stream_ttfb:.2f} s")
+        RESULTS.mkdir(exist_ok=True)
+        result = {
+            "at": datetime.now(UTC).isoformat(),
+            "segments": args.segments,
+            "segment_seconds": args.segment_seconds,
+            "mbps": args.mbps,
+            "clip_bytes": out.stat().st_size,
+            "camvault": cv,
+            "manual": {"s5cmd": get, "ffmpeg_concat": cat, "total": manual},
+            "ratio_wall": ratio,
+            "media_stream_ttfb_s": stream_ttfb,
+        }
+        (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()

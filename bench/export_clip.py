@@ -290,7 +290,7 @@ def main() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
+                    sql.Identifier(str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]))
                 )
             )
 

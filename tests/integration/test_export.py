@@ -200,3 +200,35 @@ def test_refusals(world: dict[str, Any], db_url: str, bucket: str) -> None:
     # a not-yet-done export cannot be downloaded; nobody else's can be seen
     r = api.client.post("/api/exports/999/download", headers=t["exporter"])
     assert r.status_code == 404
+
+
+def test_streamed_clip_matches_the_export(
+    world: dict[str, Any], db_url: str, tmp_path: Path
+) -> None:
+    api, t = world["api"], world["tokens"]
+    start, end = T0 + 5.5 * SEC, T0 + 65 * SEC
+    q = {"start": start.isoformat(), "end": end.isoformat()}
+    r = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"])
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Camvault-Cut"] == "keyframe_at_or_before"
+    assert json.loads(r.headers["X-Camvault-Gaps"]) == [
+        {"start": (T0 + 40 * SEC).isoformat(), "end": (T0 + 50 * SEC).isoformat()}
+    ]
+    got = frame_times(r.content, T0 + 5 * SEC, tmp_path)
+    want = [
+        T0 + i * FRAME
+        for i in range(50, 650)
+        if not (T0 + 40 * SEC <= T0 + i * FRAME < T0 + 50 * SEC)
+    ]
+    assert got == want
+    # the windowed exporter gets exactly their window's part, from the keyframe after it
+    q2 = {"start": start.isoformat(), "end": (T0 + 25 * SEC).isoformat()}
+    r = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q2, headers=t["late"])
+    assert r.status_code == 200, r.text
+    got = frame_times(r.content, T0 + 6 * SEC, tmp_path)
+    assert got[0] == T0 + 6 * SEC and all(start <= x < T0 + 25 * SEC for x in got)
+    for who, status in (("viewer", 403), ("stranger", 404)):
+        r = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t[who])
+        assert r.status_code == status, (who, r.text)
+    actions = [a["action"] for a in rows(db_url, "SELECT action FROM audit_log ORDER BY id")]
+    assert actions == ["export.stream", "export.stream"]

@@ -170,36 +170,7 @@ class ExportRequests:
     ) -> ExportJob:
         self.validate(start, end)
         with self._tx(who) as s:
-            if s.fetchone(query("visible_camera", "access.sql"), {"id": camera_id}) is None:
-                raise NotFound(f"no camera {camera_id!r}")
-            allowed = start - LOOKBACK
-            if who is not None:
-                allowed = self._check_permission(s, camera_id, start, end)
-            rows = s.fetchall(
-                q("range_recordings"), {"camera_id": camera_id, "start": start, "end": end}
-            )
-            recs = [recording_from_row(r) for r in rows]
-            if not recs:
-                raise NotFound("no footage in the requested range")
-            archived = [r for r in recs if r.storage_class.upper() in ARCHIVED]
-            if archived:
-                raise ObjectArchived(
-                    f"{len(archived)} recording(s) in the range are archived; restore them first",
-                    {
-                        "recordings": [
-                            {
-                                "id": r.id,
-                                "start_time": r.start_time.isoformat(),
-                                "storage_class": r.storage_class,
-                                "restore": {
-                                    "method": "POST",
-                                    "path": f"/api/recordings/{r.id}/restore",
-                                },
-                            }
-                            for r in archived
-                        ]
-                    },
-                )
+            recs, allowed = self._resolve(s, who, camera_id, start, end)
             row = s.fetchone(
                 q("insert_export"),
                 {
@@ -226,6 +197,76 @@ class ExportRequests:
                 user_agent=origin.user_agent,
             )
         return job
+
+    def _resolve(
+        self, s: Session, who: Identity | None, camera_id: str, start: datetime, end: datetime
+    ) -> tuple[list[Recording], datetime]:
+        """The checks of an export: camera visible, ``export`` on the whole range, footage
+        there and none of it archived. Returns the recordings and ``allowed_start``."""
+        if s.fetchone(query("visible_camera", "access.sql"), {"id": camera_id}) is None:
+            raise NotFound(f"no camera {camera_id!r}")
+        allowed = start - LOOKBACK
+        if who is not None:
+            allowed = self._check_permission(s, camera_id, start, end)
+        rows = s.fetchall(
+            q("range_recordings"), {"camera_id": camera_id, "start": start, "end": end}
+        )
+        recs = [recording_from_row(r) for r in rows]
+        if not recs:
+            raise NotFound("no footage in the requested range")
+        archived = [r for r in recs if r.storage_class.upper() in ARCHIVED]
+        if archived:
+            raise ObjectArchived(
+                f"{len(archived)} recording(s) in the range are archived; restore them first",
+                {
+                    "recordings": [
+                        {
+                            "id": r.id,
+                            "start_time": r.start_time.isoformat(),
+                            "storage_class": r.storage_class,
+                            "restore": {
+                                "method": "POST",
+                                "path": f"/api/recordings/{r.id}/restore",
+                            },
+                        }
+                        for r in archived
+                    ]
+                },
+            )
+        return recs, allowed
+
+    def stream(
+        self,
+        who: Identity | None,
+        camera_id: str,
+        start: datetime,
+        end: datetime,
+        origin: Origin = Origin(),
+    ) -> tuple[list[Recording], datetime]:
+        """The checks of an export for a clip streamed on the fly (no job, no object);
+        audited as ``export.stream`` before anything is sent."""
+        self.validate(start, end)
+        with self._tx(who) as s:
+            recs, allowed = self._resolve(s, who, camera_id, start, end)
+            s.execute(
+                query("insert_audit", "access.sql"),
+                {
+                    "user_id": who.user_id if who else None,
+                    "user_name": who.user_name if who else "operator",
+                    "action": "export.stream",
+                    "camera_id": camera_id,
+                    "recording_id": None,
+                    "recording_start": start,
+                    "s3_key": None,
+                    "client_addr": origin.client_addr,
+                    "user_agent": (origin.user_agent or "")[:512] or None,
+                    "detail": json.dumps(
+                        {"start": start, "end": end, "recordings": [r.id for r in recs]},
+                        default=str,
+                    ),
+                },
+            )
+        return recs, allowed
 
     @staticmethod
     def _check_permission(s: Session, camera_id: str, start: datetime, end: datetime) -> datetime:

@@ -140,9 +140,37 @@ def seed(db_url: str, s3: Any, bucket: str, seg: Path, n: int, seconds: int) -> 
     return keys
 
 
-def media_ttfb(db_url: str, weed: SeaweedFS, bucket: str, work: Path) -> float:
-    """Time to the first byte of the clipped playback stream of one recording (a user
-    whose window starts 2 min into it)."""
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _ffmpeg_kids() -> list[int]:
+    me = os.getpid()
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me and "ffmpeg" in comm:
+                out.append(int(d.name))
+    return out
+
+
+def streamed(
+    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int
+) -> dict[str, Any]:
+    """The API in this process: (1) the streamed clip of the whole range (no job, no
+    object) — wall, TTFB, peak RSS of this process + its ffmpeg; (2) TTFB of the clipped
+    playback stream of one recording for a user whose window starts inside it."""
     import httpx
 
     from camvault.acl import Permission
@@ -159,11 +187,15 @@ def media_ttfb(db_url: str, weed: SeaweedFS, bucket: str, work: Path) -> float:
     conn = PsycopgConnector(db_url, max_size=4)
     admin = AccessCatalog(conn)
     admin.add_user("w")
+    admin.add_user("x")
     admin.add_grant(
         camera_id=CAM, user="w", permission=Permission.VIEW,
-        window_start=T0 + timedelta(minutes=2), window_end=T0 + timedelta(minutes=4),
+        window_start=T0 + timedelta(seconds=seg_s * 0.4),
+        window_end=T0 + timedelta(seconds=seg_s * 0.8),
     )  # fmt: skip
-    token = admin.create_token("w")[0]
+    admin.add_grant(camera_id=CAM, user="x", permission=Permission.EXPORT)
+    w_token = admin.create_token("w")[0]
+    x_token = admin.create_token("x")[0]
     s3s = S3Settings(bucket=bucket, endpoint_url=weed.endpoint_url, addressing_style="path")
     store = S3ObjectStore(make_client(s3s, credentials=(weed.access_key, weed.secret_key)), s3s)
     as_api = RoleConnector(conn, "camvault_api")
@@ -173,6 +205,15 @@ def media_ttfb(db_url: str, weed: SeaweedFS, bucket: str, work: Path) -> float:
     )  # fmt: skip
     server = ApiServer(create_app(svc), "127.0.0.1", 0)
     url = server.start()
+    out = work / "streamed.mp4"
+    peak = [0]
+    stop = [False]
+
+    def sample() -> None:
+        while not stop[0]:
+            peak[0] = max(peak[0], _rss_kb(os.getpid()) + sum(_rss_kb(p) for p in _ffmpeg_kids()))
+            time.sleep(0.02)
+
     try:
         with psycopg.connect(db_url) as c:
             row = c.execute("SELECT min(id) FROM recordings").fetchone()
@@ -180,12 +221,37 @@ def media_ttfb(db_url: str, weed: SeaweedFS, bucket: str, work: Path) -> float:
         t0 = time.perf_counter()
         with httpx.stream(
             "GET", f"{url}/api/recordings/{row[0]}/media",
-            headers={"Authorization": f"Bearer {token}"}, timeout=60,
+            headers={"Authorization": f"Bearer {w_token}"}, timeout=60,
         ) as r:  # fmt: skip
             r.raise_for_status()
             next(r.iter_bytes())
-            return time.perf_counter() - t0
+            media_ttfb = time.perf_counter() - t0
+        import threading
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        ttfb = None
+        with httpx.stream(
+            "GET", f"{url}/api/cameras/{CAM}/clip.mp4",
+            params={"start": T0.isoformat(), "end": end.isoformat()},
+            headers={"Authorization": f"Bearer {x_token}"}, timeout=600,
+        ) as r, out.open("wb") as f:  # fmt: skip
+            r.raise_for_status()
+            for chunk in r.iter_bytes(1024 * 1024):
+                if ttfb is None:
+                    ttfb = time.perf_counter() - t0
+                f.write(chunk)
+        wall = time.perf_counter() - t0
+        stop[0] = True
+        sampler.join()
+        return {
+            "stream": {"wall_s": wall, "ttfb_s": ttfb or wall, "peak_rss_mb": peak[0] / 1024},
+            "stream_bytes": out.stat().st_size,
+            "media_ttfb_s": media_ttfb,
+        }
     finally:
+        stop[0] = True
         server.stop()
         conn.close()
 
@@ -259,9 +325,11 @@ def main() -> None:
                 "ttfb_s": get["wall_s"] + cat["ttfb_s"],
                 "peak_rss_mb": max(get["peak_rss_mb"], cat["peak_rss_mb"]),
             }
-            say("clipped playback stream, time to first byte …")
-            stream_ttfb = media_ttfb(db_url, weed, bucket, work)
+            say("streamed clip route and clipped playback …")
+            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds)
+            stream_ttfb = st["media_ttfb_s"]
         ratio = cv["wall_s"] / manual["wall_s"]
+        stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
         print(f"\n1 h clip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
               f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
         print(f"{'route':<22} {'wall s':>8} {'ttfb s':>9} {'peak RSS MB':>13}")
@@ -269,8 +337,10 @@ def main() -> None:
         print(fmt_row("  s5cmd cp", get))
         print(fmt_row("  ffmpeg concat copy", cat))
         print(fmt_row("manual total", manual))
+        print(fmt_row("camvault clip.mp4 stream", st["stream"]))
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(f"streamed clip / manual wall time: {stream_ratio:.2f}")
         print(f"clipped playback stream (one recording), time to first byte: {stream_ttfb:.2f} s")
         RESULTS.mkdir(exist_ok=True)
         result = {
@@ -282,6 +352,9 @@ def main() -> None:
             "camvault": cv,
             "manual": {"s5cmd": get, "ffmpeg_concat": cat, "total": manual},
             "ratio_wall": ratio,
+            "stream": st["stream"],
+            "stream_bytes": st["stream_bytes"],
+            "stream_ratio_wall": stream_ratio,
             "media_stream_ttfb_s": stream_ttfb,
         }
         (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -21,7 +21,7 @@ from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
 from camvault.config import Settings
 from camvault.errors import CamvaultError, ObjectArchived
 from camvault.export.jobs import ExportJob, ExportRequests
-from camvault.export.worker import export_runner
+from camvault.export.worker import export_runner, export_store
 
 
 def register(sub: Any) -> None:
@@ -68,7 +68,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         except ObjectArchived as exc:
             ids = [r["id"] for r in exc.state.get("recordings", [])]  # type: ignore[attr-defined]
             raise CamvaultError(f"{exc} (recordings {ids}; `camvault restore request ID`)") from exc
-        store = app.store()
+        store = export_store(settings)
         runner = export_runner(app, store)
         show = _progress(not args.json and sys.stderr.isatty())
         claimed = runner.claim(job.id)

@@ -57,8 +57,8 @@ def make_segment(path: Path, seconds: int, mbps: float) -> Path:
     return path
 
 
-def tree_rss_kb(root: int) -> int:
-    """RSS of ``root`` and all its descendants."""
+def tree_rss_kb(root: int) -> tuple[int, int]:
+    """RSS of ``root`` with all its descendants, and of the descendants alone."""
     kids: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -69,17 +69,14 @@ def tree_rss_kb(root: int) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         kids.setdefault(ppid, []).append(int(d.name))
-    total, todo = 0, [root]
+    total, children, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         todo += kids.get(pid, [])
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+        rss = _rss_kb(pid)
+        total += rss
+        children += rss if pid != root else 0
+    return total, children
 
 
 def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> dict[str, float]:
@@ -87,13 +84,14 @@ def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> di
     has data, and peak RSS (MB) of its process tree."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    peak = 0
+    peak = peak_kids = 0
     ttfb = None
     candidates = (
         [] if first_byte is None else [first_byte, first_byte.with_name(f".{first_byte.name}.part")]
     )
     while proc.poll() is None:
-        peak = max(peak, tree_rss_kb(proc.pid))
+        total, kids = tree_rss_kb(proc.pid)
+        peak, peak_kids = max(peak, total), max(peak_kids, kids)
         if ttfb is None and any(p.exists() and p.stat().st_size > 0 for p in candidates):
             ttfb = time.perf_counter() - t0
         time.sleep(0.02)
@@ -104,6 +102,7 @@ def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> di
         "wall_s": wall,
         "ttfb_s": ttfb if ttfb is not None else wall,
         "peak_rss_mb": peak / 1024,
+        "peak_child_rss_mb": peak_kids / 1024,  # ffmpeg under camvault; none for the tools
     }
 
 
@@ -206,12 +205,14 @@ def streamed(
     server = ApiServer(create_app(svc), "127.0.0.1", 0)
     url = server.start()
     out = work / "streamed.mp4"
-    peak = [0]
+    peak = [0, 0]  # this process (API + client) + ffmpeg; ffmpeg alone
     stop = [False]
 
     def sample() -> None:
         while not stop[0]:
-            peak[0] = max(peak[0], _rss_kb(os.getpid()) + sum(_rss_kb(p) for p in _ffmpeg_kids()))
+            ff = sum(_rss_kb(p) for p in _ffmpeg_kids())
+            peak[0] = max(peak[0], _rss_kb(os.getpid()) + ff)
+            peak[1] = max(peak[1], ff)
             time.sleep(0.02)
 
     try:
@@ -228,6 +229,7 @@ def streamed(
             media_ttfb = time.perf_counter() - t0
         import threading
 
+        base = _rss_kb(os.getpid())
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         t0 = time.perf_counter()
@@ -246,7 +248,13 @@ def streamed(
         stop[0] = True
         sampler.join()
         return {
-            "stream": {"wall_s": wall, "ttfb_s": ttfb or wall, "peak_rss_mb": peak[0] / 1024},
+            "stream": {
+                "wall_s": wall,
+                "ttfb_s": ttfb or wall,
+                "peak_rss_mb": peak[0] / 1024,
+                "peak_child_rss_mb": peak[1] / 1024,
+                "api_process_growth_mb": (peak[0] - peak[1] - base) / 1024,
+            },
             "stream_bytes": out.stat().st_size,
             "media_ttfb_s": media_ttfb,
         }
@@ -257,7 +265,11 @@ def streamed(
 
 
 def fmt_row(name: str, r: dict[str, float]) -> str:
-    return f"{name:<22} {r['wall_s']:>8.1f} {r['ttfb_s']:>9.1f} {r['peak_rss_mb']:>13.1f}"
+    kids = r.get("peak_child_rss_mb")
+    return (
+        f"{name:<26} {r['wall_s']:>7.1f} {r['ttfb_s']:>7.1f} {r['peak_rss_mb']:>12.1f}"
+        f" {'' if kids is None else f'{kids:.1f}':>14}"
+    )
 
 
 def main() -> None:
@@ -332,16 +344,20 @@ def main() -> None:
         stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
         print(f"\n1 h clip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
               f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
-        print(f"{'route':<22} {'wall s':>8} {'ttfb s':>9} {'peak RSS MB':>13}")
+        print(f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}")
         print(fmt_row("camvault export", cv))
         print(fmt_row("  s5cmd cp", get))
         print(fmt_row("  ffmpeg concat copy", cat))
         print(fmt_row("manual total", manual))
-        print(fmt_row("camvault clip.mp4 stream", st["stream"]))
+        print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
-        print(f"streamed clip / manual wall time: {stream_ratio:.2f}")
+        print(
+            f"streamed clip / manual wall time: {stream_ratio:.2f}; the API process grew "
+            f"{st['stream']['api_process_growth_mb']:.1f} MB while streaming"
+        )
         print(f"clipped playback stream (one recording), time to first byte: {stream_ttfb:.2f} s")
+        print("* peak RSS of the bench process itself (API server, client, boto3) + ffmpeg")
         RESULTS.mkdir(exist_ok=True)
         result = {
             "at": datetime.now(UTC).isoformat(),

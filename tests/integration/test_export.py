@@ -232,3 +232,30 @@ def test_streamed_clip_matches_the_export(
         assert r.status_code == status, (who, r.text)
     actions = [a["action"] for a in rows(db_url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions == ["export.stream", "export.stream"]
+
+
+def test_exports_rls_requester_and_admins(world: dict[str, Any], db_url: str) -> None:
+    """Row-level security on exports: the requester and admins see a job; nobody can
+    create one in another user's name, even with SQL through the API role."""
+    api, t = world["api"], world["tokens"]
+    body = {"camera_id": CAM, "start": T0.isoformat(), "end": (T0 + 10 * SEC).isoformat()}
+    job = api.client.post("/api/exports", headers=t["exporter"], json=body).json()
+    with service_access(db_url) as acc:
+        acc.add_user("boss", is_admin=True)
+        boss = bearer(acc.create_token("boss")[0])
+    assert api.client.get(f"/api/exports/{job['id']}", headers=boss).status_code == 200
+    assert [e["id"] for e in api.client.get("/api/exports", headers=boss).json()] == [job["id"]]
+    d = api.client.post(f"/api/exports/{job['id']}/download", headers=t["viewer"])
+    assert d.status_code == 404
+    with psycopg.connect(db_url) as conn, conn.transaction():
+        viewer_id = conn.execute("SELECT id FROM users WHERE name = 'viewer'").fetchone()
+        assert viewer_id is not None
+        conn.execute("SET LOCAL ROLE camvault_api")
+        conn.execute("SELECT set_config('camvault.user_id', %s, true)", (str(viewer_id[0]),))
+        assert conn.execute("SELECT count(*) FROM exports").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO exports (requested_by, camera_id, range_start, range_end,"
+                " allowed_start, recording_ids) VALUES (%s, %s, %s, %s, %s, '{}')",
+                (viewer_id[0] + 1000, CAM, T0, T0 + SEC, T0),
+            )

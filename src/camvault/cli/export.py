@@ -20,7 +20,7 @@ from camvault.catalog.access import AccessCatalog, Identity
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
 from camvault.config import Settings
 from camvault.errors import CamvaultError, ObjectArchived
-from camvault.export.jobs import ExportJob, ExportRequests
+from camvault.export.jobs import ExportJob, ExportRequests, ExportRunner
 from camvault.export.worker import export_runner, export_store
 
 
@@ -71,10 +71,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         store = export_store(settings)
         runner = export_runner(app, store)
         show = _progress(not args.json and sys.stderr.isatty())
-        claimed = runner.claim(job.id)
-        if claimed is not None:
-            job = runner.run(claimed, show)
-        job = _wait(requests, who, job)  # a `serve` worker may have claimed it first
+        job = _run(runner, requests, who, job, show)
         if job.state != "done" or not job.s3_key:
             emit(args, _out(job, None), lambda: print(f"export {job.id} failed: {job.error}"))
             return EXIT_PARTIAL
@@ -84,9 +81,21 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-def _wait(requests: ExportRequests, who: Identity | None, job: ExportJob) -> ExportJob:
+def _run(
+    runner: ExportRunner,
+    requests: ExportRequests,
+    who: Identity | None,
+    job: ExportJob,
+    show: Any,
+) -> ExportJob:
+    """Run the job here; if a `serve` worker claimed it first, wait for it — and take it
+    over should that worker die (its heartbeat goes stale)."""
     while job.state in ("queued", "running"):
-        time.sleep(0.5)
+        claimed = runner.claim(job.id)
+        if claimed is not None:
+            runner.run(claimed, show)
+        else:
+            time.sleep(0.5)
         job = requests.get(who, job.id)
     return job
 

@@ -179,7 +179,7 @@ def render_file(
 
 
 def stream_fragments(
-    ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 64 * 1024
+    ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 1024 * 1024
 ) -> Iterator[bytes]:
     """The clip as fragmented MP4 on ffmpeg's stdout, chunk by chunk; ffmpeg is killed
     and the script removed when the consumer stops early (client gone)."""
@@ -195,7 +195,9 @@ def stream_fragments(
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:
-        while data := proc.stdout.read(chunk):
+        # read1: whatever ffmpeg has written (up to ``chunk``), so the first bytes go out
+        # at once and a long clip moves in few, large chunks
+        while data := proc.stdout.read1(chunk):
             yield data
         proc.wait()
     finally:

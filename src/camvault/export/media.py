@@ -9,6 +9,7 @@ worker ever holds a whole object. ffmpeg is the binary bundled with imageio-ffmp
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import subprocess
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 
@@ -197,7 +198,7 @@ def stream_fragments(
     try:
         # read1: whatever ffmpeg has written (up to ``chunk``), so the first bytes go out
         # at once and a long clip moves in few, large chunks
-        while data := proc.stdout.read1(chunk):
+        while data := cast("io.BufferedReader", proc.stdout).read1(chunk):
             yield data
         proc.wait()
     finally:

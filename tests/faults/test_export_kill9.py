@@ -118,3 +118,19 @@ def test_worker_dying_too_often_fails_the_job_clearly(
     r = row(db_url, export_id)
     assert r["state"] == "failed" and "died" in r["error"], r
     assert export_objects(s3, bucket) == []  # the orphaned object was removed
+    assert not list((settings.data_dir / "exports-tmp").glob("export-*"))
+
+
+def test_start_up_sweeps_what_a_killed_process_left(
+    settings: Settings, db_url: str, tmp_path: Path
+) -> None:
+    export_id = request(settings)
+    kill_at(settings, tmp_path, "progress")  # ffmpeg was writing the clip
+    tmp = settings.data_dir / "exports-tmp"
+    assert (tmp / f"export-{export_id}.mp4").exists()
+    with App.open(settings) as app:
+        runner = export_runner(app)
+        assert runner.sweep_tmp() == 0  # the job's heartbeat is fresh: maybe still alive
+        time.sleep(settings.api.export_stale_seconds + 0.5)
+        assert runner.sweep_tmp() == 2  # the clip and its ffconcat script
+    assert not list(tmp.iterdir())

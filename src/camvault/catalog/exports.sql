@@ -86,3 +86,9 @@ UPDATE exports
  WHERE id = %(id)s AND state IN ('queued', 'running')
    AND (%(worker)s::text IS NULL OR worker = %(worker)s)
 RETURNING *;
+
+-- name: live_exports
+-- Jobs a live worker is running (heartbeat fresh): their temporary files are in use.
+SELECT id FROM exports
+ WHERE id = ANY (%(ids)s) AND state = 'running'
+   AND heartbeat_at >= now() - make_interval(secs => %(stale)s);

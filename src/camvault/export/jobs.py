@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -393,12 +394,13 @@ class ExportRunner:
     def run(self, job: ExportJob, on_progress: Callable[[float], None] | None = None) -> ExportJob:
         worker = self.worker_name()
         key = job.s3_key or export_key(self._prefix, job)
+        out = self._tmp / f"export-{job.id}.mp4"
+        script = self._tmp / f"export-{job.id}.ffconcat"
         if job.attempts > MAX_ATTEMPTS:
+            _remove(out, script)  # what the dead worker left, if it ran on this node
             return self._fail(job, key, worker, f"the worker died {job.attempts - 1} times")
         beat = _Heartbeat(self._db, job.id, worker, self.stale_seconds / 3)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        out = self._tmp / f"export-{job.id}.mp4"
-        script = self._tmp / f"export-{job.id}.ffconcat"
         try:
             with beat:
                 plan = self._plan(job)
@@ -473,9 +475,27 @@ class ExportRunner:
             log.warning("export %s failed: %s", job.id, exc)
             return self._fail(job, key, worker, f"{type(exc).__name__}: {exc}")
         finally:
-            for path in (out, script):
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            _remove(out, script)
+
+    def sweep_tmp(self) -> int:
+        """Remove temporary files a killed process left here: those of jobs no live worker
+        is running (scripts hold presigned URLs; clips can be large). Returns the count."""
+        files = [p for p in self._tmp.glob("*") if p.is_file()] if self._tmp.is_dir() else []
+        ids = {int(p.name.split("-")[1].split(".")[0]) for p in files if _job_file(p)}
+        with self._db.transaction() as s:
+            rows = s.fetchall(q("live_exports"), {"ids": sorted(ids), "stale": self.stale_seconds})
+        live = {r["id"] for r in rows}
+        removed = 0
+        for p in files:
+            if _job_file(p) and int(p.name.split("-")[1].split(".")[0]) in live:
+                continue
+            # media/clip stream scripts of a killed API process: their request is gone
+            if not _job_file(p) and time.time() - p.stat().st_mtime < 2 * self.stale_seconds:
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+        return removed
 
     def _plan(self, job: ExportJob) -> ClipPlan:
         with self._db.transaction() as s:
@@ -507,6 +527,17 @@ class ExportRunner:
             failed = job_from_row(row)
             audit(s, None, "export.failed", failed, error=error[:500])
         return failed
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _job_file(p: Path) -> bool:
+    parts = p.name.split("-", 1)
+    return parts[0] == "export" and len(parts) == 2 and parts[1].split(".")[0].isdigit()
 
 
 def plan_sources(

@@ -196,10 +196,13 @@ def stream_fragments(
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:
-        # read1: whatever ffmpeg has written (up to ``chunk``), so the first bytes go out
-        # at once and a long clip moves in few, large chunks
-        while data := cast("io.BufferedReader", proc.stdout).read1(chunk):
+        # the first bytes go out as soon as ffmpeg writes them (read1); then full chunks:
+        # a pipe holds 64 KB, and each chunk costs a hop through the server's threadpool
+        out = cast("io.BufferedReader", proc.stdout)
+        data = out.read1(chunk)
+        while data:
             yield data
+            data = out.read(chunk)
         proc.wait()
     finally:
         if proc.poll() is None:

@@ -96,6 +96,11 @@ def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
 def start_workers(app: App) -> ExportWorkers | None:
     if app.settings.api.export_workers <= 0:
         return None
-    workers = ExportWorkers(export_runner(app), threads=app.settings.api.export_workers)
+    runner = export_runner(app)
+    try:
+        runner.sweep_tmp()
+    except (CamvaultError, OSError) as exc:  # a leftover file must not stop the server
+        log.warning("export temp sweep failed: %s", exc)
+    workers = ExportWorkers(runner, threads=app.settings.api.export_workers)
     workers.start()
     return workers

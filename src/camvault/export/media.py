@@ -199,8 +199,21 @@ async def stream_fragments(
     )
     assert proc.stdout is not None
     try:
-        while data := await proc.stdout.read(chunk):
-            yield data
+        # the first bytes go out at once; after that, pipe reads (<= 64 KB each) are
+        # gathered into ~chunk-sized sends: per-send overhead, not ffmpeg, bounds throughput
+        first = True
+        while True:
+            parts: list[bytes] = []
+            size = 0
+            while size < chunk and (data := await proc.stdout.read(chunk - size)):
+                parts.append(data)
+                size += len(data)
+                if first:
+                    break
+            if not parts:
+                break
+            first = False
+            yield b"".join(parts)
         await proc.wait()
     finally:
         if proc.returncode is None:

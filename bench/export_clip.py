@@ -267,7 +267,7 @@ def ffmpeg_alone(db_url: str, store: Any, work: Path, end: datetime) -> dict[str
     file): what the API's relay costs on top."""
     from camvault.export.clip import Source
     from camvault.export.jobs import plan_sources
-    from camvault.export.media import _base_cmd, ffmpeg_exe, write_script
+    from camvault.export.media import base_cmd, ffmpeg_exe, write_script
 
     with psycopg.connect(db_url) as c:
         rows = c.execute(
@@ -278,7 +278,7 @@ def ffmpeg_alone(db_url: str, store: Any, work: Path, end: datetime) -> dict[str
     script = write_script(plan, work / "alone.ffconcat")
     out = work / "alone.mp4"
     frag = "frag_keyframe+empty_moov+default_base_moof"
-    cmd = [*_base_cmd(ffmpeg_exe(), script), "-movflags", frag, "-f", "mp4", "-y", str(out)]
+    cmd = [*base_cmd(ffmpeg_exe(), plan, script), "-movflags", frag, "-f", "mp4", "-y", str(out)]
     return measured(cmd, dict(os.environ), out)
 
 

@@ -21,6 +21,7 @@ from camvault.acl import Permission
 from camvault.embedded import SeaweedFS
 from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
 from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
+from tests.media import make_h264
 
 CAM = "dock"
 SEC = timedelta(seconds=1)
@@ -259,3 +260,33 @@ def test_exports_rls_requester_and_admins(world: dict[str, Any], db_url: str) ->
                 " allowed_start, recording_ids) VALUES (%s, %s, %s, %s, %s, '{}')",
                 (viewer_id[0] + 1000, CAM, T0, T0 + SEC, T0),
             )
+
+
+def test_audio_only_when_the_cut_cannot_reach_outside(
+    world: dict[str, Any], db_url: str, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """An audio packet just before a concat inpoint can slip through: a window's edge
+    (media route, keyframe-after cut) gets video only; a keyframe-before export keeps it."""
+    add_cameras(db_url, "aud")
+    src = make_h264(tmp_path / "aud.mp4", seconds=10, fps=10, gop=10, audio=True)
+    (rec,) = add_recordings(db_url, "aud", 1, start=T0, length=10 * SEC, bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=rec.key, Body=src.read_bytes(), ServerSideEncryption="AES256")
+    with service_access(db_url) as acc:
+        acc.add_grant(camera_id="aud", user="exporter", permission=Permission.EXPORT)
+        acc.add_grant(
+            camera_id="aud", user="late", window_start=T0 + 2.5 * SEC, window_end=T0 + 6 * SEC
+        )
+    api, t = world["api"], world["tokens"]
+
+    def streams(data: bytes) -> set[str]:
+        (tmp_path / "s.mp4").write_bytes(data)
+        with av.open(str(tmp_path / "s.mp4")) as c:
+            return {s.type for s in c.streams}
+
+    media = api.client.get(f"/api/recordings/{rec.id}/media", headers=t["late"])
+    assert media.status_code == 200, media.text
+    assert streams(media.content) == {"video"}
+    q = {"start": (T0 + 2.5 * SEC).isoformat(), "end": (T0 + 6 * SEC).isoformat()}
+    clip = api.client.get("/api/cameras/aud/clip.mp4", params=q, headers=t["exporter"])
+    assert clip.headers["X-Camvault-Cut"] == "keyframe_at_or_before"
+    assert streams(clip.content) == {"video", "audio"}

@@ -105,7 +105,9 @@ def recording_media(
         "X-Camvault-End": plan.actual_end.isoformat(),
     }
     return StreamingResponse(
-        stream_fragments(svc.ffmpeg, plan, script), media_type="video/mp4", headers=headers
+        stream_fragments(svc.ffmpeg, plan, script, strict=True),
+        media_type="video/mp4",
+        headers=headers,
     )
 
 
@@ -159,5 +161,7 @@ def stream_clip(
         "Content-Disposition": f'attachment; filename="{cam}_{t0:%Y%m%dT%H%M%S}Z.mp4"',
     }
     return StreamingResponse(
-        stream_fragments(svc.ffmpeg, plan, script), media_type="video/mp4", headers=headers
+        stream_fragments(svc.ffmpeg, plan, script, strict=False),
+        media_type="video/mp4",
+        headers=headers,
     )

@@ -23,7 +23,7 @@ from typing import Any
 import av
 
 from camvault.errors import InvalidMedia, StorageUnavailable
-from camvault.export.clip import ClipPlan, Keyframes, Source, ffconcat
+from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,12 @@ def with_origins(sources: list[Source]) -> list[Source]:
     return [replace(s, origin=o) for s, o in zip(sources, origins, strict=True)]
 
 
-def _base_cmd(ffmpeg: str, script: Path) -> list[str]:
+def base_cmd(ffmpeg: str, plan: ClipPlan, script: Path, *, strict: bool = False) -> list[str]:
+    """ffmpeg reading the plan's concat script, stream copy. Audio is kept only when the
+    clip starts on the keyframe at or before the requested start (the concat demuxer's
+    inpoint seeks, but an audio packet just before it may still come through) and never
+    when ``strict`` (a window's edge is a hard limit)."""
+    audio = plan.cut == CUT_BEFORE and not strict
     return [
         ffmpeg,
         "-hide_banner",
@@ -112,8 +117,7 @@ def _base_cmd(ffmpeg: str, script: Path) -> list[str]:
         str(script),
         "-map",
         "0:v:0",
-        "-map",
-        "0:a?",
+        *(["-map", "0:a?"] if audio else []),
         "-c",
         "copy",
     ]
@@ -147,7 +151,7 @@ def render_file(
     """Concat + cut into one MP4 with the index at the front (``+faststart``)."""
     write_script(plan, script)
     cmd = [
-        *_base_cmd(ffmpeg, script),
+        *base_cmd(ffmpeg, plan, script),
         "-metadata",
         f"title={meta.title}",
         "-metadata",
@@ -180,14 +184,14 @@ def render_file(
 
 
 async def stream_fragments(
-    ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 1024 * 1024
+    ffmpeg: str, plan: ClipPlan, script: Path, *, strict: bool, chunk: int = 1024 * 1024
 ) -> AsyncIterator[bytes]:
     """The clip as fragmented MP4 on ffmpeg's stdout, read on the event loop (no thread
     hop per chunk); ffmpeg is killed and the script removed when the consumer stops early
     (client gone)."""
     write_script(plan, script)
     cmd = [
-        *_base_cmd(ffmpeg, script),
+        *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",
         "frag_keyframe+empty_moov+default_base_moof",
         "-f",

@@ -290,3 +290,48 @@ def test_audio_only_when_the_cut_cannot_reach_outside(
     clip = api.client.get("/api/cameras/aud/clip.mp4", params=q, headers=t["exporter"])
     assert clip.headers["X-Camvault-Cut"] == "keyframe_at_or_before"
     assert streams(clip.content) == {"video", "audio"}
+
+
+def test_jobs_are_shared_between_workers_and_run_concurrently(
+    db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path
+) -> None:
+    """Two claims take two different jobs (SKIP LOCKED), both run at once, and the API
+    answers while they do."""
+    import threading
+
+    add_cameras(db_url, CAM)
+    upload_footage(s3, bucket, db_url, CAM, STARTS, 20, tmp_path)
+    with service_access(db_url) as acc:
+        acc.add_user("exporter")
+        acc.add_grant(camera_id=CAM, user="exporter", permission=Permission.EXPORT)
+        tok = bearer(acc.create_token("exporter")[0])
+    with clip_api(
+        db_url,
+        endpoint=seaweed.endpoint_url,
+        bucket=bucket,
+        credentials=(seaweed.access_key, seaweed.secret_key),
+        tmp=tmp_path,
+        workers=0,  # this test is the workers
+    ) as api:
+        ids = []
+        for i in range(3):
+            body = {
+                "camera_id": CAM,
+                "start": (T0 + i * SEC).isoformat(),
+                "end": (T0 + 30 * SEC).isoformat(),
+            }
+            ids.append(api.client.post("/api/exports", headers=tok, json=body).json()["id"])
+        a, b = api.runner.claim(), api.runner.claim()
+        assert a is not None and b is not None and a.id != b.id
+        states = {r["id"]: r["state"] for r in rows(db_url, "SELECT id, state FROM exports")}
+        assert sorted(states.values()) == ["queued", "running", "running"]
+        threads = [threading.Thread(target=api.runner.run, args=(j,)) for j in (a, b)]
+        for th in threads:
+            th.start()
+        assert api.client.get("/api/cameras", headers=tok).status_code == 200
+        for th in threads:
+            th.join()
+        assert api.runner.run_next() and not api.runner.run_next()
+        done = rows(db_url, "SELECT id, state, worker FROM exports ORDER BY id")
+        assert [r["state"] for r in done] == ["done"] * 3
+        assert [r["id"] for r in done] == ids

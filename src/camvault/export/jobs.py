@@ -85,6 +85,7 @@ class ExportJob:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = None  # who claimed it last
 
 
 def job_from_row(row: Row) -> ExportJob:
@@ -113,6 +114,7 @@ def job_from_row(row: Row) -> ExportJob:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        worker=row["worker"],
     )
 
 
@@ -392,7 +394,8 @@ class ExportRunner:
         return True
 
     def run(self, job: ExportJob, on_progress: Callable[[float], None] | None = None) -> ExportJob:
-        worker = self.worker_name()
+        # the name the claim wrote: run() may be called on another thread than claim()
+        worker = job.worker or self.worker_name()
         key = job.s3_key or export_key(self._prefix, job)
         out = self._tmp / f"export-{job.id}.mp4"
         script = self._tmp / f"export-{job.id}.ffconcat"

@@ -6,10 +6,11 @@ and the API can decide what the database does not (e.g. ``export`` versus ``view
 
 The coverage rule: a grant covers a recording when it is not revoked, not expired
 (``expires_at`` strictly in the future), held by the user or by one of the user's groups,
-on the recording's camera, and — if it has a footage window — the recording lies entirely
-inside ``[window_start, window_end]``. Containment, not overlap: a segment straddling the
-window edge would show footage outside it. A disabled user sees nothing; an enabled admin
-user sees everything.
+on the recording's camera, and — if it has a footage window — the recording OVERLAPS
+``[window_start, window_end]`` (strictly: ``window_start < end and start < window_end``).
+What the user may see of it is clipped: ``visible_range`` is the union of their covering
+windows intersected with the recording (the whole recording for an unwindowed grant). A
+disabled user sees nothing; an enabled admin user sees everything.
 """
 
 from __future__ import annotations
@@ -105,7 +106,45 @@ def covers(grant: Grant, camera_id: str, start: datetime, end: datetime, now: da
         return False
     if grant.window_start is None or grant.window_end is None:
         return True
-    return grant.window_start <= start and end <= grant.window_end
+    return grant.window_start < end and start < grant.window_end
+
+
+Span = tuple[datetime, datetime]
+
+
+def merge_spans(spans: Iterable[Span]) -> list[Span]:
+    """Union of closed intervals, sorted; touching intervals merge."""
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def visible_range(
+    grants: Iterable[Grant],
+    who: Principal,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    need: Permission = Permission.VIEW,
+) -> list[Span]:
+    """The parts of [start, end] ``who`` may see with at least ``need``: the union of their
+    covering grants' windows clipped to it (all of it for an unwindowed grant or an admin).
+    The same rule as ``camvault_acl_range`` in SQL."""
+    if who.disabled:
+        return []
+    if who.is_admin:
+        return [(start, end)]
+    spans = [
+        (max(start, g.window_start or start), min(end, g.window_end or end))
+        for g in grants
+        if g.permission >= need and applies_to(g, who) and covers(g, camera_id, start, end, now)
+    ]
+    return merge_spans(spans)
 
 
 def effective(

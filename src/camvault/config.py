@@ -156,6 +156,7 @@ class LifecycleSettings(_Section):
     # "auto" applies it only when the S3 endpoint is https (or AWS).
     deny_insecure_transport: Literal["auto", "on", "off"] = "auto"
     drift_grace_days: int = Field(2, ge=0)  # S3 runs lifecycle rules up to ~a day late
+    export_expire_days: int = Field(7, ge=0)  # clip exports (exports/ prefix); 0 = keep
 
     @model_validator(mode="after")
     def _order(self) -> LifecycleSettings:
@@ -209,6 +210,12 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(65536, ge=1024, le=64 * 1024 * 1024)
     # /healthz answers from a cache this old at most: a flood costs no DB ping + S3 LIST each
     health_cache_seconds: float = Field(5.0, ge=0, le=300)
+    # clip exports: longest range, worker threads per process (0 = this process runs
+    # none), and how long a running job's heartbeat may be silent before another worker
+    # takes it over (its worker died)
+    max_export_minutes: int = Field(240, ge=1, le=24 * 60)
+    export_workers: int = Field(2, ge=0, le=16)
+    export_stale_seconds: float = Field(60.0, ge=1)
 
 
 class NodeSettings(_Section):

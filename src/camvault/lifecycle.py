@@ -185,6 +185,9 @@ def policy_equal(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bo
 
 
 # Lifecycle rules ---------------------------------------------------------------------------
+EXPORTS_DIR = "exports/"  # clip exports live under {prefix}exports/ (camvault.export)
+
+
 def _rules_for(scope: str, prefix: str, r: Retention) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if r.expire_days:
@@ -246,6 +249,15 @@ def lifecycle_rules(
         rules += _rules_for("default", prefix, default)
     for cam, o in overrides.items():
         rules += _rules_for(f"camera-{cam}", f"{prefix}{cam}/", o)
+    if lc.export_expire_days:
+        rules.append(
+            {
+                "ID": f"{RULE_PREFIX}exports-expire",
+                "Filter": {"Prefix": f"{prefix}{EXPORTS_DIR}"},
+                "Status": "Enabled",
+                "Expiration": {"Days": lc.export_expire_days},
+            }
+        )
     # expirations first: if the backend rejects transitions, the rest still goes in
     return sorted(rules, key=lambda r: ("Transitions" in r, r["ID"]))
 

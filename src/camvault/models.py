@@ -100,6 +100,12 @@ class Recording:
     run_id: str | None = None
     created_at: datetime | None = None
     node_id: str | None = None  # the fleet node that recorded/spooled it
+    # what a windowed grant lets the reader see of it: closed spans, or None = all of it
+    visible: tuple[tuple[datetime, datetime], ...] | None = None
+
+    @property
+    def clipped(self) -> bool:
+        return self.visible is not None and self.visible != ((self.start_time, self.end_time),)
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,6 +299,13 @@ class S3ObjectStore:
             raise translate(exc, f"ABORT multipart {key}") from exc
         return True
 
+    def delete(self, key: str) -> None:
+        """Delete one object (absent is fine: S3 answers 204 either way)."""
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise translate(exc, f"DELETE {key}") from exc
+
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return str(
             self._s3.generate_presigned_url(

@@ -5,15 +5,26 @@ test's own description of the grants, never from the SQL policies.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from camvault.acl import Grant, Permission, Principal, applies_to, can_see_camera, covers, effective
+from camvault.acl import (
+    Grant,
+    Permission,
+    Principal,
+    applies_to,
+    can_see_camera,
+    covers,
+    effective,
+    visible_range,
+)
 from camvault.embedded import SeaweedFS
 from tests.integration.access_env import (
     T0,
@@ -24,6 +35,7 @@ from tests.integration.access_env import (
     bearer,
     service_access,
 )
+from tests.integration.export_env import FRAME, clip_api, frame_times, upload_footage
 
 CAMERAS = ("cam1", "cam2", "cam3", "cam4")
 MISSING_CAMERA = "cam-none"
@@ -67,7 +79,7 @@ def _seed(db_url: str, bucket: str) -> World:
                 "window_start": r["cam3"][1].start,
                 "window_end": r["cam3"][4].end,
             },
-            # straddles recording 5: covers only recording 6
+            # straddles recording 5: covers recording 6 and the end of recording 5
             {
                 "user": "bob",
                 "camera_id": "cam3",
@@ -122,6 +134,21 @@ def oracle_cameras(w: World, who: Principal, now: datetime) -> set[str]:
 
 def oracle_visible(w: World, who: Principal, rec: Rec, now: datetime) -> bool:
     return effective(w.grants, who, rec.camera_id, rec.start, rec.end, now) is not None
+
+
+def oracle_spans(w: World, who: Principal, rec: Rec, now: datetime) -> list[list[str]]:
+    got = visible_range(w.grants, who, rec.camera_id, rec.start, rec.end, now)
+    return [[a.isoformat(), b.isoformat()] for a, b in got]
+
+
+def _spans(items: list[dict[str, str]]) -> list[list[str]]:
+    return [
+        [
+            datetime.fromisoformat(i["start"]).isoformat(),
+            datetime.fromisoformat(i["end"]).isoformat(),
+        ]
+        for i in items
+    ]
 
 
 def oracle_acl(w: World, who: Principal, rec: Rec, now: datetime) -> set[int]:
@@ -208,7 +235,15 @@ def check_matrix(client: httpx.Client, w: World) -> int:
                 if visible:
                     acl = {g["id"] for g in meta.json()["acl"]}
                     assert acl == oracle_acl(w, who, rec, now), (name, rec)
-                    assert rec.key in play.json()["url"]
+                    spans = oracle_spans(w, who, rec, now)
+                    assert _spans(meta.json()["visible_ranges"]) == spans, (name, rec)
+                    whole = spans == [[rec.start.isoformat(), rec.end.isoformat()]]
+                    assert meta.json()["clipped"] is (not whole), (name, rec)
+                    if whole:
+                        assert rec.key in play.json()["url"]
+                    else:  # never a presigned URL to the whole object
+                        assert play.json()["url"] == f"/api/recordings/{rec.id}/media"
+                        assert play.json()["clipped"] is True
                     issued += 1
                 else:
                     # not visible answers exactly like not there
@@ -275,3 +310,133 @@ def test_acl_matrix(setup: Any, db_url: str) -> None:
     ]
     world.principals["frank"] = replace(world.principals["frank"], disabled=False)
     assert check_matrix(client, world) > 0
+
+
+# partial-overlap windows, checked by decoding what each user can fetch ---------------------
+WIN_CAM = "win"
+SEC = timedelta(seconds=1)
+
+
+def _ceil_second(t: datetime) -> datetime:
+    """The first keyframe at or after ``t`` (footage has one keyframe per second)."""
+    whole = t.replace(microsecond=0)
+    return whole if whole == t else whole + SEC
+
+
+def _frames_of(rec: Rec) -> list[datetime]:
+    return [rec.start + i * FRAME for i in range(int((rec.end - rec.start) / FRAME))]
+
+
+def test_windowed_grants_decoded(
+    db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path
+) -> None:
+    add_cameras(db_url, WIN_CAM)
+    recs = upload_footage(
+        s3, bucket, db_url, WIN_CAM, [T0, T0 + 20 * SEC, T0 + 40 * SEC], 20, tmp_path
+    )
+    specs: dict[str, list[dict[str, Any]]] = {
+        "full": [{"permission": Permission.VIEW}],
+        "w1": [{"window": (T0 + 5.5 * SEC, T0 + 12.3 * SEC)}],  # inside recording 0
+        "w2": [{"permission": Permission.EXPORT, "window": (T0 + 15 * SEC, T0 + 45 * SEC)}],
+        "w3": [  # two windows inside recording 1, plus export on a part of one
+            {"window": (T0 + 22 * SEC, T0 + 25 * SEC)},
+            {"window": (T0 + 30 * SEC, T0 + 33.5 * SEC)},
+            {"permission": Permission.EXPORT, "window": (T0 + 31 * SEC, T0 + 33 * SEC)},
+        ],
+    }
+    grants: list[Grant] = []
+    principals: dict[str, Principal] = {}
+    tokens: dict[str, dict[str, str]] = {}
+    with service_access(db_url) as acc:
+        for name, items in specs.items():
+            u = acc.add_user(name)
+            principals[name] = Principal(u.id)
+            tokens[name] = bearer(acc.create_token(name)[0])
+            for it in items:
+                ws, we = it.get("window", (None, None))
+                g = acc.add_grant(
+                    camera_id=WIN_CAM,
+                    user=name,
+                    permission=it.get("permission", Permission.VIEW),
+                    window_start=ws,
+                    window_end=we,
+                )
+                grants.append(g.grant)
+    now = datetime.now(UTC)
+    with clip_api(
+        db_url,
+        endpoint=seaweed.endpoint_url,
+        bucket=bucket,
+        credentials=(seaweed.access_key, seaweed.secret_key),
+        tmp=tmp_path,
+    ) as api:
+        http = api.client
+        for name, who in principals.items():
+            tok = tokens[name]
+            listing = http.get(
+                f"/api/cameras/{WIN_CAM}/recordings",
+                params={"start": T0.isoformat(), "end": (T0 + 60 * SEC).isoformat()},
+                headers=tok,
+            ).json()["items"]
+            listed = {i["id"]: _spans(i["visible_ranges"]) for i in listing}
+            for rec in recs:
+                view = visible_range(grants, who, WIN_CAM, rec.start, rec.end, now)
+                export = visible_range(
+                    grants, who, WIN_CAM, rec.start, rec.end, now, Permission.EXPORT
+                )
+                want = [[a.isoformat(), b.isoformat()] for a, b in view]
+                assert listed.get(rec.id, []) == want, (name, rec)
+                play = http.post(f"/api/recordings/{rec.id}/playback", headers=tok)
+                if not view:
+                    assert play.status_code == 404, (name, rec)
+                    media = http.get(f"/api/recordings/{rec.id}/media", headers=tok)
+                    assert media.status_code == 404
+                    continue
+                assert play.status_code == 200, (name, rec, play.text)
+                if view == [(rec.start, rec.end)]:
+                    data = httpx.get(play.json()["url"]).content
+                    assert frame_times(data, rec.start, tmp_path) == _frames_of(rec)
+                else:
+                    assert play.json()["url"] == f"/api/recordings/{rec.id}/media"
+                for a, b in view:
+                    # ask for the whole recording: only the span overlapping it comes back
+                    r = http.get(
+                        f"/api/recordings/{rec.id}/media",
+                        params={"start": a.isoformat(), "end": rec.end.isoformat()},
+                        headers=tok,
+                    )
+                    assert r.status_code == 200, (name, rec, r.text)
+                    origin = datetime.fromisoformat(r.headers["X-Camvault-Start"])
+                    got = frame_times(r.content, origin, tmp_path)
+                    expect = [t for t in _frames_of(rec) if _ceil_second(a) <= t < b]
+                    assert got == expect, (name, rec, a, b)
+                # export: exactly the oracle's export range, nothing wider
+                for a, b in export:
+                    body = {"camera_id": WIN_CAM, "start": a.isoformat(), "end": b.isoformat()}
+                    r = http.post("/api/exports", headers=tok, json=body)
+                    assert r.status_code == 202, (name, rec, r.text)
+                    done = _wait_export(http, tok, r.json()["id"])
+                    url = http.post(f"/api/exports/{done['id']}/download", headers=tok).json()
+                    first = datetime.fromisoformat(done["actual_start"])
+                    got = frame_times(httpx.get(url["url"]).content, first, tmp_path)
+                    assert got and all(a <= t < b for t in got), (name, rec, a, b)
+                    wider = {**body, "end": (b + SEC).isoformat()}
+                    if b < rec.end:
+                        assert http.post("/api/exports", headers=tok, json=wider).status_code == 403
+                if not export:
+                    body = {
+                        "camera_id": WIN_CAM,
+                        "start": view[0][0].isoformat(),
+                        "end": view[0][1].isoformat(),
+                    }
+                    assert http.post("/api/exports", headers=tok, json=body).status_code == 403
+
+
+def _wait_export(http: httpx.Client, tok: dict[str, str], export_id: int) -> dict[str, Any]:
+    for _ in range(600):
+        body: dict[str, Any] = http.get(f"/api/exports/{export_id}", headers=tok).json()
+        if body["state"] in ("done", "failed"):
+            assert body["state"] == "done", body
+            return body
+        time.sleep(0.2)
+    raise AssertionError("export did not finish")

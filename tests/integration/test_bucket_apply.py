@@ -104,7 +104,11 @@ def test_full_apply_on_moto_then_nothing_to_change(
         "camvault-default-archive",
         "camvault-camera-hall-expire",
         "camvault-camera-hall-archive",
+        "camvault-exports-expire",  # clip exports: [lifecycle] export_expire_days
     }
+    exports_rule = next(r for r in got_rules if r["ID"] == "camvault-exports-expire")
+    assert exports_rule["Filter"] == {"Prefix": "cctv/exports/"}
+    assert exports_rule["Expiration"] == {"Days": LC.export_expire_days}
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     assert policy == {
         "Version": "2012-10-17",
@@ -184,7 +188,11 @@ def test_partial_apply_on_seaweedfs_is_reported_precisely(
 
     # the rest is in force
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
-    assert set(rules) == {"camvault-default-expire", "camvault-abort-multipart"}
+    assert set(rules) == {
+        "camvault-default-expire",
+        "camvault-abort-multipart",
+        "camvault-exports-expire",  # Expiration rules work on SeaweedFS
+    }
     assert rules["camvault-default-expire"]["Expiration"] == {"Days": 365}
     assert rules["camvault-default-expire"]["Filter"] == {"Prefix": "cctv/"}
     assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0][

@@ -59,12 +59,14 @@ def test_active_means_not_revoked_and_not_expired() -> None:
     assert not is_active(g(revoked_at=NOW - H), NOW)
 
 
-def test_window_covers_by_containment() -> None:
+def test_window_covers_by_overlap() -> None:
     w = g(window_start=NOW, window_end=NOW + 2 * H)
     assert covers(w, "c1", NOW, NOW + H, NOW)
     assert covers(w, "c1", NOW, NOW + 2 * H, NOW)  # exactly the window: one recording share
-    assert not covers(w, "c1", NOW - timedelta(seconds=1), NOW + H, NOW)  # straddles start
-    assert not covers(w, "c1", NOW + H, NOW + 3 * H, NOW)  # straddles end
+    assert covers(w, "c1", NOW - timedelta(seconds=1), NOW + H, NOW)  # straddles start
+    assert covers(w, "c1", NOW + H, NOW + 3 * H, NOW)  # straddles end
+    assert not covers(w, "c1", NOW + 2 * H, NOW + 3 * H, NOW)  # only touches the end
+    assert not covers(w, "c1", NOW - H, NOW, NOW)  # only touches the start
     assert not covers(w, "c2", NOW, NOW + H, NOW)
     assert covers(g(), "c1", NOW - 1000 * H, NOW - 999 * H, NOW)
 
@@ -177,3 +179,25 @@ def test_any_time_text_parses_or_names_the_field(text: str) -> None:
         assert exc.status == 400 and exc.field == "start"
     else:
         assert value is None or value.tzinfo is not None
+
+
+def test_visible_range_is_the_union_of_windows_clipped_to_the_recording() -> None:
+    from camvault.acl import visible_range
+
+    m = timedelta(minutes=1)
+    rec = (NOW, NOW + 5 * m)
+    grants = [
+        g(id=1, window_start=NOW - m, window_end=NOW + m),
+        g(id=2, window_start=NOW + 2 * m, window_end=NOW + 3 * m),
+        g(id=3, window_start=NOW + 3 * m, window_end=NOW + 4 * m),  # touches 2: merged
+        g(id=4, window_start=NOW + 4 * m, window_end=NOW + 9 * m, permission=Permission.EXPORT),
+        g(id=5, camera_id="c2"),
+    ]
+    got = visible_range(grants, ALICE, "c1", *rec, NOW)
+    assert got == [(NOW, NOW + m), (NOW + 2 * m, NOW + 5 * m)]
+    assert visible_range(grants, ALICE, "c1", *rec, NOW, Permission.EXPORT) == [
+        (NOW + 4 * m, NOW + 5 * m)
+    ]
+    assert visible_range([*grants, g(id=6)], ALICE, "c1", *rec, NOW) == [rec]
+    assert visible_range([], Principal(9, is_admin=True), "c1", *rec, NOW) == [rec]
+    assert visible_range(grants, Principal(1, disabled=True), "c1", *rec, NOW) == []

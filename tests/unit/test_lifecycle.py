@@ -28,6 +28,7 @@ def test_default_rules_expirations_before_transitions() -> None:
     assert ids(rules) == [
         "camvault-abort-multipart",
         "camvault-default-expire",
+        "camvault-exports-expire",
         "camvault-default-archive",
     ]
     by_id = {r["ID"]: r for r in rules}
@@ -46,8 +47,18 @@ def test_default_rules_expirations_before_transitions() -> None:
 
 
 def test_no_transition_and_no_expiry() -> None:
-    rules = lifecycle.lifecycle_rules(lc(transition_storage_class="", expire_after_days=0), "")
+    rules = lifecycle.lifecycle_rules(
+        lc(transition_storage_class="", expire_after_days=0, export_expire_days=0), ""
+    )
     assert ids(rules) == ["camvault-abort-multipart"]
+
+
+def test_exports_expire_after_export_expire_days() -> None:
+    rules = lifecycle.lifecycle_rules(lc(export_expire_days=3), "cctv/")
+    rule = next(r for r in rules if r["ID"] == "camvault-exports-expire")
+    assert rule["Filter"] == {"Prefix": "cctv/exports/"} and rule["Expiration"] == {"Days": 3}
+    got = lifecycle.evaluate(rules, "cctv/exports/cam/1_x.mp4", T0, T0)
+    assert got.expires_at == lifecycle.action_time(T0, 3)
 
 
 def test_shorter_override_keeps_the_catch_all_rule() -> None:

@@ -43,6 +43,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "routes_web",
     "routes_upload_errors",
     "routes_fleet",
+    "routes_exports",
+    "routes_media",
 )
 
 

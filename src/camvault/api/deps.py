@@ -21,6 +21,7 @@ from camvault.api.web_auth import cookie_identity
 from camvault.catalog.access import AccessCatalog, AuditEntry, Identity
 from camvault.catalog.attempts import AttemptCatalog
 from camvault.config import ApiSettings
+from camvault.export.service import ClipServices
 from camvault.restore import RestoreService
 
 
@@ -41,6 +42,7 @@ class ApiServices:
     settings: ApiSettings = field(default_factory=ApiSettings)
     gate: PlaybackGate = field(default_factory=StorageClassGate)
     restores: RestoreService | None = None  # Glacier restores (routes_restore)
+    clips: ClipServices | None = None  # clip exports and clipped playback (routes_exports)
     # name → check raising on failure, for /healthz
     health_checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
     metrics_source: MetricsSource | None = None

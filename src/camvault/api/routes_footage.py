@@ -15,6 +15,7 @@ from camvault.api import params
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import presign
+from camvault.api.routes_media import media_path
 from camvault.api.schemas import (
     CameraOut,
     GrantOut,
@@ -119,15 +120,20 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
         raise _not_found("recording")
     seen = found[0]
     c.svc.gate.check(seen)
-    url = presign(c.svc.store, seen, ttl)
+    # a windowed grant shows part of it: the media route streams just that part
+    url = media_path(seen) if seen.clipped else presign(c.svc.store, seen, ttl)
 
     def issue(rec: Recording) -> tuple[PlaybackOut, AuditEntry]:
-        if (rec.s3_bucket, rec.s3_key) != (seen.s3_bucket, seen.s3_key):
+        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
             raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
         assert rec.id is not None
         now = c.svc.clock()
         out = PlaybackOut(
-            recording_id=rec.id, url=url, expires_at=now + timedelta(seconds=ttl), ttl_seconds=ttl
+            recording_id=rec.id,
+            url=url,
+            expires_at=now + timedelta(seconds=ttl),
+            ttl_seconds=ttl,
+            clipped=rec.clipped,
         )
         entry = c.audit_entry(
             "playback",
@@ -135,7 +141,7 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
             recording_id=rec.id,
             recording_start=rec.start_time,
             s3_key=rec.s3_key,
-            detail={"ttl_seconds": ttl},
+            detail={"ttl_seconds": ttl, "clipped": rec.clipped},
         )
         return out, entry
 

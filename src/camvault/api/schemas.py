@@ -34,6 +34,11 @@ class CameraOut(BaseModel):
         return cls(id=c.id, name=c.name, segment_seconds=c.segment_seconds, enabled=c.enabled)
 
 
+class SpanOut(BaseModel):
+    start: datetime
+    end: datetime
+
+
 class RecordingOut(BaseModel):
     id: int
     camera_id: str
@@ -49,10 +54,17 @@ class RecordingOut(BaseModel):
     checksum: str
     s3_bucket: str
     s3_key: str
+    clipped: bool = Field(
+        False, description="a windowed grant shows only part of it: see visible_ranges"
+    )
+    visible_ranges: list[SpanOut] = Field(
+        default_factory=list, description="what the caller may see and play of it"
+    )
 
     @classmethod
     def of(cls, r: Recording) -> RecordingOut:
         assert r.id is not None
+        visible = r.visible if r.visible is not None else ((r.start_time, r.end_time),)
         return cls(
             id=r.id,
             camera_id=r.camera_id,
@@ -68,6 +80,8 @@ class RecordingOut(BaseModel):
             checksum=r.checksum,
             s3_bucket=r.s3_bucket,
             s3_key=r.s3_key,
+            clipped=r.clipped,
+            visible_ranges=[SpanOut(start=a, end=b) for a, b in visible],
         )
 
 
@@ -107,6 +121,11 @@ class PlaybackOut(BaseModel):
     url: str
     expires_at: datetime
     ttl_seconds: int
+    clipped: bool = Field(
+        False,
+        description="true: `url` is the API's media route (send the bearer token), which "
+        "streams only the footage inside the caller's window",
+    )
 
 
 class UserOut(BaseModel):

@@ -24,6 +24,7 @@ from camvault.catalog.connector import PsycopgConnector
 from camvault.config import S3Settings
 from camvault.diskspace import space_check
 from camvault.errors import ServiceUnavailable
+from camvault.export.worker import clip_services, start_workers
 from camvault.pipeline import Tally
 
 HEALTH_PROBE_PREFIX = "camvault-healthz-probe/"
@@ -73,6 +74,7 @@ def build_services(
     )
     access = AccessCatalog(RoleConnector(connector, s.api.database_role))
     restores, gate = routes_restore.wire(s, RoleConnector(connector, s.api.database_role))
+    clips = clip_services(s, RoleConnector(connector, s.api.database_role))
     store = app.store()
     probe = health_probe_prefix(s.s3)
 
@@ -87,6 +89,7 @@ def build_services(
         settings=s.api,
         gate=gate,
         restores=restores,
+        clips=clips,
         health_checks={
             "database": access.ping,
             "s3": s3_check,
@@ -160,8 +163,11 @@ def start_api(
     except Exception:
         close()
         raise
+    workers = start_workers(app)  # clip export jobs, claimed from the exports table
 
     def stop() -> None:
+        if workers is not None:
+            workers.stop()
         server.stop()
         close()
 

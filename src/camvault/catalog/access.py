@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from camvault.acl import Grant, Permission, hash_token, new_token, token_hint
@@ -112,6 +112,22 @@ class AuditEntry:
     client_addr: str | None = None
     user_agent: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def spans(value: Any) -> tuple[tuple[datetime, datetime], ...]:
+    """A tstzmultirange (psycopg ``Multirange``) as sorted (start, end) pairs in UTC."""
+    return tuple(
+        (r.lower.astimezone(UTC), r.upper.astimezone(UTC))
+        for r in value
+        if r.lower is not None and r.upper is not None
+    )
+
+
+def visible_recording(row: Row) -> Recording:
+    """A recording row with what the caller may see of it (``visible_range``)."""
+    rec = recording_from_row(row)
+    vis = row.get("visible_range")
+    return rec if vis is None else replace(rec, visible=spans(vis))
 
 
 def _user(row: Row) -> User:
@@ -491,14 +507,14 @@ class AccessCatalog:
             if s.fetchone(q("visible_camera"), {"id": camera_id}) is None:
                 return None
             rows = s.fetchall(q(name), params)
-        return [recording_from_row(r) for r in rows]
+        return [visible_recording(r) for r in rows]
 
     def recording(self, recording_id: int) -> tuple[Recording, list[GrantRecord]] | None:
         with self._tx() as s:
             row = s.fetchone(q("visible_recording"), {"id": recording_id})
             if row is None:
                 return None
-            rec = recording_from_row(row)
+            rec = visible_recording(row)
             return rec, self._acl(s, rec)
 
     def with_recording(
@@ -510,7 +526,7 @@ class AccessCatalog:
             row = s.fetchone(q("visible_recording"), {"id": recording_id})
             if row is None:
                 raise NotFound(f"no recording {recording_id}")
-            result, entry = issue(recording_from_row(row))
+            result, entry = issue(visible_recording(row))
             self._audit(s, entry)
         return result
 

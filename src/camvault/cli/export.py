@@ -1,0 +1,131 @@
+"""``camvault export``: one clip as an MP4 file, by the same code path as the API's
+export jobs (request → job row → ffmpeg stream copy → S3 object under exports/ →
+download). Runs the job in this process; a progress bar on a terminal, ``--json`` for
+scripts."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from camvault.app import App
+from camvault.catalog.access import AccessCatalog, Identity
+from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
+from camvault.config import Settings
+from camvault.errors import CamvaultError, ObjectArchived
+from camvault.export.jobs import ExportJob, ExportRequests, ExportRunner
+from camvault.export.worker import export_runner, export_store
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a camera's footage in a time range as one MP4")
+    p.add_argument("--camera", required=True, help="camera id")
+    p.add_argument("--start", required=True, type=parse_time, help="ISO 8601 with zone")
+    p.add_argument("--end", required=True, type=parse_time, help="ISO 8601 with zone")
+    p.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
+    p.add_argument(
+        "--user",
+        help="export on behalf of this user: their export permission must cover the range "
+        "and the job is theirs (default: the operator, unrestricted)",
+    )
+    json_flag(p)
+    p.set_defaults(handler=cmd_export)
+
+
+def _progress(enabled: bool) -> Any:
+    last = [-1]
+
+    def show(pct: float) -> None:
+        if not enabled or int(pct) == last[0]:
+            return
+        last[0] = int(pct)
+        width = 30
+        done = int(width * pct / 100)
+        sys.stderr.write(f"\rexporting [{'#' * done}{'.' * (width - done)}] {pct:5.1f}%")
+        if pct >= 100:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    with App.open(settings) as app:
+        who = None
+        if args.user:
+            u = AccessCatalog(app.connector).get_user(args.user)
+            who = Identity(u.id, u.name, u.is_admin, 0)
+        requests = ExportRequests(app.connector, max_minutes=settings.api.max_export_minutes)
+        try:
+            job = requests.request(who, args.camera, args.start, args.end)
+        except ObjectArchived as exc:
+            ids = [r["id"] for r in exc.state.get("recordings", [])]  # type: ignore[attr-defined]
+            raise CamvaultError(f"{exc} (recordings {ids}; `camvault restore request ID`)") from exc
+        store = export_store(settings)
+        runner = export_runner(app, store)
+        show = _progress(not args.json and sys.stderr.isatty())
+        job = _run(runner, requests, who, job, show)
+        if job.state != "done" or not job.s3_key:
+            emit(args, _out(job, None), lambda: print(f"export {job.id} failed: {job.error}"))
+            return EXIT_PARTIAL
+        _download(store.presign_get(job.s3_key, 3600), args.output, job.sha256 or "")
+        out = _out(job, args.output)
+        emit(args, out, lambda: _human(job, args.output))
+        return EXIT_OK
+
+
+def _run(
+    runner: ExportRunner,
+    requests: ExportRequests,
+    who: Identity | None,
+    job: ExportJob,
+    show: Any,
+) -> ExportJob:
+    """Run the job here; if a `serve` worker claimed it first, wait for it — and take it
+    over should that worker die (its heartbeat goes stale)."""
+    while job.state in ("queued", "running"):
+        claimed = runner.claim(job.id)
+        if claimed is not None:
+            runner.run(claimed, show)
+        else:
+            time.sleep(0.5)
+        job = requests.get(who, job.id)
+    return job
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    """Streamed to a temporary name, checked against the job's SHA-256, then renamed."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as resp, tmp.open("wb") as f:
+        while block := resp.read(1024 * 1024):
+            digest.update(block)
+            f.write(block)
+    if sha256 and digest.hexdigest() != sha256:
+        tmp.unlink()
+        raise CamvaultError("downloaded clip does not match its SHA-256; try again")
+    os.replace(tmp, dest)
+
+
+def _out(job: ExportJob, path: Path | None) -> dict[str, Any]:
+    data = asdict(job)
+    data["output"] = str(path) if path else None
+    return data
+
+
+def _human(job: ExportJob, path: Path) -> None:
+    assert job.actual_start is not None and job.actual_end is not None
+    print(
+        f"{path}: {job.size_bytes} bytes, {job.camera_id} "
+        f"{job.actual_start.isoformat()} → {job.actual_end.isoformat()} "
+        f"({job.cut}), sha256 {job.sha256}"
+    )
+    for g in job.gaps:
+        print(f"  gap (no footage): {g['start']} → {g['end']}")

@@ -1,0 +1,637 @@
+"""Clip export jobs: the request (as the caller, under row-level security) and the run (a
+worker, as the service role).
+
+Request: the caller's ``export`` permission must cover the whole range
+(``camvault_acl_range``), the range is at most ``[api] max_export_minutes``, archived
+recordings in it → ``ObjectArchived`` naming them; the row is inserted ``queued`` and the
+request audited, in one transaction.
+
+Run: a worker claims the row (``FOR UPDATE SKIP LOCKED``; a ``running`` row whose
+heartbeat is older than ``stale_seconds`` is taken over — its worker died), plans the cut
+from the recordings' keyframes, lets ffmpeg stream-copy them from presigned URLs into a
+local file, uploads that with SSE-S3 and marks the row ``done``. A job that fails, or
+whose worker died ``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there
+is never a partial object (the object is written by one PUT or a completed multipart
+upload, only after ffmpeg finished).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from camvault.catalog.access import Identity, spans
+from camvault.catalog.catalog import recording_from_row
+from camvault.catalog.connector import Connector, Row, Session
+from camvault.catalog.queries import query
+from camvault.errors import CamvaultError, InputError, NotFound, ObjectArchived
+from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
+from camvault.export.media import ClipMetadata, probe_keyframes, render_file, with_origins
+from camvault.lifecycle import EXPORTS_DIR
+from camvault.models import Recording
+from camvault.storage import S3ObjectStore
+
+log = logging.getLogger(__name__)
+
+ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+MAX_ATTEMPTS = 2
+LOOKBACK = timedelta(hours=1)  # how far before `start` a keyframe may be looked for
+
+
+def q(name: str) -> str:
+    return query(name, "exports.sql")
+
+
+class ExportForbidden(InputError):
+    """The caller's ``export`` permission does not cover the requested range (HTTP 403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    id: int
+    camera_id: str
+    range_start: datetime
+    range_end: datetime
+    state: str
+    progress: float
+    requested_by: int | None
+    requester_name: str
+    allowed_start: datetime
+    recording_ids: tuple[int, ...]
+    cut: str | None
+    actual_start: datetime | None
+    actual_end: datetime | None
+    gaps: tuple[dict[str, str], ...]
+    s3_bucket: str | None
+    s3_key: str | None
+    size_bytes: int | None
+    sha256: str | None
+    sse: str | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str | None = None  # who claimed it last
+
+
+def job_from_row(row: Row) -> ExportJob:
+    return ExportJob(
+        id=row["id"],
+        camera_id=row["camera_id"],
+        range_start=row["range_start"].astimezone(UTC),
+        range_end=row["range_end"].astimezone(UTC),
+        state=row["state"],
+        progress=float(row["progress"]),
+        requested_by=row["requested_by"],
+        requester_name=row["requester_name"],
+        allowed_start=row["allowed_start"].astimezone(UTC),
+        recording_ids=tuple(row["recording_ids"]),
+        cut=row["cut"],
+        actual_start=row["actual_start"],
+        actual_end=row["actual_end"],
+        gaps=tuple(row["gaps"] or ()),
+        s3_bucket=row["s3_bucket"],
+        s3_key=row["s3_key"],
+        size_bytes=row["size_bytes"],
+        sha256=row["sha256"],
+        sse=row["sse"],
+        error=row["error"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        worker=row["worker"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from, for the audit trail."""
+
+    client_addr: str | None = None
+    user_agent: str | None = None
+
+
+def audit(s: Session, who: Identity | None, action: str, job: ExportJob, **detail: Any) -> None:
+    s.execute(
+        query("insert_audit", "access.sql"),
+        {
+            "user_id": who.user_id if who else job.requested_by,
+            "user_name": who.user_name if who else job.requester_name,
+            "action": action,
+            "camera_id": job.camera_id,
+            "recording_id": None,
+            "recording_start": job.range_start,
+            "s3_key": job.s3_key,
+            "client_addr": detail.pop("client_addr", None),
+            "user_agent": (detail.pop("user_agent", None) or "")[:512] or None,
+            "detail": json.dumps({"export_id": job.id, **detail}, default=str),
+        },
+    )
+
+
+class ExportRequests:
+    """The request side. ``connector`` runs as the API role for API callers; the operator
+    CLI passes the owner's connector and ``who=None`` (sees and may export everything)."""
+
+    def __init__(self, connector: Connector, *, max_minutes: int) -> None:
+        self._db = connector
+        self.max_minutes = max_minutes
+
+    @contextmanager
+    def _tx(self, who: Identity | None) -> Iterator[Session]:
+        with self._db.transaction(acting_user=who.user_id if who else None) as s:
+            yield s
+
+    def validate(self, start: datetime, end: datetime) -> None:
+        if end <= start:
+            raise InputError("end must be after start")
+        if end - start > timedelta(minutes=self.max_minutes):
+            raise InputError(f"an export spans at most {self.max_minutes} minutes")
+
+    def request(
+        self,
+        who: Identity | None,
+        camera_id: str,
+        start: datetime,
+        end: datetime,
+        origin: Origin = Origin(),
+    ) -> ExportJob:
+        self.validate(start, end)
+        with self._tx(who) as s:
+            recs, allowed = self._resolve(s, who, camera_id, start, end)
+            row = s.fetchone(
+                q("insert_export"),
+                {
+                    "requested_by": who.user_id if who else None,
+                    "requester_name": who.user_name if who else "operator",
+                    "camera_id": camera_id,
+                    "start": start,
+                    "end": end,
+                    "allowed_start": allowed,
+                    "recording_ids": [r.id for r in recs],
+                },
+            )
+            assert row is not None
+            job = job_from_row(row)
+            audit(
+                s,
+                who,
+                "export.request",
+                job,
+                start=start,
+                end=end,
+                recordings=len(recs),
+                client_addr=origin.client_addr,
+                user_agent=origin.user_agent,
+            )
+        return job
+
+    def _resolve(
+        self, s: Session, who: Identity | None, camera_id: str, start: datetime, end: datetime
+    ) -> tuple[list[Recording], datetime]:
+        """The checks of an export: camera visible, ``export`` on the whole range, footage
+        there and none of it archived. Returns the recordings and ``allowed_start``."""
+        if s.fetchone(query("visible_camera", "access.sql"), {"id": camera_id}) is None:
+            raise NotFound(f"no camera {camera_id!r}")
+        allowed = start - LOOKBACK
+        if who is not None:
+            allowed = self._check_permission(s, camera_id, start, end)
+        rows = s.fetchall(
+            q("range_recordings"), {"camera_id": camera_id, "start": start, "end": end}
+        )
+        recs = [recording_from_row(r) for r in rows]
+        if not recs:
+            raise NotFound("no footage in the requested range")
+        archived = [r for r in recs if r.storage_class.upper() in ARCHIVED]
+        if archived:
+            raise ObjectArchived(
+                f"{len(archived)} recording(s) in the range are archived; restore them first",
+                {
+                    "recordings": [
+                        {
+                            "id": r.id,
+                            "start_time": r.start_time.isoformat(),
+                            "storage_class": r.storage_class,
+                            "restore": {
+                                "method": "POST",
+                                "path": f"/api/recordings/{r.id}/restore",
+                            },
+                        }
+                        for r in archived
+                    ]
+                },
+            )
+        return recs, allowed
+
+    def stream(
+        self,
+        who: Identity | None,
+        camera_id: str,
+        start: datetime,
+        end: datetime,
+        origin: Origin = Origin(),
+    ) -> tuple[list[Recording], datetime]:
+        """The checks of an export for a clip streamed on the fly (no job, no object);
+        audited as ``export.stream`` before anything is sent."""
+        self.validate(start, end)
+        with self._tx(who) as s:
+            recs, allowed = self._resolve(s, who, camera_id, start, end)
+            s.execute(
+                query("insert_audit", "access.sql"),
+                {
+                    "user_id": who.user_id if who else None,
+                    "user_name": who.user_name if who else "operator",
+                    "action": "export.stream",
+                    "camera_id": camera_id,
+                    "recording_id": None,
+                    "recording_start": start,
+                    "s3_key": None,
+                    "client_addr": origin.client_addr,
+                    "user_agent": (origin.user_agent or "")[:512] or None,
+                    "detail": json.dumps(
+                        {"start": start, "end": end, "recordings": [r.id for r in recs]},
+                        default=str,
+                    ),
+                },
+            )
+        return recs, allowed
+
+    @staticmethod
+    def _check_permission(s: Session, camera_id: str, start: datetime, end: datetime) -> datetime:
+        row = s.fetchone(
+            q("acl_range"), {"camera_id": camera_id, "start": start, "end": end, "perm": "export"}
+        )
+        covered = spans(row["r"]) if row else ()
+        if covered != ((start, end),):
+            raise ExportForbidden(
+                "exporting needs the export permission on the whole range"
+                + (f"; yours covers {_fmt(covered)}" if covered else "")
+            )
+        lo = s.fetchone(
+            q("allowed_start"), {"camera_id": camera_id, "start": start, "lookback": LOOKBACK}
+        )
+        return min(start, lo["lo"]) if lo and lo["lo"] else start
+
+    def get(self, who: Identity | None, export_id: int) -> ExportJob:
+        with self._tx(who) as s:
+            row = s.fetchone(q("get_export"), {"id": export_id})
+        if row is None:
+            raise NotFound(f"no export {export_id}")
+        return job_from_row(row)
+
+    def list(
+        self, who: Identity | None, *, limit: int = 100, before_id: int | None = None
+    ) -> list[ExportJob]:
+        with self._tx(who) as s:
+            rows = s.fetchall(q("list_exports"), {"limit": limit, "before_id": before_id})
+        return [job_from_row(r) for r in rows]
+
+    def download(
+        self,
+        who: Identity | None,
+        export_id: int,
+        presign: Callable[[str], str],
+        origin: Origin = Origin(),
+    ) -> tuple[ExportJob, str]:
+        """A presigned URL of a finished export, issued only once its audit row commits
+        and while the requester still holds ``export`` on the range."""
+        with self._tx(who) as s:
+            row = s.fetchone(q("get_export"), {"id": export_id})
+            if row is None:
+                raise NotFound(f"no export {export_id}")
+            job = job_from_row(row)
+            if job.state != "done" or not job.s3_key:
+                raise ExportNotReady(f"export {export_id} is {job.state}, not done", job)
+            if who is not None and not who.is_admin:
+                self._check_permission(s, job.camera_id, job.range_start, job.range_end)
+            url = presign(job.s3_key)
+            audit(
+                s,
+                who,
+                "export.download",
+                job,
+                client_addr=origin.client_addr,
+                user_agent=origin.user_agent,
+            )
+        return job, url
+
+
+class ExportNotReady(InputError):
+    def __init__(self, message: str, job: ExportJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+def _fmt(covered: tuple[tuple[datetime, datetime], ...]) -> str:
+    return ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in covered)
+
+
+def export_key(prefix: str, job: ExportJob) -> str:
+    a, b = job.range_start, job.range_end
+    return (
+        f"{prefix}{EXPORTS_DIR}{job.camera_id}/"
+        f"{job.id}_{job.camera_id}_{a:%Y%m%dT%H%M%S}Z_{b:%Y%m%dT%H%M%S}Z.mp4"
+    )
+
+
+class JobLost(CamvaultError):
+    """Another worker took the job over (this one was presumed dead)."""
+
+
+class ExportRunner:
+    """Runs export jobs as the service role; ``worker`` names this thread in the row."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        store: S3ObjectStore,
+        *,
+        prefix: str,
+        tmp_dir: Path,
+        ffmpeg: str,
+        stale_seconds: float = 60.0,
+        node: str = "",
+    ) -> None:
+        self._db = connector
+        self._store = store
+        self._prefix = prefix
+        self._tmp = tmp_dir
+        self._ffmpeg = ffmpeg
+        self.stale_seconds = stale_seconds
+        self._node = node or os.uname().nodename
+
+    def worker_name(self) -> str:
+        return f"{self._node}:{os.getpid()}:{threading.get_ident()}"
+
+    def claim(self, job_id: int | None = None) -> ExportJob | None:
+        with self._db.transaction() as s:
+            row = s.fetchone(
+                q("claim_export"),
+                {"worker": self.worker_name(), "stale": self.stale_seconds, "id": job_id},
+            )
+        return None if row is None else job_from_row(row)
+
+    def run_next(self, on_progress: Callable[[float], None] | None = None) -> bool:
+        job = self.claim()
+        if job is None:
+            return False
+        self.run(job, on_progress)
+        return True
+
+    def run(self, job: ExportJob, on_progress: Callable[[float], None] | None = None) -> ExportJob:
+        # the name the claim wrote: run() may be called on another thread than claim()
+        worker = job.worker or self.worker_name()
+        key = job.s3_key or export_key(self._prefix, job)
+        out = self._tmp / f"export-{job.id}.mp4"
+        script = self._tmp / f"export-{job.id}.ffconcat"
+        if job.attempts > MAX_ATTEMPTS:
+            _remove(out, script)  # what the dead worker left, if it ran on this node
+            return self._fail(job, key, worker, f"the worker died {job.attempts - 1} times")
+        beat = _Heartbeat(self._db, job.id, worker, self.stale_seconds / 3)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            with beat:
+                plan = self._plan(job)
+                with self._db.transaction() as s:
+                    if not s.fetchone(
+                        q("plan_export"),
+                        {
+                            "id": job.id,
+                            "worker": worker,
+                            "cut": plan.cut,
+                            "actual_start": plan.actual_start,
+                            "actual_end": plan.actual_end,
+                            "gaps": json.dumps(plan.gaps_json()),
+                            "s3_bucket": self._store.bucket,
+                            "s3_key": key,
+                        },
+                    ):
+                        raise JobLost(f"export {job.id} was taken over")
+
+                def progress(p: float) -> None:
+                    beat.progress = p
+                    if on_progress is not None:
+                        on_progress(p)
+
+                render_file(
+                    self._ffmpeg,
+                    plan,
+                    script,
+                    out,
+                    _metadata(job, plan),
+                    on_progress=progress,
+                    on_start=beat.watch,
+                )
+                beat.check()
+                size, sha_hex, sha_b64, crc_b64 = _digests(out)
+                stored = self._store.put_file(
+                    out,
+                    key,
+                    metadata={"camvault-export-id": str(job.id), "camvault-camera": job.camera_id},
+                    size=size,
+                    sha256_b64=sha_b64,
+                    crc32_b64=crc_b64,
+                    if_none_match=False,
+                )
+                if stored is None:
+                    stored = self._store.head(key)
+                beat.check()
+            with self._db.transaction() as s:
+                row = s.fetchone(
+                    q("finish_export"),
+                    {
+                        "id": job.id,
+                        "worker": worker,
+                        "size_bytes": size,
+                        "sha256": sha_hex,
+                        "sse": stored.sse if stored else None,
+                    },
+                )
+                if row is None:
+                    raise JobLost(f"export {job.id} was taken over")
+                done = job_from_row(row)
+                audit(s, None, "export.complete", done, size_bytes=size, sha256=sha_hex)
+            if on_progress is not None:
+                on_progress(100.0)
+            return done
+        except JobLost:
+            log.warning("export %s: taken over by another worker; stopping", job.id)
+            return job
+        except Exception as exc:
+            if beat.lost:  # ffmpeg was killed because another worker owns the job now
+                return job
+            log.warning("export %s failed: %s", job.id, exc)
+            return self._fail(job, key, worker, f"{type(exc).__name__}: {exc}")
+        finally:
+            _remove(out, script)
+
+    def sweep_tmp(self) -> int:
+        """Remove temporary files a killed process left here: those of jobs no live worker
+        is running (scripts hold presigned URLs; clips can be large). Returns the count."""
+        files = [p for p in self._tmp.glob("*") if p.is_file()] if self._tmp.is_dir() else []
+        ids = {int(p.name.split("-")[1].split(".")[0]) for p in files if _job_file(p)}
+        with self._db.transaction() as s:
+            rows = s.fetchall(q("live_exports"), {"ids": sorted(ids), "stale": self.stale_seconds})
+        live = {r["id"] for r in rows}
+        removed = 0
+        for p in files:
+            if _job_file(p) and int(p.name.split("-")[1].split(".")[0]) in live:
+                continue
+            # media/clip stream scripts of a killed API process: their request is gone
+            if not _job_file(p) and time.time() - p.stat().st_mtime < 2 * self.stale_seconds:
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+        return removed
+
+    def _plan(self, job: ExportJob) -> ClipPlan:
+        with self._db.transaction() as s:
+            rows = s.fetchall(
+                q("recordings_by_id"), {"ids": list(job.recording_ids), "camera_id": job.camera_id}
+            )
+        recs = [recording_from_row(r) for r in rows]
+        ttl = int(max(3600, 4 * (job.range_end - job.range_start).total_seconds()))
+        sources = [self._source(r, ttl) for r in recs]
+        return plan_sources(sources, job.range_start, job.range_end, job.allowed_start)
+
+    def _source(self, rec: Recording, ttl: int) -> Source:
+        assert rec.id is not None
+        return Source(
+            rec.id, rec.start_time, rec.end_time, self._store.presign_get(rec.s3_key, ttl)
+        )
+
+    def _fail(self, job: ExportJob, key: str, worker: str | None, error: str) -> ExportJob:
+        # the object (if a previous attempt wrote one) goes first: never a failed row
+        # pointing at footage, never an object without a done row
+        with contextlib.suppress(Exception):
+            self._store.delete(key)
+        with self._db.transaction() as s:
+            row = s.fetchone(
+                q("fail_export"), {"id": job.id, "error": error[:2000], "worker": worker}
+            )
+            if row is None:
+                return job
+            failed = job_from_row(row)
+            audit(s, None, "export.failed", failed, error=error[:500])
+        return failed
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _job_file(p: Path) -> bool:
+    parts = p.name.split("-", 1)
+    return parts[0] == "export" and len(parts) == 2 and parts[1].split(".")[0].isdigit()
+
+
+def plan_sources(
+    sources: list[Source], start: datetime, end: datetime, allowed_start: datetime
+) -> ClipPlan:
+    """Probe the first recording's keyframes around ``start`` (if it begins inside it)
+    and plan the clip."""
+    sources = with_origins(sources)
+    keyframes = None
+    offset = first_offset(sources, start) if sources else None
+    if offset is not None:
+        _, keyframes = probe_keyframes(sources[0].url, offset)
+    return plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
+
+
+def _metadata(job: ExportJob, plan: ClipPlan) -> ClipMetadata:
+    comment = {
+        "camvault_export": job.id,
+        "camera_id": job.camera_id,
+        "requested": [job.range_start.isoformat(), job.range_end.isoformat()],
+        "actual": [plan.actual_start.isoformat(), plan.actual_end.isoformat()],
+        "cut": plan.cut,
+        "gaps": plan.gaps_json(),
+    }
+    return ClipMetadata(
+        title=f"{job.camera_id} {plan.actual_start.isoformat()}",
+        comment=json.dumps(comment, separators=(",", ":")),
+        creation_time=plan.actual_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
+
+
+def _digests(path: Path) -> tuple[int, str, str, str]:
+    sha = hashlib.sha256()
+    crc = 0
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(1024 * 1024):
+            sha.update(block)
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return (
+        size,
+        sha.hexdigest(),
+        base64.b64encode(sha.digest()).decode(),
+        base64.b64encode(crc.to_bytes(4, "big")).decode(),
+    )
+
+
+class _Heartbeat:
+    """Beats the job's row every ``interval`` seconds with the latest progress; when the
+    row says another worker owns the job, kills the running ffmpeg."""
+
+    def __init__(self, db: Connector, job_id: int, worker: str, interval: float) -> None:
+        self._db = db
+        self._id = job_id
+        self._worker = worker
+        self._interval = max(0.2, interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"export-{job_id}", daemon=True)
+        self._proc: Any = None
+        self.progress = 0.0
+        self.lost = False
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def watch(self, proc: Any) -> None:
+        self._proc = proc
+
+    def check(self) -> None:
+        if self.lost:
+            raise JobLost(f"export {self._id} was taken over")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._db.transaction() as s:
+                    ok = s.fetchone(
+                        q("beat_export"),
+                        {"id": self._id, "worker": self._worker, "progress": self.progress},
+                    )
+            except CamvaultError as exc:
+                log.warning("export %s: heartbeat failed: %s", self._id, exc)
+                continue
+            if ok is None:
+                self.lost = True
+                if self._proc is not None and self._proc.poll() is None:
+                    self._proc.kill()
+                return

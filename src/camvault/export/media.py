@@ -1,0 +1,227 @@
+"""The media side of clips: keyframe probes (PyAV) and ffmpeg stream-copy runs.
+
+Both read the recordings straight from S3 through presigned URLs: libav's HTTP client
+issues ranged GETs and keeps only its read buffer in memory, so neither the API nor the
+worker ever holds a whole object. ffmpeg is the binary bundled with imageio-ffmpeg unless
+``[recording] ffmpeg`` names another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from camvault.errors import InvalidMedia, StorageUnavailable
+from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = "file,http,https,tcp,tls,crypto"
+_EPS = 1e-6
+_OPEN_OPTIONS = {"rw_timeout": "30000000", "reconnect": "1"}  # microseconds
+
+
+def ffmpeg_exe(configured: str = "") -> str:
+    if configured:
+        return configured
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def _open(url: str) -> Any:
+    try:
+        return av.open(url, options=_OPEN_OPTIONS, timeout=30.0)
+    except av.error.HTTPError as exc:
+        raise StorageUnavailable(f"cannot read recording: {exc}") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InvalidMedia(f"cannot read recording: {exc}") from exc
+
+
+def probe_origin(url: str) -> float:
+    """The file's first video timestamp in seconds (concat in/out points are absolute)."""
+    with _open(url) as c:
+        vs = c.streams.video[0]
+        return float((vs.start_time or 0) * vs.time_base)
+
+
+def probe_keyframes(url: str, offset: float, *, horizon: float = 30.0) -> tuple[float, Keyframes]:
+    """(origin, keyframes around ``offset``): seeks through the index to the keyframe at or
+    before the offset, then reads forward at most to the next keyframe (one GOP)."""
+    with _open(url) as c:
+        vs = c.streams.video[0]
+        tb = Fraction(vs.time_base)
+        origin_ts = vs.start_time or 0
+        origin = float(origin_ts * tb)
+        with contextlib.suppress(av.error.FFmpegError):
+            c.seek(origin_ts + int(offset / tb), stream=vs, backward=True, any_frame=False)
+        before: float | None = None
+        after: float | None = None
+        for pkt in c.demux(vs):
+            if pkt.pts is None:
+                continue
+            t = float((pkt.pts - origin_ts) * tb)
+            if t > offset + horizon:
+                break
+            if not pkt.is_keyframe:
+                continue
+            if t <= offset + _EPS:
+                before = t
+            if t >= offset - _EPS:
+                after = t
+                break
+        return origin, Keyframes(before, after)
+
+
+def with_origins(sources: list[Source]) -> list[Source]:
+    """Sources with their probed origins (a few KB of each file, probed concurrently)."""
+    from dataclasses import replace
+
+    if not sources:
+        return sources
+    with ThreadPoolExecutor(max_workers=min(8, len(sources))) as pool:
+        origins = list(pool.map(lambda s: probe_origin(s.url), sources))
+    return [replace(s, origin=o) for s, o in zip(sources, origins, strict=True)]
+
+
+def base_cmd(ffmpeg: str, plan: ClipPlan, script: Path, *, strict: bool = False) -> list[str]:
+    """ffmpeg reading the plan's concat script, stream copy. Audio is kept only when the
+    clip starts on the keyframe at or before the requested start (the concat demuxer's
+    inpoint seeks, but an audio packet just before it may still come through) and never
+    when ``strict`` (a window's edge is a hard limit)."""
+    audio = plan.cut == CUT_BEFORE and not strict
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-protocol_whitelist",
+        PROTOCOLS,
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(script),
+        "-map",
+        "0:v:0",
+        *(["-map", "0:a?"] if audio else []),
+        "-c",
+        "copy",
+    ]
+
+
+def write_script(plan: ClipPlan, path: Path) -> Path:
+    # presigned URLs are bearer secrets: the script is readable by its owner only
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(ffconcat(plan))
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ClipMetadata:
+    title: str
+    comment: str  # JSON: camera, ranges, gaps
+    creation_time: str
+
+
+def render_file(
+    ffmpeg: str,
+    plan: ClipPlan,
+    script: Path,
+    out: Path,
+    meta: ClipMetadata,
+    *,
+    on_progress: Callable[[float], None],
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> None:
+    """Concat + cut into one MP4 with the index at the front (``+faststart``)."""
+    write_script(plan, script)
+    cmd = [
+        *base_cmd(ffmpeg, plan, script),
+        "-metadata",
+        f"title={meta.title}",
+        "-metadata",
+        f"comment={meta.comment}",
+        "-metadata",
+        f"creation_time={meta.creation_time}",
+        "-movflags",
+        "+faststart",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-f",
+        "mp4",
+        "-y",
+        str(out),
+    ]
+    total = max(plan.seconds, 1e-3)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        if on_start is not None:
+            on_start(proc)
+        assert proc.stdout is not None and proc.stderr is not None
+        for raw in proc.stdout:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                on_progress(min(99.0, max(0.0, int(value) / 1e6 / total * 100)))
+        err = proc.stderr.read().decode("utf-8", "replace")
+        code = proc.wait()
+    if code != 0:
+        raise InvalidMedia(f"ffmpeg could not cut the clip ({code}): {err[-500:]}")
+
+
+async def stream_fragments(
+    ffmpeg: str, plan: ClipPlan, script: Path, *, strict: bool, chunk: int = 1024 * 1024
+) -> AsyncIterator[bytes]:
+    """The clip as fragmented MP4 on ffmpeg's stdout, read on the event loop (no thread
+    hop per chunk); ffmpeg is killed and the script removed when the consumer stops early
+    (client gone)."""
+    write_script(plan, script)
+    cmd = [
+        *base_cmd(ffmpeg, plan, script, strict=strict),
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        "-f",
+        "mp4",
+        "pipe:1",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    try:
+        # the first bytes go out at once; after that, pipe reads (<= 64 KB each) are
+        # gathered into ~chunk-sized sends: per-send overhead, not ffmpeg, bounds throughput
+        first = True
+        while True:
+            parts: list[bytes] = []
+            size = 0
+            while size < chunk and (data := await proc.stdout.read(chunk - size)):
+                parts.append(data)
+                size += len(data)
+                if first:
+                    break
+            if not parts:
+                break
+            first = False
+            yield b"".join(parts)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        with contextlib.suppress(OSError):
+            script.unlink()

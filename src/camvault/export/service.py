@@ -1,0 +1,16 @@
+"""What the API needs for clips: the export requests (as the caller) and how to run
+ffmpeg for the streamed, clipped playback route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from camvault.export.jobs import ExportRequests
+
+
+@dataclass(frozen=True)
+class ClipServices:
+    requests: ExportRequests
+    ffmpeg: str
+    tmp_dir: Path

@@ -1,0 +1,58 @@
+"""The process the export SIGKILL trials kill: claims one export job and runs it,
+reporting each step (``claimed``, ``progress``, ``uploading``, ``uploaded``, ``done``)
+and pausing after it, so the test can kill it at a chosen point.
+
+``python -m tests.faults.export_worker SETTINGS_JSON``
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from camvault.app import App, s3_settings
+from camvault.config import Settings
+from camvault.export.worker import export_runner
+from camvault.models import StoredObject
+from camvault.storage import S3ObjectStore, make_client
+
+PAUSE = 1.0
+
+
+def say(what: str) -> None:
+    print(what, flush=True)
+    time.sleep(PAUSE)
+
+
+class ReportingStore(S3ObjectStore):
+    def put_file(self, path: Path, key: str, **kw: Any) -> StoredObject | None:
+        say("uploading")
+        out = super().put_file(path, key, **kw)
+        say("uploaded")
+        return out
+
+
+def main(settings: Settings) -> None:
+    with App.open(settings) as app:
+        s3, creds = s3_settings(settings)
+        runner = export_runner(app, ReportingStore(make_client(s3, credentials=creds), s3))
+        job = runner.claim()
+        if job is None:
+            print("nothing", flush=True)
+            return
+        say("claimed")
+        seen = [False]
+
+        def progress(p: float) -> None:
+            if not seen[0]:
+                seen[0] = True
+                say("progress")
+
+        runner.run(job, progress)
+        print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main(Settings.model_validate_json(Path(sys.argv[1]).read_text()))

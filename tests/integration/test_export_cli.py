@@ -1,0 +1,78 @@
+"""``camvault export`` against real servers: the same job path as the API, a file out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from camvault.acl import Permission
+from camvault.cli import main
+from tests.integration.access_env import T0, add_cameras, service_access
+from tests.integration.export_env import FRAME, frame_times, upload_footage
+
+SEC = timedelta(seconds=1)
+
+
+@pytest.fixture
+def config(
+    tmp_path: Path, db_url: str, seaweed: Any, bucket: str, aws_env: None, s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:  # fmt: skip
+    for var in ("CAMVAULT_DATABASE_URL", "CAMVAULT_S3_BUCKET", "CAMVAULT_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    add_cameras(db_url, "gate")
+    upload_footage(s3, bucket, db_url, "gate", [T0, T0 + 20 * SEC], 20, tmp_path)
+    with service_access(db_url) as acc:
+        acc.add_user("viewer")
+        acc.add_grant(camera_id="gate", user="viewer", permission=Permission.VIEW)
+    path = tmp_path / "camvault.toml"
+    path.write_text(f"""
+data_dir = "{tmp_path / "data"}"
+[database]
+url = "{db_url}"
+[s3]
+bucket = "{bucket}"
+endpoint_url = "{seaweed.endpoint_url}"
+prefix = "site-a"
+addressing_style = "path"
+[spool]
+dir = "{tmp_path / "spool"}"
+""")
+    return path
+
+
+def test_cli_export_writes_the_clip(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    out = tmp_path / "clip.mp4"
+    start, end = T0 + 12 * SEC, T0 + 33 * SEC
+    code = main(
+        ["-c", str(config), "export", "--camera", "gate", "--start", start.isoformat(),
+         "--end", end.isoformat(), "-o", str(out), "--json"]
+    )  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    body = json.loads(stdout)
+    assert body["state"] == "done" and body["cut"] == "keyframe_at_or_before"
+    assert body["s3_key"].startswith("site-a/exports/gate/")
+    data = out.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == body["sha256"]
+    got = frame_times(data, start, tmp_path)
+    assert got == [T0 + i * FRAME for i in range(120, 330)]
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT state, requester_name FROM exports").fetchone()
+    assert row == ("done", "operator")
+
+    # on behalf of a view-only user: refused, exit 2, nothing queued
+    code = main(
+        ["-c", str(config), "export", "--camera", "gate", "--start", start.isoformat(),
+         "--end", end.isoformat(), "-o", str(tmp_path / "no.mp4"), "--user", "viewer"]
+    )  # fmt: skip
+    assert code == 2 and "export permission" in capsys.readouterr().err
+    assert not (tmp_path / "no.mp4").exists()

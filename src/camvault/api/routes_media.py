@@ -74,9 +74,17 @@ def recording_media(
     t1 = params.parse_time(end, "end")
     ttl = c.svc.settings.presign_ttl_seconds
 
+    # as in playback: no pooled transaction is held while the gate HEADs the object
+    found = c.access.recording(recording_id)
+    if found is None:
+        raise ApiError(404, "no such recording", "recording_id")
+    seen = found[0]
+    c.svc.gate.check(seen)
+    url = presign(c.svc.store, seen, ttl)
+
     def issue(rec: Recording) -> tuple[tuple[Recording, str], AuditEntry]:
-        c.svc.gate.check(rec)
-        url = presign(c.svc.store, rec, ttl)
+        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
+            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
         s, e = window(rec, t0, t1)
         entry = c.audit_entry(
             "playback.media",

@@ -43,6 +43,7 @@ class PlaylistEntry:
     duration_seconds: float
     codec: str
     state: str
+    clipped: bool = False  # only part of the recording is visible: [start, end) of it
 
     @property
     def playable(self) -> bool:
@@ -93,6 +94,7 @@ class TimelineCatalog:
                 r["duration_seconds"],
                 r["codec"],
                 r["state"],
+                r["clipped"],
             )
             for r in rows
         ]

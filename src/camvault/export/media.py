@@ -44,9 +44,15 @@ def _open(url: str) -> Any:
     try:
         return av.open(url, options=_OPEN_OPTIONS, timeout=30.0)
     except av.error.HTTPError as exc:
-        raise StorageUnavailable(f"cannot read recording: {exc}") from exc
+        raise StorageUnavailable(f"cannot read recording: {_reason(exc)}") from exc
     except (av.error.FFmpegError, OSError) as exc:
-        raise InvalidMedia(f"cannot read recording: {exc}") from exc
+        raise InvalidMedia(f"cannot read recording: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    # never str(exc): libav puts the file name in it, and that is a presigned URL to the
+    # whole object — an error message must not hand it to a caller with a windowed grant
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def probe_origin(url: str) -> float:
@@ -189,7 +195,6 @@ async def stream_fragments(
     """The clip as fragmented MP4 on ffmpeg's stdout, read on the event loop (no thread
     hop per chunk); ffmpeg is killed and the script removed when the consumer stops early
     (client gone)."""
-    write_script(plan, script)
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",
@@ -198,6 +203,22 @@ async def stream_fragments(
         "mp4",
         "pipe:1",
     ]
+    async for data in _stream(cmd, plan, script, chunk):
+        yield data
+
+
+async def stream_ts(
+    ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 1024 * 1024
+) -> AsyncIterator[bytes]:
+    """The clip as MPEG-TS (what an HLS player appends), with the strict cut of a window:
+    video only, nothing before its first keyframe or at/after its end."""
+    cmd = [*base_cmd(ffmpeg, plan, script, strict=True), "-f", "mpegts", "pipe:1"]
+    async for data in _stream(cmd, plan, script, chunk):
+        yield data
+
+
+async def _stream(cmd: list[str], plan: ClipPlan, script: Path, chunk: int) -> AsyncIterator[bytes]:
+    write_script(plan, script)
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )

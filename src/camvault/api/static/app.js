@@ -145,8 +145,10 @@ $("timeline").addEventListener("click", (ev) => {
   const r = $("timeline").getBoundingClientRect();
   const ms = S.viewStart + (ev.clientX - r.left) / r.width * viewLen();
   // click: play from there (and start an export range); shift-click: end the range
-  if (ev.shiftKey) { setRange(undefined, ms); return; }
-  setRange(ms, undefined); pick(ms);
+  const exporter = S.timeline && S.timeline.can_export;
+  if (ev.shiftKey && exporter) { setRange(undefined, ms); return; }
+  if (exporter) setRange(ms, undefined);
+  pick(ms);
 });
 function pick(ms) {
   const s = spanAt(ms); show("restore-box", false); moveCursor(ms);
@@ -193,7 +195,7 @@ function setRange(a, b) {
 }
 function drawSelection() {
   const el = $("selection"), [a, b] = rangeOf();
-  if (isNaN(a) || isNaN(b) || b <= a || b < S.viewStart || a > S.viewStart + viewLen()) {
+  if (!S.timeline || !S.timeline.can_export || isNaN(a) || isNaN(b) || b <= a || b < S.viewStart || a > S.viewStart + viewLen()) {
     el.style.display = "none"; return; }
   el.style.display = "block"; el.style.left = Math.max(0, xOf(a)) + "%";
   el.style.width = Math.max(0.15, Math.min(100, xOf(b)) - Math.max(0, xOf(a))) + "%";

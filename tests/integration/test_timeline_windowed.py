@@ -100,17 +100,19 @@ def test_windowed_user_gets_exactly_the_window_decoded(
             pl = http.get(f"/api/cameras/{CAM}/playlist.m3u8", params=rng, headers=tokens[user])
             assert pl.status_code == 200, pl.text
             entries = _playlist(pl.text)
-            # one entry per visible part of a recording, each with its own start/duration
+            # one entry per visible part of a recording, each with its own start (its first
+            # keyframe: the footage has one per whole second) and duration
             want = []
             for a, b in windows:
                 for r in recs:
                     s, e = max(a, r.start), min(b, r.end)
                     if s < e:
-                        want.append((s, round((e - s).total_seconds(), 3), r))
-            assert [(p, d) for p, d, _ in entries] == [(s, d) for s, d, _ in want]
+                        want.append((s, _ceil_second(s), e, r))
+            assert [(p, d) for p, d, _ in entries] == [
+                (first, round((e - first).total_seconds(), 3)) for _, first, e, _ in want
+            ]
             decoded = 0
-            for (pdt, extinf, url), (s, _, rec) in zip(entries, want, strict=True):
-                e = pdt + timedelta(seconds=extinf)
+            for (_, _, url), (s, first, e, rec) in zip(entries, want, strict=True):
                 assert url.startswith(f"/api/recordings/{rec.id}/media.ts")
                 clipped = (s, e) != (rec.start, rec.end)
                 assert ("?" in url) == clipped, url
@@ -118,7 +120,6 @@ def test_windowed_user_gets_exactly_the_window_decoded(
                 assert resp.status_code == 200, (url, resp.text)
                 times, key_first = _decode(resp.content, tmp_path)
                 assert key_first
-                first = _ceil_second(s)  # the first keyframe at or after the part's start
                 expect = []
                 while first + len(expect) * FRAME < e:
                     expect.append(first + len(expect) * FRAME)

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -42,7 +43,7 @@ from camvault.catalog.timeline import PlaylistEntry, TimelineCatalog, gaps_betwe
 from camvault.errors import InputError, InvalidMedia, StorageUnavailable
 from camvault.export.clip import Source
 from camvault.export.jobs import plan_sources
-from camvault.export.media import ffmpeg_exe, stream_ts
+from camvault.export.media import ffmpeg_exe, probe_keyframes, stream_ts
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["timeline"])
@@ -132,6 +133,35 @@ def timeline(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     )
 
 
+def _first_keyframes(c: Caller, entries: list[PlaylistEntry]) -> list[PlaylistEntry]:
+    """A part that begins inside its recording plays from the first keyframe at or after
+    that instant (as media.ts cuts it): its PROGRAM-DATE-TIME and duration say so, or the
+    page's clock would be up to one GOP early. One keyframe probe per such part (a window
+    has at most one), no database connection held."""
+    out = []
+    for e in entries:
+        rec_start = e.recording_start
+        if not e.clipped or rec_start is None or e.start <= rec_start:
+            out.append(e)
+            continue
+        if e.s3_bucket != c.svc.store.bucket:
+            continue  # media.ts would refuse it too (409)
+        url = c.svc.store.presign_get(e.s3_key, c.svc.settings.presign_ttl_seconds)
+        offset = (e.start - rec_start).total_seconds()
+        try:
+            _, frames = probe_keyframes(url, offset)
+        except (StorageUnavailable, InvalidMedia):
+            out.append(e)  # media.ts answers with the reason when the player asks
+            continue
+        if frames.after is None:
+            continue  # no keyframe inside the part: nothing of it can be played
+        first = rec_start + timedelta(seconds=frames.after)
+        if first < e.end:
+            seconds = (e.end - first).total_seconds()
+            out.append(replace(e, first_frame=max(first, e.start), duration_seconds=seconds))
+    return out
+
+
 def _pdt(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -160,7 +190,7 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     entries = TimelineCatalog(c.svc.access.connector, c.who).playlist(
         cam, t0, t1, limit=MAX_PLAYLIST_ENTRIES
     )
-    playable = [e for e in entries if e.playable]
+    playable = _first_keyframes(c, [e for e in entries if e.playable])
     if not playable:
         raise ApiError(404, "no playable footage in this range", "start")
     target = max(1, math.ceil(max(e.duration_seconds for e in playable)))
@@ -174,7 +204,7 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     for i, e in enumerate(playable):
         if i:
             lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.start)}")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.first_frame or e.start)}")
         lines.append(f"#EXTINF:{e.duration_seconds:.3f},")
         lines.append(_media_url(e))
     lines.append("#EXT-X-ENDLIST")
@@ -182,7 +212,7 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
         "playback",
         camera_id=cam,
         recording_id=playable[0].id,
-        recording_start=playable[0].start,
+        recording_start=playable[0].recording_start or playable[0].start,
         detail={
             "playlist": True,
             "start": t0.isoformat(),

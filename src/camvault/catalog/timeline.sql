@@ -67,7 +67,7 @@ SELECT start_time, span_end AS end_time, state, end_rn - rn + 1 AS recordings,
 -- `clipped` when the entry is not the whole recording.
 WITH rows AS (
     SELECT r.id, r.start_time AS rec_start, r.end_time AS rec_end, r.codec,
-           r.storage_class, r.duration_seconds AS rec_seconds,
+           r.storage_class, r.duration_seconds AS rec_seconds, r.s3_bucket, r.s3_key,
            CASE
                WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
                WHEN x.status = 'restored'
@@ -90,14 +90,15 @@ WITH rows AS (
        AND r.deleted_at IS NULL
 ), parts AS (
     SELECT rows.id, rows.rec_start, rows.rec_end, rows.rec_seconds, rows.codec,
-           rows.storage_class, rows.state,
+           rows.storage_class, rows.state, rows.s3_bucket, rows.s3_key,
            greatest(lower(v.r), rows.rec_start) AS start_time,
            least(upper(v.r), rows.rec_end) AS end_time
       FROM rows
       CROSS JOIN LATERAL unnest(rows.visible) AS v(r)  -- empty: no entry
      WHERE lower(v.r) < upper(v.r)
 )
-SELECT id, start_time, end_time, codec, storage_class, state, clipped,
+SELECT id, start_time, end_time, codec, storage_class, state, clipped, rec_start,
+       s3_bucket, s3_key,
        CASE WHEN clipped THEN extract(epoch FROM end_time - start_time)::float8
             ELSE rec_seconds END AS duration_seconds
   FROM (SELECT *, (start_time, end_time) IS DISTINCT FROM (rec_start, rec_end) AS clipped

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = "file,http,https,tcp,tls,crypto"
 _EPS = 1e-6
+_URL = re.compile(r"(?:https?|file)://\S+")
 _OPEN_OPTIONS = {"rw_timeout": "30000000", "reconnect": "1"}  # microseconds
 
 
@@ -186,6 +188,8 @@ def render_file(
         err = proc.stderr.read().decode("utf-8", "replace")
         code = proc.wait()
     if code != 0:
+        # ffmpeg names its inputs: presigned URLs to whole objects, never for the job's row
+        err = _URL.sub("<presigned url>", err)
         raise InvalidMedia(f"ffmpeg could not cut the clip ({code}): {err[-500:]}")
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import av
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -28,6 +30,7 @@ from camvault.catalog.connector import PsycopgConnector
 from camvault.embedded import SeaweedFS
 from camvault.sessions import set_password
 from tests.integration.access_env import add_cameras, api_client, service_access
+from tests.integration.export_env import clip_api
 from tests.media import _run, make_h264, make_h265
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -347,3 +350,131 @@ def test_docs_work_offline(page: Any, site: dict[str, Any]) -> None:
     page.goto(f"{site['url']}/docs")
     page.wait_for_selector(".swagger-ui .info .title", timeout=20000)
     assert "camvault" in page.inner_text(".swagger-ui .info .title")
+
+
+# windowed grants and clip exports (the API with export workers) ----------------------------
+DOCK = "dock-5"
+WINDOW = (T0 + timedelta(seconds=2.5), T0 + timedelta(seconds=9.2))  # over 3 x 4 s
+
+
+@pytest.fixture(scope="module")
+def clip_site(
+    pg_admin_url: str, template_db: str, seaweed: SeaweedFS, tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
+    name = f"camvault_uix_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
+    info["dbname"] = name
+    db_url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    s3 = seaweed.client()
+    bucket = f"uix-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    media = tmp_path_factory.mktemp("footage-x")
+    add_cameras(db_url, DOCK)
+    with psycopg.connect(db_url) as conn:
+        for i in range(3):
+            st = T0 + timedelta(seconds=CLIP * i)
+            _add(conn, s3, bucket, _clip(media / f"d{i}.mp4", st), st, "STANDARD", cam=DOCK)
+    with service_access(db_url) as acc:
+        acc.add_user("temp")
+        acc.add_user("exporter")
+        acc.add_grant(camera_id=DOCK, user="temp", window_start=WINDOW[0], window_end=WINDOW[1])
+        acc.add_grant(camera_id=DOCK, user="exporter", permission=Permission.EXPORT)
+    owner = PsycopgConnector(db_url, max_size=1)
+    for user in ("temp", "exporter"):
+        with owner.transaction() as s:
+            row = s.fetchone("SELECT id FROM users WHERE name = %(n)s", {"n": user})
+        assert row is not None
+        set_password(owner, row["id"], PASSWORD)
+    owner.close()
+    try:
+        with clip_api(
+            db_url,
+            endpoint=seaweed.endpoint_url,
+            bucket=bucket,
+            credentials=(seaweed.access_key, seaweed.secret_key),
+            tmp=tmp_path_factory.mktemp("clips"),
+        ) as api:
+            yield {"url": str(api.client.base_url).rstrip("/"), "db": db_url}
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _x_of(page: Any, at: datetime) -> tuple[float, float]:
+    box = page.locator("#timeline").bounding_box()
+    view = page.evaluate("() => [window.camvault.state.viewStart, window.camvault.state.zoom]")
+    x = box["x"] + (at.timestamp() * 1000 - view[0]) / (view[1] * 1000) * box["width"]
+    return x, box["y"] + box["height"] / 2
+
+
+def test_windowed_user_sees_and_plays_just_the_window(page: Any, clip_site: dict[str, Any]) -> None:
+    _sign_in(page, clip_site["url"], "temp", f"#camera={DOCK}&zoom=600&at={_iso(T0)}")
+    page.wait_for_selector("#timeline .span")
+    spans = page.eval_on_selector_all(
+        "#timeline .span", "els => els.map(e => [e.dataset.start, e.dataset.end, e.dataset.state])"
+    )
+    assert spans == [[_iso(WINDOW[0]), _iso(WINDOW[1]), "STANDARD"]]
+    assert page.is_hidden("#export-box")  # view only: no export offered
+    page.mouse.click(*_x_of(page, WINDOW[0] + timedelta(seconds=0.8)))
+    page.wait_for_function(
+        "() => document.getElementById('video').currentTime > 0.2", timeout=20000
+    )
+    lo, hi = WINDOW[0].timestamp() * 1000, WINDOW[1].timestamp() * 1000
+    wall0 = page.evaluate("() => window.camvault.wallAt(window.camvault.state.startPos)")
+    assert lo <= wall0 < hi, (wall0, lo, hi)  # playback starts within the window
+    urls = page.evaluate("() => window.camvault.state.frags.map(f => f.url)")
+    assert len(urls) == 3 and "start=" in urls[0] and "start=" in urls[2], urls
+    assert "?" not in urls[1]  # the middle recording is wholly inside: served whole
+    # play on across a boundary; the clock never leaves the window
+    page.wait_for_function(
+        "() => window.camvault.wallAt(document.getElementById('video').currentTime)"
+        f" > {(T0 + timedelta(seconds=5)).timestamp() * 1000}",
+        timeout=30000,
+    )
+    now = page.evaluate(
+        "() => window.camvault.wallAt(document.getElementById('video').currentTime)"
+    )
+    assert lo <= now <= hi + 1000, now
+    page.screenshot(path=str(ARTIFACTS / "timeline-windowed.png"))
+
+
+def test_export_a_range_from_the_timeline(page: Any, clip_site: dict[str, Any]) -> None:
+    _sign_in(page, clip_site["url"], "exporter", f"#camera={DOCK}&zoom=600&at={_iso(T0)}")
+    page.wait_for_selector("#export-box", state="visible")
+    # click at 10:00:02, shift-click at 10:00:10: across the boundaries at :04 and :08
+    a, b = T0 + timedelta(seconds=2), T0 + timedelta(seconds=10)
+    page.mouse.click(*_x_of(page, a))
+    page.keyboard.down("Shift")
+    page.mouse.click(*_x_of(page, b))
+    page.keyboard.up("Shift")
+    start = datetime.fromisoformat(page.input_value("#export-start"))
+    end = datetime.fromisoformat(page.input_value("#export-end"))
+    assert abs((start - a).total_seconds()) <= 1 and abs((end - b).total_seconds()) <= 1
+    assert page.is_visible("#selection")
+    page.click("#export")
+    page.wait_for_selector("#export-link", state="visible", timeout=120000)
+    assert "done" in page.inner_text("#export-status")
+    page.screenshot(path=str(ARTIFACTS / "timeline-export.png"))
+    href = page.get_attribute("#export-link", "href")
+    assert href and urlsplit(href).hostname in ("127.0.0.1", "localhost")
+    data = httpx.get(href, timeout=30).content
+    assert len(data) > 0
+    path = ARTIFACTS / "timeline-export.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as c:
+        frames = list(c.decode(c.streams.video[0]))
+    seconds = (end - start).total_seconds()
+    assert frames and abs(len(frames) / 15 - seconds) <= 1.5, (len(frames), seconds)
+    with psycopg.connect(clip_site["db"]) as conn:
+        row = conn.execute(
+            "SELECT state, size_bytes FROM exports WHERE requester_name = 'exporter'"
+        ).fetchone()
+    assert row == ("done", len(data))

@@ -98,7 +98,7 @@ class CameraOut(BaseModel):
         )
 
 
-@router.get("/nodes", response_model=list[NodeOut])
+@router.get("/nodes", response_model=list[NodeOut], responses={403: {"description": "admin only"}})
 def list_nodes(c: AdminDep) -> list[NodeOut]:
     ttl = 15.0  # the API has no [node] of its own: "alive" uses the default lease time
     return [NodeOut(**_node(r)) for r in _store(c).nodes(ttl)]

@@ -137,7 +137,8 @@ def stream_clip(
     cam = params.camera_id(camera_id)
     t0 = params.parse_time(start, "start")
     t1 = params.parse_time(end, "end")
-    assert t0 is not None and t1 is not None
+    if t0 is None or t1 is None:  # an empty value parses as "not given"
+        raise params.bad("start" if t0 is None else "end", "is required")
     try:
         recs, allowed = svc.requests.stream(c.who, cam, t0, t1, Origin(c.client_addr, c.user_agent))
     except ExportForbidden as exc:

@@ -15,12 +15,17 @@ each recording's media remuxed for the browser.
 from __future__ import annotations
 
 import math
+import pathlib
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 import imageio_ffmpeg
 from fastapi import APIRouter, Path, Query
@@ -32,8 +37,13 @@ from camvault.api import params
 from camvault.api.deps import Caller, CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import presign
-from camvault.catalog.access import GrantRecord
-from camvault.catalog.timeline import TimelineCatalog, gaps_between
+from camvault.api.routes_media import window
+from camvault.catalog.access import AuditEntry
+from camvault.catalog.timeline import PlaylistEntry, TimelineCatalog, gaps_between
+from camvault.errors import InputError, InvalidMedia, StorageUnavailable
+from camvault.export.clip import Source
+from camvault.export.jobs import plan_sources
+from camvault.export.media import ffmpeg_exe, probe_keyframes, stream_ts
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["timeline"])
@@ -66,6 +76,7 @@ class TimelineOut(BaseModel):
     spans: list[SpanOut]
     gaps: list[GapOut]
     can_restore: bool  # holds export (or admin) on this camera: may ask for restores
+    can_export: bool  # the same permission: may export clips (of the ranges it covers)
 
 
 def _range(
@@ -80,7 +91,7 @@ def _range(
     return cam, t0, t1
 
 
-def _can_restore(c: Caller, camera_id: str) -> bool:
+def _can_export(c: Caller, camera_id: str) -> bool:
     if c.who.is_admin:
         return True
     who = Principal(c.who.user_id, c.access.group_ids_of(c.who.user_id))
@@ -98,6 +109,7 @@ def timeline(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     """Covered spans and gaps of [start, end), computed in SQL under row-level security."""
     cam, t0, t1 = _range(c, camera_id, start, end)
     spans = TimelineCatalog(c.svc.access.connector, c.who).spans(cam, t0, t1)
+    may_export = _can_export(c, cam)
     return TimelineOut(
         camera_id=cam,
         start=t0,
@@ -116,32 +128,54 @@ def timeline(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
             GapOut(start=g.start, end=g.end, seconds=(g.end - g.start).total_seconds())
             for g in gaps_between(spans)
         ],
-        can_restore=_can_restore(c, cam),
+        can_restore=may_export,
+        can_export=may_export,
     )
 
 
-def _whole_recording_granted(c: Caller, rec: Recording, acl: list[GrantRecord]) -> bool:
-    """This route hands out whole files: only to a caller whose grant covers all of it
-    (row-level security may show a recording that merely overlaps a windowed grant)."""
-    if c.who.is_admin:
-        return True
-    who = Principal(c.who.user_id, c.access.group_ids_of(c.who.user_id))
-    now = c.svc.clock()
-    for record in acl:
-        g = record.grant
-        if not applies_to(g, who) or g.camera_id != rec.camera_id or g.revoked_at is not None:
+def _first_keyframes(c: Caller, entries: list[PlaylistEntry]) -> list[PlaylistEntry]:
+    """A part that begins inside its recording plays from the first keyframe at or after
+    that instant (as media.ts cuts it): its PROGRAM-DATE-TIME and duration say so, or the
+    page's clock would be up to one GOP early. One keyframe probe per such part (a window
+    has at most one), no database connection held."""
+    out = []
+    for e in entries:
+        rec_start = e.recording_start
+        if not e.clipped or rec_start is None or e.start <= rec_start:
+            out.append(e)
             continue
-        if g.expires_at is not None and g.expires_at <= now:
+        if e.s3_bucket != c.svc.store.bucket:
+            continue  # media.ts would refuse it too (409)
+        url = c.svc.store.presign_get(e.s3_key, c.svc.settings.presign_ttl_seconds)
+        offset = (e.start - rec_start).total_seconds()
+        try:
+            _, frames = probe_keyframes(url, offset)
+        except (StorageUnavailable, InvalidMedia):
+            out.append(e)  # media.ts answers with the reason when the player asks
             continue
-        if g.window_start is None or g.window_end is None:
-            return True
-        if g.window_start <= rec.start_time and rec.end_time <= g.window_end:
-            return True
-    return False
+        if frames.after is None:
+            continue  # no keyframe inside the part: nothing of it can be played
+        first = rec_start + timedelta(seconds=frames.after)
+        if first < e.end:
+            seconds = (e.end - first).total_seconds()
+            out.append(replace(e, first_frame=max(first, e.start), duration_seconds=seconds))
+    return out
 
 
 def _pdt(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso_us(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _media_url(e: PlaylistEntry) -> str:
+    """A visible sub-range of a recording is fetched as just that part."""
+    path = f"/api/recordings/{e.id}/media.ts"
+    if not e.clipped:
+        return path
+    return f"{path}?{urlencode({'start': _iso_us(e.start), 'end': _iso_us(e.end)})}"
 
 
 @router.get(
@@ -156,7 +190,7 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     entries = TimelineCatalog(c.svc.access.connector, c.who).playlist(
         cam, t0, t1, limit=MAX_PLAYLIST_ENTRIES
     )
-    playable = [e for e in entries if e.playable]
+    playable = _first_keyframes(c, [e for e in entries if e.playable])
     if not playable:
         raise ApiError(404, "no playable footage in this range", "start")
     target = max(1, math.ceil(max(e.duration_seconds for e in playable)))
@@ -170,15 +204,15 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     for i, e in enumerate(playable):
         if i:
             lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.start)}")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.first_frame or e.start)}")
         lines.append(f"#EXTINF:{e.duration_seconds:.3f},")
-        lines.append(f"/api/recordings/{e.id}/media.ts")
+        lines.append(_media_url(e))
     lines.append("#EXT-X-ENDLIST")
     c.audit(
         "playback",
         camera_id=cam,
         recording_id=playable[0].id,
-        recording_start=playable[0].start,
+        recording_start=playable[0].recording_start or playable[0].start,
         detail={
             "playlist": True,
             "start": t0.isoformat(),
@@ -199,21 +233,82 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
     response_class=StreamingResponse,
     responses={200: {"content": {"video/mp2t": {}}}, 409: {"description": "archived"}},
 )
-def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
-    """The recording remuxed to MPEG-TS (stream copy; audio to AAC). Only for a recording
-    the caller may see and that is not in Glacier."""
+def media(
+    c: CallerDep,
+    recording_id: RecordingId,
+    start: Annotated[str | None, Query(description="ISO 8601; default: visible start")] = None,
+    end: Annotated[str | None, Query(description="ISO 8601; default: visible end")] = None,
+) -> StreamingResponse:
+    """The recording remuxed to MPEG-TS (stream copy). Only for a recording the caller may
+    see and that is not in Glacier. Where only part of it is visible (a windowed grant), or
+    ``start``/``end`` ask for a part, just that part: cut as the export planner cuts a
+    window (first keyframe at or after its start, nothing at or after its end)."""
+    t0 = params.parse_time(start, "start")
+    t1 = params.parse_time(end, "end")
+    # No pooled connection is held across S3 (gate HEAD, keyframe probes): 1. visible?
+    # (short transaction) 2. gate, presign, plan — no transaction 3. audit (short).
     found = c.access.recording(recording_id)
     if found is None:
         raise ApiError(404, "no such recording", None)
-    rec, acl = found
-    if not _whole_recording_granted(c, rec, acl):
-        raise ApiError(
-            403,
-            "this recording extends past your footage window; export the window instead",
-            "recording_id",
+    seen = found[0]
+    c.svc.gate.check(seen)
+    s, e = window(seen, t0, t1)
+    url = presign(c.svc.store, seen, c.svc.settings.presign_ttl_seconds)
+    if not seen.clipped and (s, e) == (seen.start_time, seen.end_time):
+        return _whole(seen, url)
+    return _part(c, seen, url, s, e)
+
+
+def _part(c: Caller, seen: Recording, url: str, s: datetime, e: datetime) -> StreamingResponse:
+    assert seen.id is not None
+    try:
+        # allowed_start = s: a keyframe before the window start is never used
+        plan = plan_sources([Source(seen.id, seen.start_time, seen.end_time, url)], s, e, s)
+    except (StorageUnavailable, InvalidMedia) as exc:
+        if _object_missing(url):
+            raise _missing(seen) from exc
+        if isinstance(exc, InvalidMedia):
+            raise ApiError(409, f"recording {seen.id} is not readable video", None) from exc
+        raise ApiError(503, f"recording {seen.id} could not be read from storage", None) from exc
+    except InputError as exc:  # no keyframe inside the part
+        raise ApiError(409, str(exc), "start") from exc
+
+    def issue(rec: Recording) -> tuple[None, AuditEntry]:
+        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
+            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
+        return None, c.audit_entry(
+            "playback.media",
+            camera_id=rec.camera_id,
+            recording_id=rec.id,
+            recording_start=rec.start_time,
+            s3_key=rec.s3_key,
+            detail={"start": s.isoformat(), "end": e.isoformat(), "clipped": rec.clipped},
         )
-    c.svc.gate.check(rec)
-    url = presign(c.svc.store, rec, c.svc.settings.presign_ttl_seconds)
+
+    c.access.with_recording(seen.id, issue)
+    clip = c.svc.clips
+    exe = clip.ffmpeg if clip is not None else ffmpeg_exe()
+    tmp = clip.tmp_dir if clip is not None else pathlib.Path(tempfile.gettempdir())
+    tmp.mkdir(parents=True, exist_ok=True)
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Camvault-Start": plan.actual_start.isoformat(),
+        "X-Camvault-End": plan.actual_end.isoformat(),
+    }
+    script = tmp / f"media-{uuid.uuid4().hex}.ffconcat"
+    return StreamingResponse(stream_ts(exe, plan, script), media_type="video/mp2t", headers=headers)
+
+
+def _missing(rec: Recording) -> ApiError:
+    # the catalog has it, the bucket not: not a server fault
+    return ApiError(
+        404,
+        f"recording {rec.id}'s object is missing from storage (`camvault reconcile` flags it)",
+        "recording_id",
+    )
+
+
+def _whole(rec: Recording, url: str) -> StreamingResponse:
     cmd = [
         imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
         "-i", url, "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac",
@@ -226,13 +321,8 @@ def media(c: CallerDep, recording_id: RecordingId) -> StreamingResponse:
     if not first:
         proc.wait()
         out.close()
-        if _object_missing(url):  # the catalog has it, the bucket not: not a server fault
-            raise ApiError(
-                404,
-                f"recording {rec.id}'s object is missing from storage "
-                "(`camvault reconcile` flags it)",
-                "recording_id",
-            )
+        if _object_missing(url):
+            raise _missing(rec)
         raise ApiError(503, f"recording {rec.id} could not be read from storage", None)
 
     def stream() -> Iterator[bytes]:

@@ -43,6 +43,11 @@ class PlaylistEntry:
     duration_seconds: float
     codec: str
     state: str
+    clipped: bool = False  # only part of the recording is visible: [start, end) of it
+    recording_start: datetime | None = None
+    s3_bucket: str = ""
+    s3_key: str = ""
+    first_frame: datetime | None = None  # a part's first keyframe, once probed (API side)
 
     @property
     def playable(self) -> bool:
@@ -93,6 +98,10 @@ class TimelineCatalog:
                 r["duration_seconds"],
                 r["codec"],
                 r["state"],
+                r["clipped"],
+                r["rec_start"],
+                r["s3_bucket"],
+                r["s3_key"],
             )
             for r in rows
         ]

@@ -7,7 +7,7 @@
 -- starts or ends survive the filter (a few dozen of 8,640), and each start row is paired
 -- with its end row by lead(): no sort or aggregate over all rows. row_number() gives the
 -- count. Bounded index range scan as in recordings_page (max 6 h per row).
-WITH recs AS (
+WITH rows AS (
     SELECT r.start_time, r.end_time, r.codec,
            CASE
                WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
@@ -15,7 +15,15 @@ WITH recs AS (
                     AND (x.restored_until IS NULL OR x.restored_until > now()) THEN 'restored'
                WHEN x.status IN ('requested', 'in_progress') THEN 'restoring'
                ELSE 'archived'
-           END AS state
+           END AS state,
+           -- what the caller may see of the row (see recordings_page): a windowed grant
+           -- shows every overlapping recording, but only its part inside the window
+           CASE WHEN r.camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+                     OR (SELECT camvault_is_admin())
+                     OR coalesce(current_setting('camvault.user_id', true), '') = ''
+                THEN tstzmultirange(tstzrange(r.start_time, r.end_time))
+                ELSE camvault_acl_range(r.camera_id, r.start_time, r.end_time, 'view')
+           END AS visible
       FROM recordings r
       LEFT JOIN restores x ON x.recording_id = r.id AND x.recording_start = r.start_time
      WHERE r.camera_id = %(camera_id)s
@@ -23,6 +31,14 @@ WITH recs AS (
        AND r.start_time < %(end)s
        AND r.start_time > %(start)s::timestamptz - interval '6 hours'
        AND r.deleted_at IS NULL
+), recs AS (
+    -- one row per visible sub-range; INNER lateral join: an empty multirange gives no
+    -- row (never the whole recording)
+    SELECT greatest(lower(v.r), rows.start_time) AS start_time,
+           least(upper(v.r), rows.end_time) AS end_time, rows.codec, rows.state
+      FROM rows
+      CROSS JOIN LATERAL unnest(rows.visible) AS v(r)
+     WHERE lower(v.r) < upper(v.r)
 ), marked AS (
     SELECT start_time, end_time, codec, state, row_number() OVER w AS rn,
            (start_time <= lag(end_time) OVER w + %(tolerance)s::interval
@@ -46,21 +62,46 @@ SELECT start_time, span_end AS end_time, state, end_rn - rn + 1 AS recordings,
  ORDER BY start_time;
 
 -- name: playlist_recordings
--- The recordings of a playlist, oldest first, with the same storage state as the spans.
-SELECT r.id, r.start_time, r.end_time, r.duration_seconds, r.codec, r.storage_class,
-       CASE
-           WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
-           WHEN x.status = 'restored'
-                AND (x.restored_until IS NULL OR x.restored_until > now()) THEN 'restored'
-           WHEN x.status IN ('requested', 'in_progress') THEN 'restoring'
-           ELSE 'archived'
-       END AS state
-  FROM recordings r
-  LEFT JOIN restores x ON x.recording_id = r.id AND x.recording_start = r.start_time
- WHERE r.camera_id = %(camera_id)s
-   AND r.end_time > %(start)s
-   AND r.start_time < %(end)s
-   AND r.start_time > %(start)s::timestamptz - interval '6 hours'
-   AND r.deleted_at IS NULL
- ORDER BY r.start_time
+-- The playlist entries, oldest first, with the same storage state as the spans: one per
+-- visible sub-range of each recording (a windowed grant shows only its window), with
+-- `clipped` when the entry is not the whole recording.
+WITH rows AS (
+    SELECT r.id, r.start_time AS rec_start, r.end_time AS rec_end, r.codec,
+           r.storage_class, r.duration_seconds AS rec_seconds, r.s3_bucket, r.s3_key,
+           CASE
+               WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
+               WHEN x.status = 'restored'
+                    AND (x.restored_until IS NULL OR x.restored_until > now()) THEN 'restored'
+               WHEN x.status IN ('requested', 'in_progress') THEN 'restoring'
+               ELSE 'archived'
+           END AS state,
+           CASE WHEN r.camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
+                     OR (SELECT camvault_is_admin())
+                     OR coalesce(current_setting('camvault.user_id', true), '') = ''
+                THEN tstzmultirange(tstzrange(r.start_time, r.end_time))
+                ELSE camvault_acl_range(r.camera_id, r.start_time, r.end_time, 'view')
+           END AS visible
+      FROM recordings r
+      LEFT JOIN restores x ON x.recording_id = r.id AND x.recording_start = r.start_time
+     WHERE r.camera_id = %(camera_id)s
+       AND r.end_time > %(start)s
+       AND r.start_time < %(end)s
+       AND r.start_time > %(start)s::timestamptz - interval '6 hours'
+       AND r.deleted_at IS NULL
+), parts AS (
+    SELECT rows.id, rows.rec_start, rows.rec_end, rows.rec_seconds, rows.codec,
+           rows.storage_class, rows.state, rows.s3_bucket, rows.s3_key,
+           greatest(lower(v.r), rows.rec_start) AS start_time,
+           least(upper(v.r), rows.rec_end) AS end_time
+      FROM rows
+      CROSS JOIN LATERAL unnest(rows.visible) AS v(r)  -- empty: no entry
+     WHERE lower(v.r) < upper(v.r)
+)
+SELECT id, start_time, end_time, codec, storage_class, state, clipped, rec_start,
+       s3_bucket, s3_key,
+       CASE WHEN clipped THEN extract(epoch FROM end_time - start_time)::float8
+            ELSE rec_seconds END AS duration_seconds
+  FROM (SELECT *, (start_time, end_time) IS DISTINCT FROM (rec_start, rec_end) AS clipped
+          FROM parts) p
+ ORDER BY start_time, id
  LIMIT %(limit)s;

@@ -132,6 +132,8 @@ def audit(s: Session, who: Identity | None, action: str, job: ExportJob, **detai
         {
             "user_id": who.user_id if who else job.requested_by,
             "user_name": who.user_name if who else job.requester_name,
+            # who acted, as AccessCatalog writes it: the API user, else the export worker
+            "actor": f"user:{who.user_name}" if who else "system",
             "action": action,
             "camera_id": job.camera_id,
             "recording_id": None,
@@ -256,6 +258,7 @@ class ExportRequests:
                 {
                     "user_id": who.user_id if who else None,
                     "user_name": who.user_name if who else "operator",
+                    "actor": f"user:{who.user_name}" if who else "system",
                     "action": "export.stream",
                     "camera_id": camera_id,
                     "recording_id": None,

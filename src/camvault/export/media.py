@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = "file,http,https,tcp,tls,crypto"
 _EPS = 1e-6
+_URL = re.compile(r"(?:https?|file)://\S+")
 _OPEN_OPTIONS = {"rw_timeout": "30000000", "reconnect": "1"}  # microseconds
 
 
@@ -44,9 +46,15 @@ def _open(url: str) -> Any:
     try:
         return av.open(url, options=_OPEN_OPTIONS, timeout=30.0)
     except av.error.HTTPError as exc:
-        raise StorageUnavailable(f"cannot read recording: {exc}") from exc
+        raise StorageUnavailable(f"cannot read recording: {_reason(exc)}") from exc
     except (av.error.FFmpegError, OSError) as exc:
-        raise InvalidMedia(f"cannot read recording: {exc}") from exc
+        raise InvalidMedia(f"cannot read recording: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    # never str(exc): libav puts the file name in it, and that is a presigned URL to the
+    # whole object — an error message must not hand it to a caller with a windowed grant
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def probe_origin(url: str) -> float:
@@ -180,6 +188,8 @@ def render_file(
         err = proc.stderr.read().decode("utf-8", "replace")
         code = proc.wait()
     if code != 0:
+        # ffmpeg names its inputs: presigned URLs to whole objects, never for the job's row
+        err = _URL.sub("<presigned url>", err)
         raise InvalidMedia(f"ffmpeg could not cut the clip ({code}): {err[-500:]}")
 
 
@@ -189,7 +199,6 @@ async def stream_fragments(
     """The clip as fragmented MP4 on ffmpeg's stdout, read on the event loop (no thread
     hop per chunk); ffmpeg is killed and the script removed when the consumer stops early
     (client gone)."""
-    write_script(plan, script)
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",
@@ -198,6 +207,22 @@ async def stream_fragments(
         "mp4",
         "pipe:1",
     ]
+    async for data in _stream(cmd, plan, script, chunk):
+        yield data
+
+
+async def stream_ts(
+    ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 1024 * 1024
+) -> AsyncIterator[bytes]:
+    """The clip as MPEG-TS (what an HLS player appends), with the strict cut of a window:
+    video only, nothing before its first keyframe or at/after its end."""
+    cmd = [*base_cmd(ffmpeg, plan, script, strict=True), "-f", "mpegts", "pipe:1"]
+    async for data in _stream(cmd, plan, script, chunk):
+        yield data
+
+
+async def _stream(cmd: list[str], plan: ClipPlan, script: Path, chunk: int) -> AsyncIterator[bytes]:
+    write_script(plan, script)
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )

@@ -18,11 +18,11 @@ from camvault.keys import validate_camera_id
 
 _SQL = "fleet.sql"
 _FOREIGN_KEY_VIOLATION = "23503"
-NODE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: no trailing-newline hole
 
 
 def validate_node_id(node_id: str) -> str:
-    if not NODE_ID_RE.match(node_id):
+    if not NODE_ID_RE.fullmatch(node_id):
         raise InputError(f"invalid node id {node_id!r}: use 1-64 of A-Z a-z 0-9 _ . -")
     return node_id
 

@@ -87,6 +87,7 @@ async function loadTimeline() {
   S.timeline = await api(`/api/cameras/${encodeURIComponent(S.cam)}/timeline?` +
     new URLSearchParams({start: new Date(t0).toISOString(), end: new Date(t1).toISOString()}));
   S.timeline.dayEnd = t1;
+  show("export-box", S.timeline.can_export);
   if (S.viewStart < t0 || S.viewStart >= t1) S.viewStart = t0;
   render();
   if (S.timeline.spans.some(undecodable)) {
@@ -129,7 +130,7 @@ function render() {
   for (const b of document.querySelectorAll(".zoom button")) {
     b.classList.toggle("on", Number(b.dataset.zoom) === S.zoom);
   }
-  moveCursor(S.cursorAt);
+  moveCursor(S.cursorAt); drawSelection();
 }
 function moveCursor(ms) {
   S.cursorAt = ms; const c = $("cursor");
@@ -143,6 +144,10 @@ function spanAt(ms) {
 $("timeline").addEventListener("click", (ev) => {
   const r = $("timeline").getBoundingClientRect();
   const ms = S.viewStart + (ev.clientX - r.left) / r.width * viewLen();
+  // click: play from there (and start an export range); shift-click: end the range
+  const exporter = S.timeline && S.timeline.can_export;
+  if (ev.shiftKey && exporter) { setRange(undefined, ms); return; }
+  if (exporter) setRange(ms, undefined);
   pick(ms);
 });
 function pick(ms) {
@@ -169,6 +174,58 @@ $("later").addEventListener("click", () => { S.viewStart = Math.min(S.timeline.d
 $("camera").addEventListener("change", () => loadTimeline().catch((e) => fail(e.message)));
 $("day").addEventListener("change", () => { S.viewStart = 0;
   loadTimeline().catch((e) => fail(e.message)); });
+
+// Export a range (needs `export` on the camera: the timeline says so) ----------------------
+function iso(ms) { return new Date(Math.round(ms / 1000) * 1000).toISOString(); }
+function rangeOf() {
+  return [Date.parse($("export-start").value), Date.parse($("export-end").value)];
+}
+function setRange(a, b) {
+  if (a !== undefined) {
+    $("export-start").value = iso(a);
+    const [, end] = rangeOf();
+    if (isNaN(end) || end <= a) $("export-end").value = iso(a + 60000);
+  }
+  if (b !== undefined) {
+    const [start] = rangeOf();
+    if (!isNaN(start) && b < start) { $("export-end").value = iso(start); $("export-start").value = iso(b); }
+    else $("export-end").value = iso(b);
+  }
+  drawSelection();
+}
+function drawSelection() {
+  const el = $("selection"), [a, b] = rangeOf();
+  if (!S.timeline || !S.timeline.can_export || isNaN(a) || isNaN(b) || b <= a || b < S.viewStart || a > S.viewStart + viewLen()) {
+    el.style.display = "none"; return; }
+  el.style.display = "block"; el.style.left = Math.max(0, xOf(a)) + "%";
+  el.style.width = Math.max(0.15, Math.min(100, xOf(b)) - Math.max(0, xOf(a))) + "%";
+}
+for (const id of ["export-start", "export-end"]) $(id).addEventListener("change", drawSelection);
+$("export-box").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const [a, b] = rangeOf(), status = $("export-status"), link = $("export-link");
+  show("export-link", false); fail("");
+  if (isNaN(a) || isNaN(b) || b <= a) { fail("Pick a range: click its start, shift-click its end."); return; }
+  $("export").disabled = true;
+  try {
+    let job = await api("/api/exports", {method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({camera_id: S.cam, start: new Date(a).toISOString(),
+                            end: new Date(b).toISOString()})});
+    status.textContent = `Export ${job.id}: ${job.state}…`;
+    while (job.state === "queued" || job.state === "running") {
+      await new Promise((ok) => setTimeout(ok, 1000));
+      job = await api(`/api/exports/${job.id}`);
+      status.textContent = `Export ${job.id}: ${job.state} ${Math.round(job.progress || 0)}%`;
+    }
+    if (job.state !== "done") throw new Error(`export ${job.id} failed: ${job.error || job.state}`);
+    const dl = await api(`/api/exports/${job.id}/download`, {method: "POST"});
+    status.textContent = `Export ${job.id} done (${dur((Date.parse(job.actual_end) -
+      Date.parse(job.actual_start)) / 1000)}).`;
+    link.href = dl.url; show("export-link", true);
+  } catch (e) { status.textContent = ""; fail(e.message); }
+  finally { $("export").disabled = false; }
+});
 
 // Archived footage ---------------------------------------------------------------------------
 async function offerRestore(span, ms) {
@@ -257,5 +314,5 @@ $("video").addEventListener("timeupdate", tick);
 $("video").addEventListener("seeked", tick);
 
 // for the browser tests and for debugging from the console
-window.camvault = {state: S, wallAt, fragAtWall, play, pick};
+window.camvault = {state: S, wallAt, fragAtWall, play, pick, setRange};
 start();

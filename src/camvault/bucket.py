@@ -22,6 +22,7 @@ import botocore.exceptions
 
 from camvault import lifecycle
 from camvault.config import LifecycleSettings, S3Settings
+from camvault.errors import StorageUnsupported as Unsupported
 from camvault.storage import error_code, translate
 
 Action = Literal["unchanged", "created", "updated", "rejected", "skipped", "planned"]
@@ -46,14 +47,6 @@ _MISSING = {
     "lifecycle": "NoSuchLifecycleConfiguration",
 }
 _NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
-
-
-class Unsupported(Exception):
-    """The backend answered a bucket-configuration call with 'not supported'."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,11 @@ from typing import Any
 
 from camvault import lifecycle
 from camvault.app import App, s3_settings
-from camvault.bucket import ApplyReport, BucketAdmin, Unsupported, apply_bucket
+from camvault.bucket import ApplyReport, BucketAdmin, apply_bucket
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, os_actor
 from camvault.config import Settings
+from camvault.errors import StorageUnsupported
 from camvault.glacier import S3Archive
 from camvault.restore import TIERS, Actor, RestoreService
 from camvault.retention import RetentionSync, SyncReport
@@ -116,7 +117,7 @@ def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
     def rules_in_force() -> list[dict[str, Any]]:
         try:
             return admin.get_lifecycle()
-        except Unsupported as exc:
+        except StorageUnsupported as exc:
             warnings.append(f"backend cannot report lifecycle rules ({exc}): none assumed")
             return []
 

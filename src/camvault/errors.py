@@ -11,6 +11,7 @@ code branches on *our* classes, never on third-party types or message text::
     │       └── StorageUnavailable  S3 unreachable, 5xx, throttled, connection cut
     └── PermanentError              retrying the same call will not help
         ├── ConfigError             settings missing or invalid (fails start-up, one line)
+        │   └── MigrationChanged    an applied migration file differs from its checksum
         ├── InputError              the caller's input is wrong → CLI exit 2 / HTTP 4xx
         │   ├── InvalidMedia        not a readable H.264/H.265 video (quarantined)
         │   ├── UnknownCamera       camera id not in the catalog (quarantined on ingest)
@@ -59,6 +60,10 @@ class PermanentError(CamvaultError):
 
 class ConfigError(PermanentError):
     """Configuration is missing or invalid; raised only at start-up."""
+
+
+class MigrationChanged(ConfigError):
+    """An already applied migration file no longer matches the checksum recorded for it."""
 
 
 class InputError(PermanentError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import pytest
 
 from camvault.errors import SpoolError
 from camvault.models import SegmentState, StoredObject
-from camvault.spool import NewSegment, Spool, digest_file
+from camvault.spool import _STEPS, SCHEMA_VERSION, NewSegment, Spool, digest_file
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -224,3 +225,48 @@ def test_spool_and_quarantine_are_private_whatever_the_umask(tmp_path: Path) -> 
         is_dir = (tmp_path / name).is_dir()
         assert mode == (0o700 if is_dir else 0o600), (name, oct(mode))
     spool.close()
+
+
+def test_new_journal_is_at_the_current_schema_version(tmp_path: Path) -> None:
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(tmp_path / "spool" / "journal.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(segments)")}
+    assert {"commit_attempts", "hold"} <= cols
+    conn.close()
+
+
+@pytest.mark.parametrize("legacy_columns", [0, 1, 2])
+def test_journal_from_before_user_version_is_upgraded(tmp_path: Path, legacy_columns: int) -> None:
+    """A journal written by older camvault (no user_version, 0-2 of the later columns) is
+    brought to the current version, keeping its rows."""
+    (tmp_path / "spool").mkdir()
+    path = tmp_path / "spool" / "journal.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(_STEPS[0])
+    for step in _STEPS[1 : 1 + legacy_columns]:
+        conn.execute(step)
+    conn.execute(
+        "INSERT INTO segments (id, camera_id, source_path, path, start_time, end_time,"
+        " duration_seconds, size_bytes, checksum_algorithm, checksum, codec, width, height,"
+        " ext, s3_key, state, created_at, updated_at) VALUES ('old', 'cam', 's', 'p',"
+        " 't0', 't1', 1.0, 5, 'sha256', 'c', 'h264', 1, 1, 'mp4', 'cam/old', 'queued',"
+        " 't0', 't0')"
+    )
+    conn.close()
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute("SELECT id, commit_attempts, hold FROM segments").fetchall() == [
+        ("old", 0, None)
+    ]
+    conn.close()
+
+
+def test_journal_from_a_newer_camvault_is_refused(tmp_path: Path) -> None:
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(tmp_path / "spool" / "journal.sqlite3")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SpoolError, match="newer than this camvault"):
+        Spool(tmp_path / "spool")

@@ -51,6 +51,8 @@ _NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One difference between the bucket and the configuration, and what `apply` does."""
+
     item: str  # "bucket", "encryption", "public-access-block", "lifecycle rule <ID>", ...
     action: Action
     detail: str = ""
@@ -62,6 +64,8 @@ class Change:
 
 @dataclass
 class ApplyReport:
+    """What `bucket apply` found and changed (or, with ``dry_run``, would change)."""
+
     bucket: str
     dry_run: bool
     changes: list[Change] = field(default_factory=list)

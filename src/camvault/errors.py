@@ -75,6 +75,8 @@ class InvalidMedia(InputError):
 
 
 class UnknownCamera(InputError):
+    """The camera id is not in the catalog (the file is quarantined on ingest)."""
+
     def __init__(self, camera_id: str) -> None:
         super().__init__(f"unknown camera {camera_id!r}: add it with `camvault cameras add`")
         self.camera_id = camera_id

@@ -22,6 +22,8 @@ RestoreOutcome = Literal["started", "in_progress", "not_archived"]
 
 @dataclass(frozen=True, slots=True)
 class ObjectState:
+    """An object as the archive sees it: where it is stored and, from HEAD, its restore."""
+
     key: str
     size_bytes: int
     last_modified: datetime
@@ -30,6 +32,8 @@ class ObjectState:
 
 
 class ArchiveStore(Protocol):
+    """What the restore and retention logic ask of S3 (implemented by ``S3Archive``)."""
+
     bucket: str
 
     def list_objects(self, prefix: str) -> Iterator[ObjectState]: ...
@@ -38,6 +42,8 @@ class ArchiveStore(Protocol):
 
 
 class S3Archive:
+    """``ArchiveStore`` on a boto3 client; errors translated by ``s3.boto.translated``."""
+
     def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
         self.bucket = bucket

@@ -28,6 +28,8 @@ from camvault.errors import (
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Attempts per round, backoff with full jitter, and the redrive delay between rounds."""
+
     max_retries: int = 3
     base_seconds: float = 1.0
     cap_seconds: float = 30.0

@@ -147,6 +147,8 @@ def _dt(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class FileDigest:
+    """Size, SHA-256 and (for multipart uploads) CRC32 of a file, read in one pass."""
+
     size_bytes: int
     sha256_hex: str
     crc32: int  # full-object CRC32, what S3 verifies on multipart uploads
@@ -262,6 +264,8 @@ class NewSegment:
 
 
 class Spool:
+    """Segments waiting for S3 and the catalog: files in a directory plus a SQLite journal."""
+
     def __init__(
         self, directory: Path, quarantine_dir: Path | None = None, *, crc32_min_bytes: int = 0
     ) -> None:

@@ -36,6 +36,8 @@ class Session(Protocol):
 
 
 class Connector(Protocol):
+    """The catalog's only way to PostgreSQL: transactions, nothing else."""
+
     def transaction(self, *, acting_user: int | None = None) -> Any:
         """Context manager yielding a ``Session``; commits on success, rolls back on error.
 
@@ -83,6 +85,8 @@ class _PsycopgSession:
 
 
 class PsycopgConnector:
+    """``Connector`` on a psycopg 3 pool; psycopg errors leave as camvault errors."""
+
     def __init__(
         self,
         url: str,

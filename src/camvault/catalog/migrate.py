@@ -27,6 +27,8 @@ _LOCK_KEY = 0x63616D76  # "camv"
 
 @dataclass(frozen=True, slots=True)
 class Migration:
+    """One ``migrations/NNNN_name.sql`` file and the sha256 recorded when it is applied."""
+
     version: str  # "0001"
     name: str  # "0001_catalog.sql"
     sql: str

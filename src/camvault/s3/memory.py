@@ -36,6 +36,8 @@ Fault = Callable[[str, str], None]
 
 @dataclass(slots=True)
 class MemoryObject:
+    """One stored object: body, metadata and the headers S3 would report."""
+
     body: bytes
     metadata: dict[str, str]
     sse: str | None
@@ -49,6 +51,8 @@ class MemoryObject:
 
 @dataclass(frozen=True, slots=True)
 class MemoryUpload:
+    """An incomplete multipart upload (left by a crash)."""
+
     key: str
     upload_id: str
     initiated: datetime

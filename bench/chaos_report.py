@@ -38,8 +38,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from tests.faults.proxy import FaultProxy  # noqa: E402
-from tests.faults.test_kill9 import make_big_h264  # noqa: E402
-from tests.media import make_h264  # noqa: E402
+from tests.media import make_big_h264, make_h264  # noqa: E402
 
 from camvault.app import App  # noqa: E402
 from camvault.catalog.migrate import migrate  # noqa: E402

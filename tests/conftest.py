@@ -25,6 +25,8 @@ from camvault.catalog.migrate import migrate
 from camvault.config import Settings
 from camvault.embedded import EmbeddedPostgres, SeaweedFS
 
+pytest_plugins = ["tests.support.moto_s3", "tests.support.camera"]
+
 DEFAULT_TEST_DB = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -199,3 +199,15 @@ def make_empty(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
     return path
+
+
+def make_big_h264(path: Path) -> Path:
+    """~8 MB of noisy lossless H.264: above the 5 MB multipart threshold."""
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=640x480:rate=15:duration=1", "-vf", "noise=alls=60:allf=t",
+         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
+         "-g", "15", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path

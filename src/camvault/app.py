@@ -39,6 +39,7 @@ from camvault.lifecycle import Expected, evaluate, lifecycle_rules
 from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
+from camvault.s3.boto import S3Client
 from camvault.spool import Spool
 from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
 from camvault.sweeper import MultipartSweeper
@@ -83,6 +84,18 @@ def s3_settings(settings: Settings) -> tuple[S3Settings, tuple[str, str] | None]
         )
     creds = (str(state["s3_access_key"]), str(state["s3_secret_key"]))
     return settings.s3.model_copy(update={"endpoint_url": state["s3_endpoint_url"]}), creds
+
+
+def s3_client(
+    settings: Settings, *, max_pool: int = 32, **overrides: Any
+) -> tuple[S3Client, S3Settings]:
+    """The one place camvault builds S3 clients (``App.store``, the restore API, the
+    lifecycle CLI, the export worker): the embedded server's endpoint and credentials are
+    resolved here; ``overrides`` adjust ``[s3]`` for one use (e.g. smaller transfers)."""
+    s3, creds = s3_settings(settings)
+    if overrides:
+        s3 = s3.model_copy(update=overrides)
+    return make_client(s3, credentials=creds, max_pool=max_pool), s3
 
 
 def lifecycle_expectation(settings: Settings) -> Callable[[Recording], Expected]:
@@ -180,10 +193,9 @@ class App:
         )
 
     def store(self) -> S3ObjectStore:
-        s3, creds = s3_settings(self.settings)
-        client = make_client(
-            s3,
-            credentials=creds,
+        s3 = self.settings.s3
+        client, s3 = s3_client(
+            self.settings,
             max_pool=max(32, self.settings.upload.concurrency * s3.transfer_concurrency + 4),
         )
         return S3ObjectStore(client, s3)

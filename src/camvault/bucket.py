@@ -22,7 +22,8 @@ import botocore.exceptions
 
 from camvault import lifecycle
 from camvault.config import LifecycleSettings, S3Settings
-from camvault.storage import error_code, translate
+from camvault.errors import StorageUnsupported as Unsupported
+from camvault.s3.boto import S3Client, error_code, translated
 
 Action = Literal["unchanged", "created", "updated", "rejected", "skipped", "planned"]
 # a backend's "I do not do that": the feature is missing, not the request broken
@@ -48,16 +49,10 @@ _MISSING = {
 _NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
-class Unsupported(Exception):
-    """The backend answered a bucket-configuration call with 'not supported'."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-
-
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One difference between the bucket and the configuration, and what `apply` does."""
+
     item: str  # "bucket", "encryption", "public-access-block", "lifecycle rule <ID>", ...
     action: Action
     detail: str = ""
@@ -69,6 +64,8 @@ class Change:
 
 @dataclass
 class ApplyReport:
+    """What `bucket apply` found and changed (or, with ``dry_run``, would change)."""
+
     bucket: str
     dry_run: bool
     changes: list[Change] = field(default_factory=list)
@@ -107,55 +104,55 @@ class BucketAdmin:
     """Bucket-level S3 calls. ``get_*`` return None when the document is not set and raise
     ``Unsupported`` when the backend does not implement it."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
         self.bucket = bucket
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        try:
-            return fn(Bucket=self.bucket, **kwargs)
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code in UNSUPPORTED_CODES:
-                raise Unsupported(code, _message(exc)) from exc
-            raise translate(exc, f"{what} {self.bucket}") from exc
-        except Exception as exc:
-            raise translate(exc, f"{what} {self.bucket}") from exc
+        with translated(f"{what} {self.bucket}"):
+            try:
+                return fn(Bucket=self.bucket, **kwargs)
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code in UNSUPPORTED_CODES:
+                    raise Unsupported(code, _message(exc)) from exc
+                raise
 
     def _get(self, doc: str, what: str, fn: Callable[..., Any]) -> Any:
-        try:
-            return fn(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code == _MISSING[doc]:
-                return None
-            if code in UNSUPPORTED_CODES:
-                raise Unsupported(code, _message(exc)) from exc
-            raise translate(exc, f"{what} {self.bucket}") from exc
-        except Exception as exc:
-            raise translate(exc, f"{what} {self.bucket}") from exc
+        with translated(f"{what} {self.bucket}"):
+            try:
+                return fn(Bucket=self.bucket)
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code == _MISSING[doc]:
+                    return None
+                if code in UNSUPPORTED_CODES:
+                    raise Unsupported(code, _message(exc)) from exc
+                raise
 
     # bucket ------------------------------------------------------------------------------
     def exists(self) -> bool:
-        try:
-            self._s3.head_bucket(Bucket=self.bucket)
-            return True
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return False
-            raise translate(exc, f"HEAD bucket {self.bucket}") from exc
-        except Exception as exc:
-            raise translate(exc, f"HEAD bucket {self.bucket}") from exc
+        with translated(f"HEAD bucket {self.bucket}"):
+            try:
+                self._s3.head_bucket(Bucket=self.bucket)
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) in _NOT_FOUND:
+                    return False
+                raise
 
     def create(self, region: str) -> None:
         kwargs: dict[str, Any] = {}
         if region and region != "us-east-1":  # us-east-1 refuses its own LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
-            self._s3.create_bucket(Bucket=self.bucket, **kwargs)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "BucketAlreadyOwnedByYou":
-                raise translate(exc, f"create bucket {self.bucket}") from exc
+        # unlike BotoObjectStore.ensure_bucket, BucketAlreadyExists is an error here: `bucket
+        # apply` must not go on to harden a bucket someone else owns
+        with translated(f"create bucket {self.bucket}"):
+            try:
+                self._s3.create_bucket(Bucket=self.bucket, **kwargs)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
 
     def region(self) -> str:
         r = self._call("GET location", self._s3.get_bucket_location)

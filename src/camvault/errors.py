@@ -5,40 +5,68 @@ Every I/O boundary (boto3 in ``storage``, psycopg in ``catalog.connector``, PyAV
 code branches on *our* classes, never on third-party types or message text::
 
     CamvaultError
-    ├── ConfigError                 settings missing or invalid (fails start-up, one line)
-    ├── InputError                  the caller's input is wrong → CLI exit 2 / HTTP 4xx
-    │   ├── InvalidMedia            not a readable H.264/H.265 video (quarantined)
-    │   ├── UnknownCamera           camera id not in the catalog (quarantined on ingest)
-    │   ├── InvalidTimeRange        start/end malformed, reversed, too wide, in the future
-    │   ├── SourceReplaced          a file's name was swapped during ingest (quarantined)
-    │   ├── NotFound                no such (visible) resource
-    │   │   └── UnknownPrincipal    no such user/group (by name or by id)
-    │   └── ObjectArchived          the object is in Glacier: restore it first (HTTP 409)
-    ├── ServiceUnavailable          a dependency cannot be reached right now (retryable)
-    │   ├── CatalogUnavailable      PostgreSQL down, connection cut, timeout
-    │   └── StorageUnavailable      S3 unreachable, 5xx, throttled, connection cut
-    ├── StoragePermanentError       S3 said no for good: AccessDenied, NoSuchBucket, bad key,
-    │                               checksum mismatch (alert at once, no blind retry)
-    ├── ObjectConflict              a *different* object already sits at our deterministic key
-    ├── RecordingConflict           the catalog already holds a different recording there
-    ├── SignInFailed                wrong user name or password (never says which) → 401
-    ├── SignInThrottled             too many failed sign-ins for the user or address → 429
-    └── SpoolError                  the local journal or spool directory is unusable
-        └── SpoolFull               the spool's filesystem is out of space (ENOSPC)
+    ├── TransientError              may succeed later: the only retryable branch
+    │   └── ServiceUnavailable      a dependency cannot be reached right now
+    │       ├── CatalogUnavailable  PostgreSQL down, connection cut, timeout
+    │       └── StorageUnavailable  S3 unreachable, 5xx, throttled, connection cut
+    └── PermanentError              retrying the same call will not help
+        ├── ConfigError             settings missing or invalid (fails start-up, one line)
+        │   └── MigrationChanged    an applied migration file differs from its checksum
+        ├── InputError              the caller's input is wrong → CLI exit 2 / HTTP 4xx
+        │   ├── InvalidMedia        not a readable H.264/H.265 video (quarantined)
+        │   ├── UnknownCamera       camera id not in the catalog (quarantined on ingest)
+        │   ├── InvalidTimeRange    start/end malformed, reversed, too wide, in the future
+        │   ├── SourceReplaced      a file's name was swapped during ingest (quarantined)
+        │   ├── NotFound            no such (visible) resource
+        │   │   └── UnknownPrincipal  no such user/group (by name or by id)
+        │   ├── ObjectArchived      the object is in Glacier: restore it first (HTTP 409)
+        │   ├── ExportForbidden     export permission does not cover the range (HTTP 403)
+        │   └── ExportNotReady      the export job is not done yet (HTTP 409)
+        ├── StoragePermanentError   S3 said no for good: AccessDenied, NoSuchBucket, bad key,
+        │                           checksum mismatch (alert at once, no blind retry)
+        ├── StorageUnsupported      the backend does not implement a bucket-config call
+        ├── ObjectConflict          a *different* object already sits at our deterministic key
+        ├── RecordingConflict       the catalog already holds a different recording there
+        ├── IntegrityViolation      a PostgreSQL constraint refused a write (has ``sqlstate``)
+        ├── JobLost                 another export worker took this job over
+        ├── SignInFailed            wrong user name or password (never says which) → 401
+        ├── SignInThrottled         too many failed sign-ins for the user or address → 429
+        └── SpoolError              the local journal or spool directory is unusable
+            └── SpoolFull           the spool's filesystem is out of space (ENOSPC)
+
+Retryability lives only in this tree: ``retry.is_retryable`` is ``isinstance(exc,
+TransientError)`` (plus a bare ``OSError``, local I/O that never passed a boundary).
+A plain ``CamvaultError`` (an untranslated catalog error) is neither, so it is not retried.
+HTTP-layer answers (``api.params.ApiError``, the middleware's ``HTTPException`` subclasses)
+are not camvault errors: they are the API's reply shape, built from these at the edge.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class CamvaultError(Exception):
     """Base of every error camvault raises on purpose."""
 
 
-class ConfigError(CamvaultError):
+class TransientError(CamvaultError):
+    """The operation may succeed if tried again later; the only retryable branch."""
+
+
+class PermanentError(CamvaultError):
+    """Trying the same operation again will fail the same way."""
+
+
+class ConfigError(PermanentError):
     """Configuration is missing or invalid; raised only at start-up."""
 
 
-class InputError(CamvaultError):
+class MigrationChanged(ConfigError):
+    """An already applied migration file no longer matches the checksum recorded for it."""
+
+
+class InputError(PermanentError):
     """The input (file, camera id, time range, parameter) is wrong; never retried."""
 
 
@@ -47,6 +75,8 @@ class InvalidMedia(InputError):
 
 
 class UnknownCamera(InputError):
+    """The camera id is not in the catalog (the file is quarantined on ingest)."""
+
     def __init__(self, camera_id: str) -> None:
         super().__init__(f"unknown camera {camera_id!r}: add it with `camvault cameras add`")
         self.camera_id = camera_id
@@ -86,7 +116,7 @@ class ObjectArchived(InputError):
         self.state = state
 
 
-class ServiceUnavailable(CamvaultError):
+class ServiceUnavailable(TransientError):
     """A dependency is unreachable right now; the operation may succeed later."""
 
 
@@ -102,7 +132,7 @@ class StorageUnavailable(ServiceUnavailable):
         self.code = code
 
 
-class StoragePermanentError(CamvaultError):
+class StoragePermanentError(PermanentError):
     """S3 refused the request in a way retrying will not fix."""
 
     def __init__(self, message: str, *, code: str) -> None:
@@ -110,23 +140,23 @@ class StoragePermanentError(CamvaultError):
         self.code = code
 
 
-class ObjectConflict(CamvaultError):
+class ObjectConflict(PermanentError):
     """A different object already exists at the deterministic key; we never overwrite it."""
 
 
-class RecordingConflict(CamvaultError):
+class RecordingConflict(PermanentError):
     """The catalog already has a different recording for this camera and start time."""
 
 
-class SpoolError(CamvaultError):
+class SpoolError(PermanentError):
     """The local spool (journal or directory) is unusable."""
 
 
-class SignInFailed(CamvaultError):
+class SignInFailed(PermanentError):
     """Wrong user name or password (deliberately not saying which)."""
 
 
-class SignInThrottled(CamvaultError):
+class SignInThrottled(PermanentError):
     """Too many recent failed sign-ins for this user name or address."""
 
     def __init__(self, message: str, retry_after_seconds: int) -> None:
@@ -136,3 +166,35 @@ class SignInThrottled(CamvaultError):
 
 class SpoolFull(SpoolError):
     """The spool's filesystem has no space left; nothing was lost, retry when it has."""
+
+
+class StorageUnsupported(PermanentError):
+    """The backend answered a bucket-configuration call with 'not supported'."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+
+
+class IntegrityViolation(PermanentError):
+    """A PostgreSQL integrity constraint refused a write; callers branch on ``sqlstate``."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class ExportForbidden(InputError):
+    """The caller's ``export`` permission does not cover the requested range (HTTP 403)."""
+
+
+class ExportNotReady(InputError):
+    """The export job is not done; ``job`` is the ``export.jobs.ExportJob`` as it stands."""
+
+    def __init__(self, message: str, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobLost(PermanentError):
+    """Another worker took the export job over (this one was presumed dead)."""

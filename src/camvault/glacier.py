@@ -1,24 +1,29 @@
 """The S3 boundary for Glacier-related object calls: listing with storage classes, HEAD
-with ``x-amz-restore``, and RestoreObject. botocore errors are translated by code, as in
-``storage``; nothing above this module sees a botocore type."""
+with ``x-amz-restore``, and RestoreObject. botocore errors are translated by code in
+``s3.boto.translated``; nothing above this module sees a botocore type."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import botocore.exceptions
 
 from camvault.lifecycle import RestoreState, parse_restore_header
-from camvault.storage import error_code, head_object, translate
+from camvault.s3.boto import S3Client, error_code, head_object, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.literals import TierType
 
 RestoreOutcome = Literal["started", "in_progress", "not_archived"]
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectState:
+    """An object as the archive sees it: where it is stored and, from HEAD, its restore."""
+
     key: str
     size_bytes: int
     last_modified: datetime
@@ -27,6 +32,8 @@ class ObjectState:
 
 
 class ArchiveStore(Protocol):
+    """What the restore and retention logic ask of S3 (implemented by ``S3Archive``)."""
+
     bucket: str
 
     def list_objects(self, prefix: str) -> Iterator[ObjectState]: ...
@@ -35,13 +42,15 @@ class ArchiveStore(Protocol):
 
 
 class S3Archive:
-    def __init__(self, client: Any, bucket: str) -> None:
+    """``ArchiveStore`` on a boto3 client; errors translated by ``s3.boto.translated``."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
         self.bucket = bucket
 
     def list_objects(self, prefix: str) -> Iterator[ObjectState]:
         paginator = self._s3.get_paginator("list_objects_v2")
-        try:
+        with translated(f"LIST {prefix}"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for o in page.get("Contents", []):
                     yield ObjectState(
@@ -50,8 +59,6 @@ class S3Archive:
                         last_modified=o["LastModified"],
                         storage_class=str(o.get("StorageClass") or "STANDARD"),
                     )
-        except Exception as exc:
-            raise translate(exc, f"LIST {prefix}") from exc
 
     def head(self, key: str) -> ObjectState | None:
         r = head_object(self._s3, self.bucket, key)
@@ -66,19 +73,21 @@ class S3Archive:
         )
 
     def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome:
-        try:
-            self._s3.restore_object(
-                Bucket=self.bucket,
-                Key=key,
-                RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
-            )
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code == "RestoreAlreadyInProgress":
-                return "in_progress"
-            if code == "InvalidObjectState":  # not in an archive class: nothing to restore
-                return "not_archived"
-            raise translate(exc, f"RESTORE {key}") from exc
-        except Exception as exc:
-            raise translate(exc, f"RESTORE {key}") from exc
+        with translated(f"RESTORE {key}"):
+            try:
+                self._s3.restore_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    RestoreRequest={
+                        "Days": days,
+                        "GlacierJobParameters": {"Tier": cast("TierType", tier)},
+                    },
+                )
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code == "RestoreAlreadyInProgress":
+                    return "in_progress"
+                if code == "InvalidObjectState":  # not in an archive class: nothing to restore
+                    return "not_archived"
+                raise
         return "started"

@@ -19,15 +19,17 @@ from dataclasses import dataclass
 
 from camvault.errors import (
     CamvaultError,
-    CatalogUnavailable,
     ObjectConflict,
     StoragePermanentError,
     StorageUnavailable,
+    TransientError,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Attempts per round, backoff with full jitter, and the redrive delay between rounds."""
+
     max_retries: int = 3
     base_seconds: float = 1.0
     cap_seconds: float = 30.0
@@ -52,10 +54,12 @@ class RetryPolicy:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Transient → retry within the round; permanent → alert at once, no blind retry."""
-    if isinstance(exc, StoragePermanentError | ObjectConflict):
-        return False
-    return isinstance(exc, StorageUnavailable | CatalogUnavailable | OSError)
+    """Transient → retry within the round; permanent → alert at once, no blind retry.
+
+    The tree decides (``errors.TransientError``); a bare ``OSError`` is local I/O that
+    never crossed a translating boundary and has always been retried.
+    """
+    return isinstance(exc, TransientError | OSError)
 
 
 def error_class(exc: BaseException) -> str:

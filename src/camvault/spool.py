@@ -83,7 +83,54 @@ CREATE TABLE IF NOT EXISTS pending_errors (
 );
 """
 
+# The journal's schema, step by step: step n brings PRAGMA user_version to n. Append new
+# steps, never edit one that shipped (a journal that has it would not run it again).
+_STEPS: tuple[str, ...] = (
+    _SCHEMA,
+    "ALTER TABLE segments ADD COLUMN commit_attempts INTEGER NOT NULL DEFAULT 0",
+    # why a queued segment waits: 'endpoint' = its last round failed because S3 did not
+    # answer at all, so the delay is lifted when S3 answers again
+    "ALTER TABLE segments ADD COLUMN hold TEXT",
+)
+SCHEMA_VERSION = len(_STEPS)
+
 _HASH_CHUNK = 1 << 20
+
+
+def _legacy_version(conn: sqlite3.Connection) -> int:
+    """The step a journal from before ``user_version`` was kept has reached (0 = empty)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(segments)")}
+    if not cols:
+        return 0
+    if "commit_attempts" not in cols:
+        return 1
+    return 3 if "hold" in cols else 2
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring the journal to ``SCHEMA_VERSION``, one step per transaction (concurrent
+    openers serialise on BEGIN IMMEDIATE and re-read the version inside it)."""
+    for step, sql in enumerate(_STEPS, start=1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0:
+                version = _legacy_version(conn)
+            if version > SCHEMA_VERSION:
+                raise SpoolError(
+                    f"journal schema version {version} is newer than this camvault's "
+                    f"({SCHEMA_VERSION}): upgrade camvault"
+                )
+            if version < step:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                version = step
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def utcnow() -> datetime:
@@ -100,6 +147,8 @@ def _dt(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class FileDigest:
+    """Size, SHA-256 and (for multipart uploads) CRC32 of a file, read in one pass."""
+
     size_bytes: int
     sha256_hex: str
     crc32: int  # full-object CRC32, what S3 verifies on multipart uploads
@@ -215,6 +264,8 @@ class NewSegment:
 
 
 class Spool:
+    """Segments waiting for S3 and the catalog: files in a directory plus a SQLite journal."""
+
     def __init__(
         self, directory: Path, quarantine_dir: Path | None = None, *, crc32_min_bytes: int = 0
     ) -> None:
@@ -246,16 +297,7 @@ class Spool:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed state change survives power loss, not just a process crash
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(segments)")}
-            if "commit_attempts" not in cols:  # journals created before the column existed
-                self._conn.execute(
-                    "ALTER TABLE segments ADD COLUMN commit_attempts INTEGER NOT NULL DEFAULT 0"
-                )
-            if "hold" not in cols:
-                # why a queued segment waits: 'endpoint' = its last round failed because S3
-                # did not answer at all, so the delay is lifted when S3 answers again
-                self._conn.execute("ALTER TABLE segments ADD COLUMN hold TEXT")
+            _upgrade(self._conn)
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
         self._lock = threading.RLock()

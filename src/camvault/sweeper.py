@@ -30,12 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class MultipartStore(Protocol):
+    """The sweeper's view of S3 (see ``s3.contract.MultipartStore``)."""
+
     def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]: ...
     def abort_multipart_upload(self, key: str, upload_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class StaleUpload:
+    """An incomplete multipart upload the sweeper aborted (or would abort), and why."""
+
     key: str
     upload_id: str
     initiated: datetime
@@ -56,6 +60,8 @@ def is_stale(
 
 
 class MultipartSweeper:
+    """Aborts incomplete multipart uploads under ``prefix`` that ``is_stale`` says nobody owns."""
+
     def __init__(
         self,
         store: MultipartStore,

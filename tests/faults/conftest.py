@@ -12,14 +12,13 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import psycopg
 import pytest
 
 from camvault.embedded import SeaweedFS, free_port
 from tests.faults.proxy import FaultProxy
+from tests.support.aws import aws_client
 
 ALERT_FUNCTION = "camvault-alert"
 
@@ -74,16 +73,6 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def aws_client(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="session")
 def alert_function(moto_url: str) -> str:
     """The alert function deployed (from ``deploy/alert_function``) into moto."""
@@ -115,29 +104,3 @@ def alert_function(moto_url: str) -> str:
         Code={"ZipFile": buf.getvalue()},
     )
     return ALERT_FUNCTION
-
-
-def http_requests(raw: bytes) -> list[tuple[str, str, dict[str, str], bytes]]:
-    """Split captured client→server bytes into (method, path, headers, body)."""
-    out = []
-    while raw:
-        head, sep, rest = raw.partition(b"\r\n\r\n")
-        if not sep:
-            break
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-        n = int(headers.get("content-length", "0"))
-        out.append((method, path, headers, rest[:n]))
-        raw = rest[n:]
-    return out
-
-
-def lambda_invocations(proxy: FaultProxy) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    """(headers, JSON payload) of every Lambda Invoke request that went through ``proxy``."""
-    calls = []
-    for buf in proxy.captured:
-        for method, path, headers, body in http_requests(bytes(buf)):
-            if method == "POST" and path.endswith("/invocations"):
-                calls.append((headers, json.loads(body)))
-    return calls

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import aws_client
+from tests.support.aws import aws_client
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 EVENT = {

@@ -34,24 +34,12 @@ import pytest
 from camvault.config import Settings
 from camvault.keys import object_key
 from tests.faults import worker
-from tests.media import FFMPEG, make_h264
+from tests.media import make_big_h264, make_h264
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = int(os.environ.get("CAMVAULT_TEST_KILL9_TRIALS", "20"))
 SEED = int(os.environ.get("CAMVAULT_TEST_KILL9_SEED", str(random.randrange(1 << 30))))
 T0 = datetime(2025, 6, 1, 0, 0, 0, tzinfo=UTC)
-
-
-def make_big_h264(path: Path) -> Path:
-    """~8 MB of noisy lossless H.264: above the 5 MB multipart threshold."""
-    subprocess.run(
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-         "-i", "testsrc2=size=640x480:rate=15:duration=1", "-vf", "noise=alls=60:allf=t",
-         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
-         "-g", "15", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from camvault.app import App
-from camvault.keys import object_key
-from camvault.models import Segment, SegmentState
-from camvault.spool import NewSegment
+from camvault.models import SegmentState
 from tests.faults.proxy import FaultProxy
+from tests.support.uploads import MB, admit_blob
 
 T0 = datetime(2026, 11, 21, 9, 0, 0, tzinfo=UTC)
-MB = 1024 * 1024
-
-
-def admit_blob(app: App, path: Path, camera: str, start: datetime, size: int) -> Segment:
-    """Put ``size`` random bytes straight into the spool (the uploader does not re-probe)."""
-    path.write_bytes(os.urandom(size))
-    return app.spool.admit(
-        NewSegment(
-            camera_id=camera,
-            source=path,
-            start_time=start,
-            end_time=start + timedelta(seconds=300),
-            duration_seconds=300.0,
-            codec="h264",
-            width=1280,
-            height=720,
-            ext="mp4",
-            s3_key=object_key(app.settings.s3.prefix, camera, start, "mp4"),
-        )
-    )
 
 
 def _errors(db_url: str) -> list[tuple[Any, ...]]:

@@ -27,7 +27,6 @@ from camvault.errors import InvalidMedia
 from camvault.ingest import IngestResult
 from camvault.probe import probe
 from tests import recording as rec
-from tests.integration.test_recorder import camera  # noqa: F401  (fixture)
 from tests.rtsp_server import RtspCamera, unavailable
 
 REASON = unavailable()
@@ -136,7 +135,7 @@ def test_ffmpeg_killed_mid_segment_keeps_fragments_and_reconnects(
 
 # --- 2. the camera goes silent without closing the connection ------------------------------
 def test_silent_stall_is_noticed_within_timeout_and_recording_resumes(
-    camera: RtspCamera,  # noqa: F811
+    camera: RtspCamera,
     make_settings: Any,
     db_url: str,
     s3: Any,
@@ -236,7 +235,7 @@ class _Record:
 
 
 def test_camvault_killed_finished_segments_salvaged_exactly_once(
-    camera: RtspCamera,  # noqa: F811
+    camera: RtspCamera,
     make_settings: Any,
     db_url: str,
     s3: Any,

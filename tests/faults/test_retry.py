@@ -15,9 +15,9 @@ import pytest
 
 from camvault.app import App, retry_policy
 from camvault.models import SegmentState
-from tests.faults.conftest import lambda_invocations
 from tests.faults.proxy import FaultProxy
 from tests.media import make_h264
+from tests.support.aws import lambda_invocations
 
 T0 = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
 SEED = 1234

@@ -16,7 +16,7 @@ from camvault.app import App
 from camvault.models import SegmentState
 from tests import recording as rec
 from tests.faults.proxy import FaultProxy
-from tests.faults.test_network import MB, admit_blob
+from tests.support.uploads import MB, admit_blob
 
 T0 = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)
 SIZE = 12 * MB  # three 5 MB parts: a multipart upload

@@ -16,11 +16,10 @@ from camvault.bucket import BucketAdmin, apply_bucket
 from camvault.cli import main
 from camvault.config import LifecycleSettings, S3Settings
 from camvault.storage import S3ObjectStore, make_client
-from tests.integration.moto_s3 import (  # noqa: F401 (fixture)
+from tests.support.moto_s3 import (
     CREDENTIALS,
     REGION,
     moto_client,
-    moto_endpoint,
     new_bucket_name,
 )
 
@@ -61,7 +60,7 @@ def moto_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_full_apply_on_moto_then_nothing_to_change(
-    moto_endpoint: str,  # noqa: F811
+    moto_endpoint: str,
     moto_env: None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -125,7 +124,7 @@ def test_full_apply_on_moto_then_nothing_to_change(
 
 
 def test_foreign_rules_and_statements_survive_and_changes_are_updates(
-    moto_endpoint: str,  # noqa: F811
+    moto_endpoint: str,
 ) -> None:
     s3 = moto_client(moto_endpoint)
     bucket = new_bucket_name()

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,6 @@ from tests.rtsp_server import RtspCamera, unavailable
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no RTSP test server: {REASON}")
-
-
-@pytest.fixture
-def camera(tmp_path: Path) -> Iterator[RtspCamera]:
-    with RtspCamera(tmp_path / "rtsp.log", user="viewer", password="s3cr3t-pw", fps=rec.FPS) as cam:
-        yield cam
 
 
 def test_segments_are_contiguous_frame_by_frame(

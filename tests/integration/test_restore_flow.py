@@ -28,11 +28,9 @@ from camvault.lifecycle import parse_restore_header
 from camvault.restore import Actor, RestoreService
 from camvault.storage import S3ObjectStore, make_client
 from tests.integration.access_env import add_cameras, add_recordings, bearer, service_access
-from tests.integration.moto_s3 import (  # noqa: F401 (fixture)
-    CREDENTIALS,
+from tests.support.moto_s3 import (
     REGION,
     moto_client,
-    moto_endpoint,
     new_bucket_name,
 )
 
@@ -41,7 +39,7 @@ BODY = b"archived footage bytes"
 
 
 @pytest.fixture
-def world(moto_endpoint: str, db_url: str) -> Iterator[dict[str, Any]]:  # noqa: F811
+def world(moto_endpoint: str, db_url: str) -> Iterator[dict[str, Any]]:
     s3 = moto_client(moto_endpoint)
     bucket = new_bucket_name()
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})

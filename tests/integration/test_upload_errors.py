@@ -16,7 +16,6 @@ from camvault.catalog.connector import PsycopgConnector
 from camvault.cli import main
 from camvault.embedded import SeaweedFS
 from tests.integration.access_env import add_cameras, api_client, bearer, service_access
-from tests.integration.test_cli import config  # noqa: F401  (fixture)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -126,7 +125,7 @@ def test_rls_shows_attempts_to_admins_only(env: Any, db_url: str) -> None:
 
 
 def test_status_shows_upload_errors_per_camera(
-    config: Path,  # noqa: F811
+    config: Path,
     db_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

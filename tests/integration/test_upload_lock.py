@@ -15,7 +15,6 @@ import pytest
 
 from camvault.app import App
 from camvault.cli import main
-from tests.integration.test_cli import config  # noqa: F401  (fixture)
 from tests.media import make_h264
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
@@ -63,7 +62,7 @@ def _spool_one(cfg: Path, tmp_path: Path) -> tuple[str, Path]:
 
 
 def test_upload_once_waits_for_the_lock_then_drains(
-    config: Path,  # noqa: F811
+    config: Path,
     tmp_path: Path,
     db_url: str,
     s3: Any,
@@ -93,7 +92,7 @@ def test_upload_once_waits_for_the_lock_then_drains(
 @pytest.mark.parametrize("timeout", ["0", "1"])
 def test_upload_once_gives_up_when_the_lock_stays_taken(
     timeout: str,
-    config: Path,  # noqa: F811
+    config: Path,
     tmp_path: Path,
     db_url: str,
     capsys: pytest.CaptureFixture[str],
@@ -115,7 +114,7 @@ def test_upload_once_gives_up_when_the_lock_stays_taken(
 
 
 def test_lock_timeout_must_be_seconds(
-    config: Path,  # noqa: F811
+    config: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,38 +14,16 @@ from pathlib import Path
 import pytest
 
 from camvault.errors import SpoolError
-from camvault.models import SegmentState, StoredObject
-from camvault.spool import NewSegment, Spool, digest_file
+from camvault.models import SegmentState
+from camvault.spool import _STEPS, SCHEMA_VERSION, Spool, digest_file
+from tests.support.spool import new_segment, stored_object
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
-def _new(tmp: Path, name: str, minute: int = 0, body: bytes = b"video") -> NewSegment:
-    src = tmp / "in" / name
-    src.parent.mkdir(parents=True, exist_ok=True)
-    src.write_bytes(body)
-    start = T0 + timedelta(minutes=minute)
-    return NewSegment(
-        camera_id="cam",
-        source=src,
-        start_time=start,
-        end_time=start + timedelta(seconds=300),
-        duration_seconds=300.0,
-        codec="h264",
-        width=640,
-        height=360,
-        ext="mp4",
-        s3_key=f"cam/{name}",
-    )
-
-
-def _obj(key: str) -> StoredObject:
-    return StoredObject("b", key, 5, "etag", "STANDARD", "AES256", {})
-
-
 def test_admit_moves_file_and_records_digest(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    new = _new(tmp_path, "a.mp4", body=b"hello world")
+    new = new_segment(tmp_path, "a.mp4", body=b"hello world")
     seg = spool.admit(new)
     assert not new.source.exists() and Path(seg.path).read_bytes() == b"hello world"
     assert seg.state is SegmentState.QUEUED
@@ -54,12 +33,12 @@ def test_admit_moves_file_and_records_digest(tmp_path: Path) -> None:
 
 def test_full_lifecycle_deletes_file_only_when_committed(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    seg = spool.admit(_new(tmp_path, "a.mp4"))
+    seg = spool.admit(new_segment(tmp_path, "a.mp4"))
     claimed = spool.claim()
     assert claimed is not None and claimed.id == seg.id
     assert claimed.state is SegmentState.UPLOADING
     assert spool.claim() is None
-    spool.mark_uploaded(seg.id, _obj(seg.s3_key))
+    spool.mark_uploaded(seg.id, stored_object(seg.s3_key))
     assert Path(seg.path).exists(), "uploaded is not enough to delete"
     assert spool.due_commits() == [], "a commit in progress is not 'due' for housekeeping"
     assert [s.id for s in spool.due_commits(ignore_delay=True)] == [seg.id]
@@ -72,7 +51,7 @@ def test_full_lifecycle_deletes_file_only_when_committed(tmp_path: Path) -> None
 
 def test_redrive_delay_is_respected_unless_draining(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    seg = spool.admit(_new(tmp_path, "a.mp4"))
+    seg = spool.admit(new_segment(tmp_path, "a.mp4"))
     assert spool.claim() is not None
     later = datetime.now(UTC) + timedelta(hours=1)
     spool.release(seg.id, error="boom", next_attempt_at=later, round_exhausted=True)
@@ -83,22 +62,22 @@ def test_redrive_delay_is_respected_unless_draining(tmp_path: Path) -> None:
 
 def test_two_segments_with_one_key_never_upload_at_once(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    spool.admit(_new(tmp_path, "a.mp4"))
-    twin = _new(tmp_path, "b.mp4")
+    spool.admit(new_segment(tmp_path, "a.mp4"))
+    twin = new_segment(tmp_path, "b.mp4")
     spool.admit(dataclasses.replace(twin, s3_key="cam/a.mp4"))
     first = spool.claim()
     assert first is not None
     assert spool.claim() is None, "the twin waits until the first upload ends"
-    spool.mark_uploaded(first.id, _obj(first.s3_key))
+    spool.mark_uploaded(first.id, stored_object(first.s3_key))
     assert spool.claim() is not None
 
 
 def test_recover_requeues_and_finishes_interrupted_work(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    a = spool.admit(_new(tmp_path, "a.mp4", 0))
-    b = spool.admit(_new(tmp_path, "b.mp4", 5))
+    a = spool.admit(new_segment(tmp_path, "a.mp4", 0))
+    b = spool.admit(new_segment(tmp_path, "b.mp4", 5))
     assert spool.claim() is not None and spool.claim() is not None  # both "uploading"
-    spool.mark_uploaded(b.id, _obj(b.s3_key))
+    spool.mark_uploaded(b.id, stored_object(b.s3_key))
     spool.close()
     again = Spool(tmp_path / "spool")  # a new process after a crash
     fixed = again.recover()
@@ -189,9 +168,9 @@ def test_overlong_file_is_quarantined_not_spooled(
 
 def test_committed_rows_are_pruned_after_the_keep_period(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    old = spool.admit(_new(tmp_path, "old.mp4", 0))
-    live = spool.admit(_new(tmp_path, "live.mp4", 5))
-    spool.mark_uploaded(old.id, _obj(old.s3_key))
+    old = spool.admit(new_segment(tmp_path, "old.mp4", 0))
+    live = spool.admit(new_segment(tmp_path, "live.mp4", 5))
+    spool.mark_uploaded(old.id, stored_object(old.s3_key))
     spool.mark_committed(old.id)
     assert spool.prune_committed(timedelta(days=7)) == 0, "committed just now: kept"
     assert spool.prune_committed(timedelta(seconds=-1)) == 1
@@ -204,7 +183,7 @@ def test_spool_and_quarantine_are_private_whatever_the_umask(tmp_path: Path) -> 
     old = os.umask(0)
     try:
         spool = Spool(tmp_path / "spool")
-        seg = spool.admit(_new(tmp_path, "a.mp4"))
+        seg = spool.admit(new_segment(tmp_path, "a.mp4"))
         bad = tmp_path / "in" / "bad.mp4"
         bad.write_bytes(b"junk")
         os.chmod(bad, 0o666)
@@ -224,3 +203,48 @@ def test_spool_and_quarantine_are_private_whatever_the_umask(tmp_path: Path) -> 
         is_dir = (tmp_path / name).is_dir()
         assert mode == (0o700 if is_dir else 0o600), (name, oct(mode))
     spool.close()
+
+
+def test_new_journal_is_at_the_current_schema_version(tmp_path: Path) -> None:
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(tmp_path / "spool" / "journal.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(segments)")}
+    assert {"commit_attempts", "hold"} <= cols
+    conn.close()
+
+
+@pytest.mark.parametrize("legacy_columns", [0, 1, 2])
+def test_journal_from_before_user_version_is_upgraded(tmp_path: Path, legacy_columns: int) -> None:
+    """A journal written by older camvault (no user_version, 0-2 of the later columns) is
+    brought to the current version, keeping its rows."""
+    (tmp_path / "spool").mkdir()
+    path = tmp_path / "spool" / "journal.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(_STEPS[0])
+    for step in _STEPS[1 : 1 + legacy_columns]:
+        conn.execute(step)
+    conn.execute(
+        "INSERT INTO segments (id, camera_id, source_path, path, start_time, end_time,"
+        " duration_seconds, size_bytes, checksum_algorithm, checksum, codec, width, height,"
+        " ext, s3_key, state, created_at, updated_at) VALUES ('old', 'cam', 's', 'p',"
+        " 't0', 't1', 1.0, 5, 'sha256', 'c', 'h264', 1, 1, 'mp4', 'cam/old', 'queued',"
+        " 't0', 't0')"
+    )
+    conn.close()
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute("SELECT id, commit_attempts, hold FROM segments").fetchall() == [
+        ("old", 0, None)
+    ]
+    conn.close()
+
+
+def test_journal_from_a_newer_camvault_is_refused(tmp_path: Path) -> None:
+    Spool(tmp_path / "spool").close()
+    conn = sqlite3.connect(tmp_path / "spool" / "journal.sqlite3")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SpoolError, match="newer than this camvault"):
+        Spool(tmp_path / "spool")

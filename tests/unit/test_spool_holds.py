@@ -8,15 +8,15 @@ from pathlib import Path
 from camvault.attempt_log import AttemptJournal
 from camvault.catalog.attempts import AttemptRecord
 from camvault.spool import Spool
-from tests.unit.test_spool import _new, _obj
+from tests.support.spool import new_segment, stored_object
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 def test_clearing_endpoint_holds_keeps_segment_specific_delays(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    outage = spool.admit(_new(tmp_path, "a.mp4", 0))
-    own = spool.admit(_new(tmp_path, "b.mp4", 5))
+    outage = spool.admit(new_segment(tmp_path, "a.mp4", 0))
+    own = spool.admit(new_segment(tmp_path, "b.mp4", 5))
     assert spool.claim() is not None and spool.claim() is not None
     for seg, hold in ((outage, "endpoint"), (own, None)):
         spool.release(seg.id, error="x", next_attempt_at=LATER, round_exhausted=True, hold=hold)
@@ -33,9 +33,9 @@ def test_clearing_endpoint_holds_keeps_segment_specific_delays(tmp_path: Path) -
 
 def test_deferred_commits_become_due_at_once(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    seg = spool.admit(_new(tmp_path, "a.mp4"))
+    seg = spool.admit(new_segment(tmp_path, "a.mp4"))
     assert spool.claim() is not None
-    spool.mark_uploaded(seg.id, _obj(seg.s3_key))
+    spool.mark_uploaded(seg.id, stored_object(seg.s3_key))
     spool.defer_commit(seg.id, error="down", delay=lambda n: 3600)
     assert spool.due_commits() == []
     assert spool.commits_due_now() == 1

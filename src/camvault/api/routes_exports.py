@@ -17,8 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.schemas import CAMERA_PATTERN, SpanOut
-from camvault.errors import InputError, ObjectArchived
-from camvault.export.jobs import ExportForbidden, ExportJob, ExportNotReady, Origin
+from camvault.errors import ExportForbidden, ExportNotReady, InputError, ObjectArchived
+from camvault.export.jobs import ExportJob, Origin
 from camvault.export.service import ClipServices
 
 router = APIRouter(prefix="/api", tags=["exports"])

@@ -28,9 +28,9 @@ from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import presign
 from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
-from camvault.errors import InputError, ObjectArchived
+from camvault.errors import ExportForbidden, InputError, ObjectArchived
 from camvault.export.clip import Source
-from camvault.export.jobs import ExportForbidden, Origin, plan_sources
+from camvault.export.jobs import Origin, plan_sources
 from camvault.export.media import stream_fragments
 from camvault.models import Recording
 

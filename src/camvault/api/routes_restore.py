@@ -25,7 +25,7 @@ from camvault.acl import Permission, Principal, effective
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import archived
-from camvault.app import s3_settings
+from camvault.app import s3_client
 from camvault.catalog.connector import Connector
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.config import Settings
@@ -34,7 +34,6 @@ from camvault.glacier import ArchiveStore, S3Archive
 from camvault.lifecycle import needs_restore
 from camvault.models import Recording
 from camvault.restore import TIERS, Actor, RestoreService, RestoreStatus
-from camvault.storage import make_client
 
 router = APIRouter(prefix="/api", tags=["lifecycle"])
 
@@ -141,8 +140,8 @@ def restore_status(c: CallerDep, recording_id: RecordingId) -> RestoreOut:
 
 def wire(settings: Settings, api_connector: Connector) -> tuple[RestoreService, RestoreGate]:
     """The restore service (running as the API role) and the HEAD-backed playback gate."""
-    s3, creds = s3_settings(settings)
-    archive = S3Archive(make_client(s3, credentials=creds), s3.bucket)
+    client, s3 = s3_client(settings)
+    archive = S3Archive(client, s3.bucket)
     service = RestoreService(
         LifecycleCatalog(api_connector),
         archive,

@@ -17,9 +17,15 @@ from typing import Any, TypeVar
 
 from camvault.acl import Grant, Permission, hash_token, new_token, token_hint
 from camvault.catalog.catalog import recording_from_row
-from camvault.catalog.connector import Connector, IntegrityViolation, Row, Session
+from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
-from camvault.errors import InputError, NotFound, UnknownCamera, UnknownPrincipal
+from camvault.errors import (
+    InputError,
+    IntegrityViolation,
+    NotFound,
+    UnknownCamera,
+    UnknownPrincipal,
+)
 from camvault.models import Camera, Recording
 
 _SQL = "access.sql"

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from camvault.catalog.connector import Connector, IntegrityViolation, Row
+from camvault.catalog.connector import Connector, Row
 from camvault.catalog.queries import query
-from camvault.errors import RecordingConflict, UnknownCamera
+from camvault.errors import IntegrityViolation, RecordingConflict, UnknownCamera
 from camvault.models import Camera, Recording
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from camvault.errors import CamvaultError, CatalogUnavailable, InputError
+from camvault.errors import CamvaultError, CatalogUnavailable, InputError, IntegrityViolation
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -25,12 +25,6 @@ Params = Mapping[str, Any]
 # SQLSTATE classes: 08 connection exception, 57P0x operator intervention (shutdown),
 # 53 insufficient resources, 40 transaction rollback (serialization/deadlock: retryable).
 _UNAVAILABLE_PREFIXES = ("08", "53", "57P", "40", "58")
-
-
-class IntegrityViolation(CamvaultError):
-    def __init__(self, message: str, sqlstate: str | None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
 
 
 class Session(Protocol):
@@ -42,6 +36,8 @@ class Session(Protocol):
 
 
 class Connector(Protocol):
+    """The catalog's only way to PostgreSQL: transactions, nothing else."""
+
     def transaction(self, *, acting_user: int | None = None) -> Any:
         """Context manager yielding a ``Session``; commits on success, rolls back on error.
 
@@ -89,6 +85,8 @@ class _PsycopgSession:
 
 
 class PsycopgConnector:
+    """``Connector`` on a psycopg 3 pool; psycopg errors leave as camvault errors."""
+
     def __init__(
         self,
         url: str,

@@ -8,15 +8,15 @@ import sys
 from typing import Any
 
 from camvault import lifecycle
-from camvault.app import App, s3_settings
-from camvault.bucket import ApplyReport, BucketAdmin, Unsupported, apply_bucket
+from camvault.app import App, s3_client
+from camvault.bucket import ApplyReport, BucketAdmin, apply_bucket
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, os_actor
 from camvault.config import Settings
+from camvault.errors import StorageUnsupported
 from camvault.glacier import S3Archive
 from camvault.restore import TIERS, Actor, RestoreService
 from camvault.retention import RetentionSync, SyncReport
-from camvault.storage import make_client
 
 
 def register(sub: Any) -> None:
@@ -60,8 +60,7 @@ def register(sub: Any) -> None:
 
 
 def _client(settings: Settings) -> tuple[Any, Any]:
-    s3, creds = s3_settings(settings)
-    return make_client(s3, credentials=creds), s3
+    return s3_client(settings)
 
 
 def cmd_bucket_apply(settings: Settings, args: argparse.Namespace) -> int:
@@ -116,7 +115,7 @@ def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
     def rules_in_force() -> list[dict[str, Any]]:
         try:
             return admin.get_lifecycle()
-        except Unsupported as exc:
+        except StorageUnsupported as exc:
             warnings.append(f"backend cannot report lifecycle rules ({exc}): none assumed")
             return []
 

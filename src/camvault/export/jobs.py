@@ -37,7 +37,15 @@ from camvault.catalog.access import Identity, spans
 from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
-from camvault.errors import CamvaultError, InputError, NotFound, ObjectArchived
+from camvault.errors import (
+    CamvaultError,
+    ExportForbidden,
+    ExportNotReady,
+    InputError,
+    JobLost,
+    NotFound,
+    ObjectArchived,
+)
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
 from camvault.export.media import ClipMetadata, probe_keyframes, render_file, with_origins
 from camvault.lifecycle import EXPORTS_DIR
@@ -53,10 +61,6 @@ LOOKBACK = timedelta(hours=1)  # how far before `start` a keyframe may be looked
 
 def q(name: str) -> str:
     return query(name, "exports.sql")
-
-
-class ExportForbidden(InputError):
-    """The caller's ``export`` permission does not cover the requested range (HTTP 403)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,12 +338,6 @@ class ExportRequests:
         return job, url
 
 
-class ExportNotReady(InputError):
-    def __init__(self, message: str, job: ExportJob) -> None:
-        super().__init__(message)
-        self.job = job
-
-
 def _fmt(covered: tuple[tuple[datetime, datetime], ...]) -> str:
     return ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in covered)
 
@@ -350,10 +348,6 @@ def export_key(prefix: str, job: ExportJob) -> str:
         f"{prefix}{EXPORTS_DIR}{job.camera_id}/"
         f"{job.id}_{job.camera_id}_{a:%Y%m%dT%H%M%S}Z_{b:%Y%m%dT%H%M%S}Z.mp4"
     )
-
-
-class JobLost(CamvaultError):
-    """Another worker took the job over (this one was presumed dead)."""
 
 
 class ExportRunner:

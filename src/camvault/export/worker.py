@@ -9,14 +9,14 @@ import logging
 import threading
 from pathlib import Path
 
-from camvault.app import App, s3_settings
+from camvault.app import App, s3_client
 from camvault.catalog.connector import Connector
 from camvault.config import Settings
 from camvault.errors import CamvaultError
 from camvault.export.jobs import ExportRequests, ExportRunner
 from camvault.export.media import ffmpeg_exe
 from camvault.export.service import ClipServices
-from camvault.storage import S3ObjectStore, make_client
+from camvault.storage import S3ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,12 @@ def tmp_dir(settings: Settings) -> Path:
 def export_store(settings: Settings) -> S3ObjectStore:
     """The store exports upload through: few, small multipart parts in flight, so an
     export's memory stays bounded whatever the clip's length (s3transfer buffers parts)."""
-    s3, creds = s3_settings(settings)
-    s3 = s3.model_copy(
-        update={"transfer_concurrency": min(2, s3.transfer_concurrency), "multipart_chunk_mb": 8}
+    client, s3 = s3_client(
+        settings,
+        transfer_concurrency=min(2, settings.s3.transfer_concurrency),
+        multipart_chunk_mb=8,
     )
-    return S3ObjectStore(make_client(s3, credentials=creds), s3)
+    return S3ObjectStore(client, s3)
 
 
 def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from camvault.catalog.connector import Connector, IntegrityViolation, Row
+from camvault.catalog.connector import Connector, Row
 from camvault.catalog.queries import query
-from camvault.errors import InputError, NotFound
+from camvault.errors import InputError, IntegrityViolation, NotFound
 from camvault.keys import validate_camera_id
 
 _SQL = "fleet.sql"

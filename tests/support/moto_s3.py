@@ -1,6 +1,7 @@
 """A moto server in this process (``ThreadedMotoServer``) for AWS-only S3 behaviour:
-Glacier transitions in lifecycle rules, storage classes and RestoreObject. Import the
-fixture into a test module: ``from tests.integration.moto_s3 import moto_endpoint``."""
+Glacier transitions in lifecycle rules, storage classes and RestoreObject. The
+``moto_endpoint`` fixture is a plugin (``pytest_plugins`` in ``tests/conftest.py``); test
+modules import only the plain helpers below."""
 
 from __future__ import annotations
 

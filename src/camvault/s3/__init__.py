@@ -1,0 +1,10 @@
+"""The S3 boundary: what camvault needs from an object store, and its implementations.
+
+* ``contract`` — the Protocols (one method set per consumer need, each documented);
+* ``storage.S3ObjectStore`` — the real implementation over boto3 (errors translated there);
+* ``memory.MemoryObjectStore`` — a dict-backed twin with the same semantics (SSE, storage
+  class, metadata, conditional writes, multipart, a fault hook) for fast unit tests.
+
+``tests/integration/test_s3_contract.py`` runs one set of assertions against the twin and
+against SeaweedFS, so the twin cannot drift from a real server.
+"""

@@ -109,7 +109,10 @@ def _legacy_version(conn: sqlite3.Connection) -> int:
 
 def _upgrade(conn: sqlite3.Connection) -> None:
     """Bring the journal to ``SCHEMA_VERSION``, one step per transaction (concurrent
-    openers serialise on BEGIN IMMEDIATE and re-read the version inside it)."""
+    openers serialise on BEGIN IMMEDIATE and re-read the version inside it). A journal
+    already at ``SCHEMA_VERSION`` is not written at all: opening must work on a full disk."""
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+        return
     for step, sql in enumerate(_STEPS, start=1):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -129,7 +132,8 @@ def _upgrade(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                conn.execute("ROLLBACK")
             raise
 
 
@@ -299,6 +303,8 @@ class Spool:
             self._conn.execute("PRAGMA synchronous=FULL")
             _upgrade(self._conn)
         except (OSError, sqlite3.Error) as exc:
+            if _disk_full(exc):
+                raise self._full("the journal cannot be opened") from exc
             raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
         self._lock = threading.RLock()
         self._lock_file: IO[str] | None = None
@@ -317,7 +323,8 @@ class Spool:
                 try:
                     yield self._conn
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -21,10 +21,11 @@ import tempfile
 import urllib.error
 import urllib.request
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import IO, Annotated
 from urllib.parse import urlencode
 
 import imageio_ffmpeg
@@ -331,13 +332,21 @@ def _whole(rec: Recording, url: str) -> StreamingResponse:
             while chunk := out.read(_CHUNK):
                 yield chunk
         finally:  # also when the player hangs up mid-stream
-            proc.kill()
-            proc.wait()
-            out.close()
+            _reap(proc, out)
 
+    body = stream()
+    # a player that hangs up before the body is iterated never runs its finally: reap then
+    weakref.finalize(body, _reap, proc, out)
     return StreamingResponse(
-        stream(), media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}
+        body, media_type="video/mp2t", headers={"Cache-Control": "private, max-age=300"}
     )
+
+
+def _reap(proc: subprocess.Popen[bytes], out: IO[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    out.close()
 
 
 def _object_missing(url: str) -> bool:

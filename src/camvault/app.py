@@ -38,6 +38,7 @@ from camvault.spool import Spool
 from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
+from camvault.wiring import make_ingestor, open_spool
 
 if TYPE_CHECKING:
     from camvault.recorder import Recorder
@@ -120,11 +121,7 @@ class App:
             connect_timeout=settings.database.connect_timeout_seconds,
             statement_timeout_ms=settings.database.statement_timeout_ms,
         )
-        spool = Spool(
-            settings.spool.dir,
-            settings.spool.quarantine,
-            crc32_min_bytes=settings.s3.multipart_threshold_mb * 1024 * 1024,
-        )
+        spool = open_spool(settings)
         return cls(
             settings, spool, Catalog(connector, expect=lifecycle_expectation(settings)), connector
         )
@@ -157,16 +154,8 @@ class App:
         return len(self.settings.cameras)
 
     def ingestor(self) -> Ingestor:
-        configured = {c.id for c in self.settings.cameras}
-
-        def camera_exists(camera_id: str) -> bool:
-            return camera_id in configured or self.catalog.get_camera(camera_id) is not None
-
-        return Ingestor(
-            self.spool,
-            camera_exists,
-            prefix=self.settings.s3.prefix,
-            future_tolerance=timedelta(seconds=self.settings.recording.future_tolerance_seconds),
+        return make_ingestor(
+            self.settings, self.spool, lambda cam: self.catalog.get_camera(cam) is not None
         )
 
     def store(self) -> S3ObjectStore:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App, database_url
-from camvault.catalog.migrate import migrate
-from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
-from camvault.config import Settings
 from camvault.errors import CamvaultError, InvalidTimeRange, NotFound
 from camvault.keys import validate_camera_id
+
+if TYPE_CHECKING:
+    from camvault.config import Settings
 
 
 def register(sub: Any) -> None:
@@ -55,6 +54,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import database_url
+    from camvault.catalog.migrate import migrate
+
     applied = migrate(
         database_url(settings), partitions_ahead_months=settings.database.partitions_ahead_months
     )
@@ -69,6 +71,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     validate_camera_id(args.camera_id)
     with App.open(settings) as app:
         cam = app.catalog.upsert_camera(
@@ -79,6 +83,8 @@ def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         cams = app.catalog.list_cameras()
 
@@ -103,6 +109,8 @@ def time_range(
 
 
 def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     validate_camera_id(args.camera)
     start, end = time_range(args.start, args.end)
     if not 1 <= args.limit <= 100_000:
@@ -130,6 +138,9 @@ def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.runs import CatalogRunLog
+
     with App.open(settings) as app:
         stats = app.spool.stats()
         try:

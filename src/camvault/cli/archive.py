@@ -6,15 +6,18 @@ import argparse
 import signal
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
-from camvault.config import Settings
 from camvault.errors import InputError
-from camvault.ingest import DropWatcher, IngestResult
-from camvault.models import Segment
+
+if TYPE_CHECKING:
+    from camvault.app import App
+    from camvault.config import Settings
+    from camvault.ingest import IngestResult
+    from camvault.models import Segment
 
 
 def register(sub: Any) -> None:
@@ -57,9 +60,23 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.start is not None and len(args.files) > 1:
         print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
         return 2
+    from camvault.wiring import make_ingestor, open_spool
+
     results = []
-    with App.open(settings) as app:
-        ingestor = app.ingestor()
+    with ExitStack() as stack:
+        spool = open_spool(settings)
+        stack.callback(spool.close)
+        app: list[App] = []
+
+        def catalog_has_camera(camera_id: str) -> bool:
+            # only for a camera missing from the config: then (and only then) psycopg
+            if not app:
+                from camvault.app import App
+
+                app.append(stack.enter_context(App.open(settings)))
+            return app[0].catalog.get_camera(camera_id) is not None
+
+        ingestor = make_ingestor(settings, spool, catalog_has_camera)
         for path in args.files:
             r = ingestor.ingest(path, args.camera, start=args.start)
             results.append(r)
@@ -98,6 +115,8 @@ def progress_printer(stream: Any = sys.stderr) -> Any:
 
 
 def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     stop = threading.Event()
     with App.open(settings) as app:
         app.own_spool()
@@ -159,6 +178,9 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
             "no drop directories to watch: give cameras a drop_dir in the config"
             + (f" (camera {args.camera!r} has none)" if args.camera else "")
         )
+    from camvault.app import App
+    from camvault.ingest import DropWatcher
+
     stop = threading.Event()
     _stop_on_signals(stop)
     with App.open(settings) as app:

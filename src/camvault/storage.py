@@ -156,13 +156,28 @@ def make_client(
         response_checksum_validation="when_required",
     )
     key_id, secret = credentials if credentials is not None else (None, None)
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url or None,
         config=cfg,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+    client.meta.events.register("before-sign.s3.PutObject", _unsigned_payload_if_checksummed)
+    return client
+
+
+def _unsigned_payload_if_checksummed(request: Any, **_: Any) -> None:
+    """A PUT carrying ``x-amz-checksum-sha256`` (a signed header that S3 checks against the
+    body: wrong → BadDigest, nothing stored) needs no SigV4 payload hash as well — that
+    would be a second SHA-256 pass over every segment for the same guarantee. botocore
+    drops it by itself only over https and only for checksums it computed, so say it."""
+    if "x-amz-checksum-sha256" not in request.headers:
+        return
+    cfg = request.context.get("client_config")
+    if cfg is not None:
+        s3: Any = {**(cfg.s3 or {}), "payload_signing_enabled": False}
+        request.context["client_config"] = cfg.merge(Config(s3=s3))
 
 
 class S3ObjectStore:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,20 +69,27 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         spool = open_spool(settings)
         stack.callback(spool.close)
         app: list[App] = []
+        app_lock = threading.Lock()
 
         def catalog_has_camera(camera_id: str) -> bool:
             # only for a camera missing from the config: then (and only then) psycopg
-            if not app:
-                from camvault.app import App
+            with app_lock:
+                if not app:
+                    from camvault.app import App
 
-                app.append(stack.enter_context(App.open(settings)))
+                    app.append(stack.enter_context(App.open(settings)))
             return app[0].catalog.get_camera(camera_id) is not None
 
         ingestor = make_ingestor(settings, spool, catalog_has_camera)
-        for path in args.files:
-            r = ingestor.ingest(path, args.camera, start=args.start)
-            results.append(r)
-            if not args.json:
+        # probing and hashing release the GIL: a few files at a time use the cores while
+        # the output keeps the order of the arguments
+        workers = min(len(args.files), os.cpu_count() or 1, 4)
+        with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
+            done = pool.map(lambda p: ingestor.ingest(p, args.camera, start=args.start), args.files)
+            for path, r in zip(args.files, done, strict=True):
+                results.append(r)
+                if args.json:
+                    continue
                 if r.segment:
                     print(
                         f"spooled    {path}  →  {r.segment.s3_key}  "

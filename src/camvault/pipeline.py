@@ -299,9 +299,10 @@ class Pipeline:
 
         def work() -> None:
             while not stop.is_set():
+                token = self.spool.queued_token()
                 seg = self.spool.claim()
                 if seg is None:
-                    stop.wait(poll_seconds)
+                    self.spool.wait_queued(token, stop, poll_seconds)  # or a new segment
                     continue
                 self._process_guarded(seg, stop)
 

@@ -29,7 +29,6 @@ from camvault.alerts import (
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.config import S3Settings, Settings
 from camvault.errors import ConfigError
-from camvault.ingest import Ingestor
 from camvault.lifecycle import Expected, evaluate, lifecycle_rules
 from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
@@ -41,6 +40,7 @@ from camvault.uploader import Uploader
 from camvault.wiring import make_ingestor, open_spool
 
 if TYPE_CHECKING:
+    from camvault.ingest import Ingestor  # imports PyAV, which `upload` does not need
     from camvault.recorder import Recorder
 
 EMBEDDED_STATE = "embedded.json"

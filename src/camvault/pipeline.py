@@ -272,9 +272,13 @@ class Pipeline:
         return done
 
     # loops ---------------------------------------------------------------------------------
-    def drain(self, stop: threading.Event | None = None) -> Tally:
+    def drain(
+        self, stop: threading.Event | None = None, *, more: threading.Event | None = None
+    ) -> Tally:
         """Operator's "drain now": one round for every pending segment, ignoring redrive
-        delays, then return. A segment that fails is tried once per drain, not forever."""
+        delays, then return. A segment that fails is tried once per drain, not forever.
+        Until ``more`` is set, segments may still be queued (``ingest --upload``): they are
+        waited for and uploaded as they come, overlapping the probing of the next ones."""
         stop = stop or threading.Event()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
@@ -284,11 +288,17 @@ class Pipeline:
 
         def work() -> None:
             while not stop.is_set():
+                finished = more is None or more.is_set()  # before claiming: none is missed
+                token = self.spool.queued_token()
                 with seen_lock:
                     seg = self.spool.claim(ignore_delay=True, exclude=seen)
-                    if seg is None:
+                    if seg is not None:
+                        seen.add(seg.id)
+                if seg is None:
+                    if finished:
                         return
-                    seen.add(seg.id)
+                    self.spool.wait_queued(token, stop, 0.1)  # `more` does not notify
+                    continue
                 self._process_guarded(seg, stop)
 
         self._run_threads(work)

@@ -18,7 +18,7 @@ from camvault.errors import InputError
 if TYPE_CHECKING:
     from camvault.app import App
     from camvault.config import Settings
-    from camvault.ingest import IngestResult
+    from camvault.ingest import Ingestor, IngestResult
     from camvault.models import Segment
 
 
@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
         "--watch",
         action="store_true",
         help="watch the drop_dir of every configured camera (or --camera) until Ctrl-C",
+    )
+    p.add_argument(
+        "--upload",
+        action="store_true",
+        help="also upload and commit them now, while the next files are probed "
+        "(like `upload --once`; not while an uploader runs on this spool)",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     json_flag(p)
@@ -62,9 +68,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.start is not None and len(args.files) > 1:
         print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
         return 2
+    if args.upload:
+        return _ingest_and_upload(settings, args)
     from camvault.wiring import make_ingestor, open_spool
 
-    results = []
     with ExitStack() as stack:
         spool = open_spool(settings)
         stack.callback(spool.close)
@@ -80,25 +87,36 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
                     app.append(stack.enter_context(App.open(settings)))
             return app[0].catalog.get_camera(camera_id) is not None
 
-        ingestor = make_ingestor(settings, spool, catalog_has_camera)
-        # probing and hashing release the GIL: a few files at a time use the cores while
-        # the output keeps the order of the arguments
-        workers = min(len(args.files), os.cpu_count() or 1, 4)
-        with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
-            done = pool.map(lambda p: ingestor.ingest(p, args.camera, start=args.start), args.files)
-            for path, r in zip(args.files, done, strict=True):
-                results.append(r)
-                if args.json:
-                    continue
-                if r.segment:
-                    print(
-                        f"spooled    {path}  →  {r.segment.s3_key}  "
-                        f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
-                        f"{r.segment.duration_seconds:.1f} s)"
-                    )
-                else:
-                    print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
-    data = [
+        results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
+    emit(args, _ingest_data(results), lambda: None)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+
+
+def _ingest_files(ingestor: Ingestor, args: argparse.Namespace) -> list[IngestResult]:
+    results = []
+    # probing and hashing release the GIL: a few files at a time use the cores while
+    # the output keeps the order of the arguments
+    workers = min(len(args.files), os.cpu_count() or 1, 4)
+    with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
+        done = pool.map(lambda p: ingestor.ingest(p, args.camera, start=args.start), args.files)
+        for path, r in zip(args.files, done, strict=True):
+            results.append(r)
+            if args.json:
+                continue
+            if r.segment:
+                print(
+                    f"spooled    {path}  →  {r.segment.s3_key}  "
+                    f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
+                    f"{r.segment.duration_seconds:.1f} s)",
+                    flush=True,
+                )
+            else:
+                print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
+    return results
+
+
+def _ingest_data(results: list[IngestResult]) -> list[dict[str, Any]]:
+    return [
         {
             "file": str(r.source),
             "ok": r.ok,
@@ -109,8 +127,46 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         }
         for r in results
     ]
-    emit(args, data, lambda: None)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+
+
+def _ingest_and_upload(settings: Settings, args: argparse.Namespace) -> int:
+    """``ingest --upload``: one process, the uploader draining the spool while the files
+    are probed and hashed — what `ingest` followed by `upload --once` does, overlapped."""
+    from camvault.app import App
+
+    more = threading.Event()
+    with App.open(settings) as app:
+        app.own_spool()
+        pipeline = app.pipeline(on_event=None if args.json else progress_printer())
+        drainer = threading.Thread(target=pipeline.drain, kwargs={"more": more})
+        drainer.start()
+        try:
+            results = _ingest_files(app.ingestor(), args)
+        finally:
+            more.set()
+            drainer.join()
+        tally = pipeline.tally
+        pending = app.spool.stats()["pending"]
+    data = {
+        "files": _ingest_data(results),
+        "committed": tally.committed,
+        "bytes": tally.bytes,
+        "failed_rounds": tally.failed_rounds,
+        "conflicts": tally.conflicts,
+        "last_error": tally.last_error,
+        "pending": pending,
+    }
+    emit(
+        args,
+        data,
+        lambda: print(
+            f"committed {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB; "
+            f"{pending} still pending"
+            + (f"; last error: {tally.last_error}" if tally.last_error else "")
+        ),
+    )
+    ok = all(r.ok for r in results) and pending == 0
+    return EXIT_OK if ok else EXIT_PARTIAL
 
 
 def progress_printer(stream: Any = sys.stderr) -> Any:

@@ -12,17 +12,19 @@ Fair by construction:
 * the tools alternate (camvault first in even rounds, s5cmd first in odd ones), ≥ 5
   rounds, every round printed with the load average at that moment.
 
-Two modes (``--mode both`` runs both, interleaved round by round):
+Three modes (``--mode all``, the default, interleaves them round by round):
 
 * ``cli`` — what a user runs: ``camvault ingest --camera CAM DIR/*`` then
   ``camvault upload --once`` (two processes, start-up included) vs ``s5cmd cp`` of DIR/*;
+* ``cli1`` — ``camvault ingest --upload --camera CAM DIR/*``: one process, uploading while
+  the next files are probed;
 * ``library`` — the pipeline in-process as ``camvault run`` does it (ingest and upload
   overlapped, clock stops at the last catalog commit) vs the same ``s5cmd cp``.
 
 camvault does what s5cmd does not: probing each file (PyAV), SHA-256 for the journal and
 for S3 to verify, the spool journal, the catalog row.
 
-    python bench/upload_throughput.py [--mode both] [--files 16] [--mb 32] [--rounds 5]
+    python bench/upload_throughput.py [--mode all] [--files 16] [--mb 32] [--rounds 5]
 
 Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
 bench/results/upload_throughput.json.
@@ -59,6 +61,7 @@ from camvault.embedded import SeaweedFS
 RESULTS = Path(__file__).parent / "results"
 CAMERA = "bench"
 GOAL = 0.95
+MODES = ("cli", "cli1", "library")
 
 
 class BenchSeaweedFS(SeaweedFS):
@@ -190,6 +193,30 @@ class Bench:
         assert committed == len(files), out
         return wall, cpu_children() - cpu0
 
+    def camvault_cli1(self, files: list[Path], prefix: str) -> tuple[float, float]:
+        """`camvault ingest --upload DIR/*`: the same work in one process, overlapped."""
+        env = {**self.env, "CAMVAULT_S3_PREFIX": prefix}
+        cpu0, t0 = cpu_children(), time.perf_counter()
+        out = subprocess.run(
+            [
+                self.camvault,
+                "-c",
+                str(self.config),
+                "ingest",
+                "--upload",
+                "--json",
+                "--camera",
+                CAMERA,
+                *map(str, files),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        wall = time.perf_counter() - t0
+        assert json.loads(out.stdout)["committed"] == len(files), out
+        return wall, cpu_children() - cpu0
+
     def camvault_library(self, files: list[Path], prefix: str) -> tuple[float, float]:
         """Ingest and upload concurrently, as in `camvault run`: the uploader takes each
         segment as soon as it is spooled; the clock stops when the last row is committed."""
@@ -225,7 +252,7 @@ class Bench:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mode", choices=("cli", "library", "both"), default="both")
+    ap.add_argument("--mode", choices=(*MODES, "all"), default="all")
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--mb", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=5)
@@ -243,7 +270,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.rounds < 5:
         print("note: fewer than 5 rounds prove little", file=sys.stderr)
-    modes = ("cli", "library") if args.mode == "both" else (args.mode,)
+    modes = MODES if args.mode == "all" else (args.mode,)
 
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -286,6 +313,8 @@ def main() -> int:
                     wall, cpu = bench.camvault_cli(files, prefix, args.before_src)
                 elif mode == "cli":
                     wall, cpu = bench.camvault_cli(files, prefix)
+                elif mode == "cli1":
+                    wall, cpu = bench.camvault_cli1(files, prefix)
                 else:
                     wall, cpu = bench.camvault_library(files, prefix)
                 n = bench.objects(prefix + "/")

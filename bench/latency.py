@@ -126,6 +126,9 @@ def main() -> int:
     ap.add_argument("--segment-seconds", type=int, default=5)
     ap.add_argument("--mbps", type=float, default=4.0)
     ap.add_argument("--poll-ms", type=float, default=20.0, help="list.csv polling")
+    ap.add_argument(
+        "--src", help="run the camvault package from this src/ dir (e.g. before a change)"
+    )
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reason = unavailable()
@@ -178,6 +181,7 @@ def main() -> int:
                 "AWS_ACCESS_KEY_ID": weed.access_key,
                 "AWS_SECRET_ACCESS_KEY": weed.secret_key,
                 "AWS_DEFAULT_REGION": "us-east-1",
+                **({"PYTHONPATH": args.src} if args.src else {}),
             }
             cli = [str(Path(sys.executable).parent / "camvault"), "-c", str(config)]
             subprocess.run([*cli, "users", "add", "bench", "--admin"], check=True, env=env)
@@ -263,6 +267,9 @@ def main() -> int:
         latencies += [s - c for c, s in zip(closes[:n], seen[:n], strict=True)]
     if not latencies:
         problems.append("no segment was both seen closed and listed by the API")
+    silent = [c for c in cameras if not obs.closed[c]]
+    if silent:
+        problems.append(f"{len(silent)} of {len(cameras)} cameras closed no segment")
     negative = [x for x in latencies if x < 0]
     if negative:
         problems.append(f"{len(negative)} rows listed before their segment closed: mismatch")
@@ -273,6 +280,7 @@ def main() -> int:
         "seconds": args.seconds,
         "segment_seconds": args.segment_seconds,
         "segment_mb": round(args.mbps / 8 * args.segment_seconds, 2),
+        "src": args.src or "this checkout",
         "segments_timed": len(latencies),
         "unmatched": unmatched,
         "p50_s": round(_pct(latencies, 50), 3) if latencies else None,

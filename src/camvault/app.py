@@ -37,7 +37,7 @@ from camvault.spool import Spool
 from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
-from camvault.wiring import make_ingestor, open_spool
+from camvault.wiring import make_ingestor, open_spool, own_spool
 
 if TYPE_CHECKING:
     from camvault.ingest import Ingestor  # imports PyAV, which `upload` does not need
@@ -139,12 +139,7 @@ class App:
     def own_spool(self) -> dict[str, int]:
         """Become this spool's uploader: take the lock, put interrupted work back on its
         path, and drop journal rows committed more than ``keep_committed_days`` ago."""
-        self.spool.lock_for_upload()
-        fixed = self.spool.recover()
-        fixed["pruned"] = self.spool.prune_committed(
-            timedelta(days=self.settings.spool.keep_committed_days)
-        )
-        return fixed
+        return own_spool(self.settings, self.spool)
 
     # stages ----------------------------------------------------------------------------
     def register_cameras(self) -> int:

@@ -28,6 +28,16 @@ def open_spool(settings: Settings) -> Spool:
     )
 
 
+def own_spool(settings: Settings, spool: Spool) -> dict[str, int]:
+    """Become this spool's uploader: take the lock, put interrupted work back on its path,
+    and drop journal rows committed more than ``keep_committed_days`` ago. Before any
+    ingest of this process admits files: ``recover`` finishes *interrupted* staging."""
+    spool.lock_for_upload()
+    fixed = spool.recover()
+    fixed["pruned"] = spool.prune_committed(timedelta(days=settings.spool.keep_committed_days))
+    return fixed
+
+
 def make_ingestor(
     settings: Settings, spool: Spool, catalog_has_camera: Callable[[str], bool]
 ) -> Ingestor:

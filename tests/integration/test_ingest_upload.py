@@ -61,3 +61,20 @@ def test_ingest_upload_commits_every_good_file(
     assert sorted(r["s3_key"] for r in rows(db_url, "SELECT s3_key FROM recordings")) == keys
     assert not any(p.exists() for p in good)  # moved into the spool, then removed
     assert Path(out["files"][-1]["quarantined_to"]).exists()
+
+
+def test_ingest_upload_refuses_while_another_uploader_owns_the_spool(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from camvault.spool import Spool
+
+    f = make_h264(tmp_path / "dock-2_20261120T080000Z.mp4")
+    daemon = Spool(tmp_path / "spool")
+    daemon.lock_for_upload()  # e.g. `camvault upload` running
+    try:
+        code = main(["-c", str(config), "ingest", "--upload", "--camera", "dock-2", str(f)])
+    finally:
+        daemon.close()
+    assert code == 1
+    assert "another camvault uploader" in capsys.readouterr().err
+    assert f.exists()  # nothing was taken

@@ -68,9 +68,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.start is not None and len(args.files) > 1:
         print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
         return 2
-    if args.upload:
-        return _ingest_and_upload(settings, args)
-    from camvault.wiring import make_ingestor, open_spool
+    from camvault.wiring import make_ingestor, open_spool, own_spool
 
     with ExitStack() as stack:
         spool = open_spool(settings)
@@ -87,9 +85,19 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
                     app.append(stack.enter_context(App.open(settings)))
             return app[0].catalog.get_camera(camera_id) is not None
 
-        results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
-    emit(args, _ingest_data(results), lambda: None)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+        upload = None
+        if args.upload:
+            own_spool(settings, spool)  # here, before any admit (see wiring.own_spool)
+            upload = _BackgroundUpload(settings, args)
+        try:
+            results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
+        finally:
+            if upload is not None:
+                upload.finish()
+    if upload is None:
+        emit(args, _ingest_data(results), lambda: None)
+        return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+    return upload.report(results)
 
 
 def _ingest_files(ingestor: Ingestor, args: argparse.Namespace) -> list[IngestResult]:
@@ -129,44 +137,64 @@ def _ingest_data(results: list[IngestResult]) -> list[dict[str, Any]]:
     ]
 
 
-def _ingest_and_upload(settings: Settings, args: argparse.Namespace) -> int:
-    """``ingest --upload``: one process, the uploader draining the spool while the files
-    are probed and hashed — what `ingest` followed by `upload --once` does, overlapped."""
-    from camvault.app import App
+class _BackgroundUpload:
+    """``ingest --upload``: the uploader drains the spool in a thread while the files are
+    probed and hashed — `ingest` then `upload --once`, overlapped in one process. Even its
+    set-up (boto3/psycopg imports, S3 client, catalog pool) overlaps the first probes."""
 
-    more = threading.Event()
-    with App.open(settings) as app:
-        app.own_spool()
-        pipeline = app.pipeline(on_event=None if args.json else progress_printer())
-        drainer = threading.Thread(target=pipeline.drain, kwargs={"more": more})
-        drainer.start()
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self._settings = settings
+        self._args = args
+        self._more = threading.Event()
+        self._error: BaseException | None = None
+        self.tally: Any = None
+        self.pending = 0
+        self._thread = threading.Thread(target=self._run, name="upload")
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            results = _ingest_files(app.ingestor(), args)
-        finally:
-            more.set()
-            drainer.join()
-        tally = pipeline.tally
-        pending = app.spool.stats()["pending"]
-    data = {
-        "files": _ingest_data(results),
-        "committed": tally.committed,
-        "bytes": tally.bytes,
-        "failed_rounds": tally.failed_rounds,
-        "conflicts": tally.conflicts,
-        "last_error": tally.last_error,
-        "pending": pending,
-    }
-    emit(
-        args,
-        data,
-        lambda: print(
-            f"committed {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB; "
-            f"{pending} still pending"
-            + (f"; last error: {tally.last_error}" if tally.last_error else "")
-        ),
-    )
-    ok = all(r.ok for r in results) and pending == 0
-    return EXIT_OK if ok else EXIT_PARTIAL
+            from camvault.app import App
+
+            with App.open(self._settings) as app:
+                # the main thread owns the spool (lock, recovery) through its own handle
+                pipeline = app.pipeline(on_event=None if self._args.json else progress_printer())
+                # its own Spool handle: admits by the ingest threads are seen at its next
+                # 0.1 s wait, not through the in-process wake-up
+                pipeline.drain(more=self._more)
+                self.tally = pipeline.tally
+                self.pending = app.spool.stats()["pending"]
+        except BaseException as exc:  # re-raised in the main thread by finish()
+            self._error = exc
+
+    def finish(self) -> None:
+        self._more.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def report(self, results: list[IngestResult]) -> int:
+        tally, pending = self.tally, self.pending
+        data = {
+            "files": _ingest_data(results),
+            "committed": tally.committed,
+            "bytes": tally.bytes,
+            "failed_rounds": tally.failed_rounds,
+            "conflicts": tally.conflicts,
+            "last_error": tally.last_error,
+            "pending": pending,
+        }
+        emit(
+            self._args,
+            data,
+            lambda: print(
+                f"committed {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB; "
+                f"{pending} still pending"
+                + (f"; last error: {tally.last_error}" if tally.last_error else "")
+            ),
+        )
+        ok = all(r.ok for r in results) and pending == 0
+        return EXIT_OK if ok else EXIT_PARTIAL
 
 
 def progress_printer(stream: Any = sys.stderr) -> Any:

@@ -249,8 +249,12 @@ def measure(db: str, meta: dict[str, Any], args: argparse.Namespace, rng: random
                                 "SELECT set_config('camvault.user_id', %s, true)",
                                 (str(params["user_id"]),),
                             )
+                            # its own statement text for rls_heap: psycopg prepares each text
+                            # once per connection, and a plan cached under one setting would
+                            # otherwise serve the other mode too
+                            text = listing if mode == "rls" else "/* heap */ " + listing
                             began = time.perf_counter()
-                            n = len(conn.execute(listing, params).fetchall())
+                            n = len(conn.execute(text, params).fetchall())
                         else:
                             began = time.perf_counter()
                             n = len(conn.execute(PLAIN_SQL, params).fetchall())

@@ -34,7 +34,7 @@ from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
 from camvault.spool import Spool
-from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
+from camvault.storage import S3ObjectStore, cached_conditional_writes, make_client
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
 from camvault.wiring import make_ingestor, open_spool, own_spool
@@ -206,7 +206,14 @@ class App:
     ) -> Pipeline:
         store = self.store()
         mode = self.settings.s3.conditional_writes
-        conditional = mode == "on" or (mode == "auto" and probe_conditional_writes(store))
+        conditional = mode == "on" or (
+            mode == "auto"
+            and cached_conditional_writes(
+                store,
+                s3_settings(self.settings)[0].endpoint_url or "aws",
+                self.settings.spool.dir / "s3-conditional-writes.json",
+            )
+        )
         return Pipeline(
             self.spool,
             Uploader(store, conditional_writes=conditional),

@@ -113,7 +113,8 @@ class App:
     _closers: list[Any] = field(default_factory=list)
 
     @classmethod
-    def open(cls, settings: Settings) -> App:
+    def open(cls, settings: Settings, *, spool: Spool | None = None) -> App:
+        """``spool``: share an open handle (its wake-ups reach this app's uploader)."""
         connector = PsycopgConnector(
             database_url(settings),
             min_size=settings.database.pool_min_size,
@@ -121,7 +122,7 @@ class App:
             connect_timeout=settings.database.connect_timeout_seconds,
             statement_timeout_ms=settings.database.statement_timeout_ms,
         )
-        spool = open_spool(settings)
+        spool = spool or open_spool(settings)
         return cls(
             settings, spool, Catalog(connector, expect=lifecycle_expectation(settings)), connector
         )

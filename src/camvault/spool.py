@@ -282,6 +282,12 @@ class Spool:
             self._queued.notify_all()
         return self.get(seg_id)
 
+    def wake_uploaders(self) -> None:
+        """End every ``wait_queued`` now (e.g. no more segments will come)."""
+        with self._queued:
+            self._queued_count += 1
+            self._queued.notify_all()
+
     def queued_token(self) -> int:
         """Pass to ``wait_queued`` after a ``claim`` found nothing (no wake-up is lost
         between the two)."""

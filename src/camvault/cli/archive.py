@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from camvault.config import Settings
     from camvault.ingest import Ingestor, IngestResult
     from camvault.models import Segment
+    from camvault.spool import Spool
 
 
 def register(sub: Any) -> None:
@@ -88,7 +89,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         upload = None
         if args.upload:
             own_spool(settings, spool)  # here, before any admit (see wiring.own_spool)
-            upload = _BackgroundUpload(settings, args)
+            upload = _BackgroundUpload(settings, args, spool)
         try:
             results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
         finally:
@@ -142,9 +143,10 @@ class _BackgroundUpload:
     probed and hashed — `ingest` then `upload --once`, overlapped in one process. Even its
     set-up (boto3/psycopg imports, S3 client, catalog pool) overlaps the first probes."""
 
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+    def __init__(self, settings: Settings, args: argparse.Namespace, spool: Spool) -> None:
         self._settings = settings
         self._args = args
+        self._spool = spool  # shared: its admits wake the uploader at once
         self._more = threading.Event()
         self._error: BaseException | None = None
         self.tally: Any = None
@@ -156,19 +158,21 @@ class _BackgroundUpload:
         try:
             from camvault.app import App
 
-            with App.open(self._settings) as app:
-                # the main thread owns the spool (lock, recovery) through its own handle
+            # the main thread owns the spool (lock, recovery) and closes it
+            app = App.open(self._settings, spool=self._spool)
+            try:
                 pipeline = app.pipeline(on_event=None if self._args.json else progress_printer())
-                # its own Spool handle: admits by the ingest threads are seen at its next
-                # 0.1 s wait, not through the in-process wake-up
                 pipeline.drain(more=self._more)
                 self.tally = pipeline.tally
                 self.pending = app.spool.stats()["pending"]
+            finally:
+                app.connector.close()
         except BaseException as exc:  # re-raised in the main thread by finish()
             self._error = exc
 
     def finish(self) -> None:
         self._more.set()
+        self._spool.wake_uploaders()
         self._thread.join()
         if self._error is not None:
             raise self._error

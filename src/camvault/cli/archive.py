@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
-from camvault.config import Settings
 from camvault.errors import InputError
-from camvault.ingest import DropWatcher, IngestResult
-from camvault.models import Segment
+
+if TYPE_CHECKING:
+    from camvault.app import App
+    from camvault.config import Settings
+    from camvault.ingest import Ingestor, IngestResult
+    from camvault.models import Segment
+    from camvault.spool import Spool
 
 
 def register(sub: Any) -> None:
@@ -27,6 +33,12 @@ def register(sub: Any) -> None:
         "--watch",
         action="store_true",
         help="watch the drop_dir of every configured camera (or --camera) until Ctrl-C",
+    )
+    p.add_argument(
+        "--upload",
+        action="store_true",
+        help="also upload and commit them now, while the next files are probed "
+        "(like `upload --once`; not while an uploader runs on this spool)",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     json_flag(p)
@@ -65,22 +77,63 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.start is not None and len(args.files) > 1:
         print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
         return 2
+    from camvault.wiring import make_ingestor, open_spool, own_spool
+
+    with ExitStack() as stack:
+        spool = open_spool(settings)
+        stack.callback(spool.close)
+        app: list[App] = []
+        app_lock = threading.Lock()
+
+        def catalog_has_camera(camera_id: str) -> bool:
+            # only for a camera missing from the config: then (and only then) psycopg
+            with app_lock:
+                if not app:
+                    from camvault.app import App
+
+                    app.append(stack.enter_context(App.open(settings)))
+            return app[0].catalog.get_camera(camera_id) is not None
+
+        upload = None
+        if args.upload:
+            own_spool(settings, spool)  # here, before any admit (see wiring.own_spool)
+            upload = _BackgroundUpload(settings, args, spool)
+        try:
+            results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
+        finally:
+            if upload is not None:
+                upload.finish()
+    if upload is None:
+        emit(args, _ingest_data(results), lambda: None)
+        return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+    return upload.report(results)
+
+
+def _ingest_files(ingestor: Ingestor, args: argparse.Namespace) -> list[IngestResult]:
     results = []
-    with App.open(settings) as app:
-        ingestor = app.ingestor()
-        for path in args.files:
-            r = ingestor.ingest(path, args.camera, start=args.start)
+    # probing and hashing release the GIL: a few files at a time use the cores while
+    # the output keeps the order of the arguments
+    workers = min(len(args.files), os.cpu_count() or 1, 4)
+    with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
+        done = pool.map(lambda p: ingestor.ingest(p, args.camera, start=args.start), args.files)
+        for path, r in zip(args.files, done, strict=True):
             results.append(r)
-            if not args.json:
-                if r.segment:
-                    print(
-                        f"spooled    {path}  →  {r.segment.s3_key}  "
-                        f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
-                        f"{r.segment.duration_seconds:.1f} s)"
-                    )
-                else:
-                    print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
-    data = [
+            if args.json:
+                continue
+            if r.segment:
+                print(
+                    f"spooled    {path}  →  {r.segment.s3_key}  "
+                    f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
+                    f"{r.segment.duration_seconds:.1f} s)",
+                    flush=True,
+                )
+            else:
+                print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
+    return results
+
+
+def _ingest_data(results: list[IngestResult]) -> list[dict[str, Any]]:
+    return [
         {
             "file": str(r.source),
             "ok": r.ok,
@@ -91,8 +144,69 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         }
         for r in results
     ]
-    emit(args, data, lambda: None)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+
+
+class _BackgroundUpload:
+    """``ingest --upload``: the uploader drains the spool in a thread while the files are
+    probed and hashed — `ingest` then `upload --once`, overlapped in one process. Even its
+    set-up (boto3/psycopg imports, S3 client, catalog pool) overlaps the first probes."""
+
+    def __init__(self, settings: Settings, args: argparse.Namespace, spool: Spool) -> None:
+        self._settings = settings
+        self._args = args
+        self._spool = spool  # shared: its admits wake the uploader at once
+        self._more = threading.Event()
+        self._error: BaseException | None = None
+        self.tally: Any = None
+        self.pending = 0
+        self._thread = threading.Thread(target=self._run, name="upload")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            from camvault.app import App
+
+            # the main thread owns the spool (lock, recovery) and closes it
+            app = App.open(self._settings, spool=self._spool)
+            try:
+                pipeline = app.pipeline(on_event=None if self._args.json else progress_printer())
+                pipeline.drain(more=self._more)
+                self.tally = pipeline.tally
+                self.pending = app.spool.stats()["pending"]
+            finally:
+                app.connector.close()
+        except BaseException as exc:  # re-raised in the main thread by finish()
+            self._error = exc
+
+    def finish(self) -> None:
+        self._more.set()
+        self._spool.wake_uploaders()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def report(self, results: list[IngestResult]) -> int:
+        tally, pending = self.tally, self.pending
+        data = {
+            "files": _ingest_data(results),
+            "committed": tally.committed,
+            "bytes": tally.bytes,
+            "failed_rounds": tally.failed_rounds,
+            "conflicts": tally.conflicts,
+            "last_error": tally.last_error,
+            "pending": pending,
+        }
+        emit(
+            self._args,
+            data,
+            lambda: print(
+                f"committed {tally.committed} segment(s), {tally.bytes / 1e6:.1f} MB; "
+                f"{pending} still pending"
+                + (f"; last error: {tally.last_error}" if tally.last_error else "")
+            ),
+        )
+        ok = all(r.ok for r in results) and pending == 0
+        return EXIT_OK if ok else EXIT_PARTIAL
 
 
 def progress_printer(stream: Any = sys.stderr) -> Any:
@@ -125,6 +239,8 @@ def _waiting(seconds: float) -> None:
 
 
 def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     stop = threading.Event()
     with App.open(settings) as app:
         app.own_spool(lock_timeout=args.lock_timeout, on_wait=_waiting)
@@ -186,6 +302,9 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
             "no drop directories to watch: give cameras a drop_dir in the config"
             + (f" (camera {args.camera!r} has none)" if args.camera else "")
         )
+    from camvault.app import App
+    from camvault.ingest import DropWatcher
+
     stop = threading.Event()
     _stop_on_signals(stop)
     with App.open(settings) as app:

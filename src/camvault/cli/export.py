@@ -13,15 +13,14 @@ import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
-from camvault.catalog.access import AccessCatalog, Identity
+if TYPE_CHECKING:
+    from camvault.catalog.access import Identity
+    from camvault.config import Settings
+    from camvault.export.jobs import ExportJob, ExportRequests, ExportRunner
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
-from camvault.config import Settings
 from camvault.errors import CamvaultError, ObjectArchived
-from camvault.export.jobs import ExportJob, ExportRequests, ExportRunner
-from camvault.export.worker import export_runner, export_store
 
 
 def register(sub: Any) -> None:
@@ -57,6 +56,11 @@ def _progress(enabled: bool) -> Any:
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.catalog.access import AccessCatalog, Identity
+    from camvault.export.jobs import ExportRequests
+    from camvault.export.worker import export_runner, export_store
+
     with App.open(settings) as app:
         who = None
         if args.user:

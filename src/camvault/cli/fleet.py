@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
-from camvault.catalog.connector import Row
+if TYPE_CHECKING:
+    from camvault.app import App
+    from camvault.catalog.connector import Row
+    from camvault.config import Settings
 from camvault.cli import EXIT_OK, emit, json_flag
-from camvault.config import Settings
-from camvault.fleet.store import FleetStore, validate_node_id
-from camvault.recorder import mask_url
 
 
 def register(sub: Any) -> None:
@@ -58,6 +57,8 @@ def register_camera_actions(cams: Any) -> None:
 
 
 def _camera_out(cam: Any) -> dict[str, Any]:
+    from camvault.recorder import mask_url
+
     d = asdict(cam)
     d["url"] = mask_url(cam.url) if cam.url else None  # never print a camera password
     return d
@@ -72,6 +73,9 @@ def _segment_seconds(value: int | None) -> int | None:
 
 
 def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.fleet.store import FleetStore
+
     with App.open(settings) as app:
         cam = FleetStore(app.connector).upsert_camera(
             args.camera_id,
@@ -85,6 +89,9 @@ def cmd_cameras_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_set(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.fleet.store import FleetStore
+
     with App.open(settings) as app:
         cam = FleetStore(app.connector).update_camera(
             args.camera_id,
@@ -99,6 +106,9 @@ def cmd_cameras_set(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_cameras_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.fleet.store import FleetStore
+
     with App.open(settings) as app:
         FleetStore(app.connector).remove_camera(args.camera_id)
     emit(args, {"removed": args.camera_id}, lambda: print(f"camera {args.camera_id} removed"))
@@ -106,6 +116,9 @@ def cmd_cameras_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.fleet.store import FleetStore
+
     with App.open(settings) as app:
         rows = FleetStore(app.connector).nodes(settings.fleet.lease_seconds)
 
@@ -129,6 +142,9 @@ def cmd_nodes(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_node_action(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.fleet.store import FleetStore, validate_node_id
+
     node = validate_node_id(args.node_id)
     with App.open(settings) as app:
         store = FleetStore(app.connector)
@@ -142,6 +158,8 @@ def cmd_node_action(settings: Settings, args: argparse.Namespace) -> int:
 
 def lease_status(app: App) -> list[Row]:
     """Which node holds which camera (for ``camvault status``)."""
+    from camvault.fleet.store import FleetStore
+
     return FleetStore(app.connector).leases()
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault import lifecycle
-from camvault.app import App, s3_client
-from camvault.bucket import ApplyReport, BucketAdmin, apply_bucket
-from camvault.catalog.lifecycle_catalog import LifecycleCatalog
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, os_actor
-from camvault.config import Settings
-from camvault.errors import StorageUnsupported
-from camvault.glacier import S3Archive
-from camvault.restore import TIERS, Actor, RestoreService
-from camvault.retention import RetentionSync, SyncReport
+
+# = camvault.restore.TIERS, spelled out so that building the parser imports nothing heavy
+TIERS = ("Expedited", "Standard", "Bulk")
+
+if TYPE_CHECKING:
+    from camvault.app import App
+    from camvault.bucket import ApplyReport
+    from camvault.config import Settings
+    from camvault.restore import RestoreService
+    from camvault.retention import SyncReport
 
 
 def register(sub: Any) -> None:
@@ -60,10 +61,16 @@ def register(sub: Any) -> None:
 
 
 def _client(settings: Settings) -> tuple[Any, Any]:
+    from camvault.app import s3_client
+
     return s3_client(settings)
 
 
 def cmd_bucket_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault import lifecycle
+    from camvault.app import App
+    from camvault.bucket import BucketAdmin, apply_bucket
+
     client, s3 = _client(settings)
     lc = settings.lifecycle
     known = {c.id for c in settings.cameras}
@@ -108,6 +115,14 @@ def _print_apply(report: ApplyReport) -> None:
 
 
 def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.bucket import BucketAdmin
+    from camvault.catalog.lifecycle_catalog import LifecycleCatalog
+    from camvault.errors import StorageUnsupported
+    from camvault.glacier import S3Archive
+    from camvault.restore import RestoreService
+    from camvault.retention import RetentionSync
+
     client, s3 = _client(settings)
     admin = BucketAdmin(client, s3.bucket)
     warnings: list[str] = []
@@ -149,6 +164,10 @@ def _print_sync(report: SyncReport, dry_run: bool) -> None:
 
 
 def _restorer(settings: Settings, app: App) -> RestoreService:
+    from camvault.catalog.lifecycle_catalog import LifecycleCatalog
+    from camvault.glacier import S3Archive
+    from camvault.restore import RestoreService
+
     client, s3 = _client(settings)
     return RestoreService(
         LifecycleCatalog(app.connector),
@@ -159,6 +178,9 @@ def _restorer(settings: Settings, app: App) -> RestoreService:
 
 
 def cmd_restore_request(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.restore import Actor
+
     with App.open(settings) as app:
         st = _restorer(settings, app).request(
             args.recording_id, Actor(label=os_actor()), tier=args.tier, days=args.days
@@ -168,6 +190,8 @@ def cmd_restore_request(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore_status(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     with App.open(settings) as app:
         st = _restorer(settings, app).status(args.recording_id)
     emit(

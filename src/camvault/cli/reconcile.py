@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag
-from camvault.config import Settings
-from camvault.reconcile import Reconciler, ReconcileReport, inventory_keys
+
+if TYPE_CHECKING:
+    from camvault.config import Settings
+    from camvault.reconcile import ReconcileReport
 
 
 def register(sub: Any) -> None:
@@ -32,6 +33,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+    from camvault.reconcile import Reconciler, inventory_keys
+
     with App.open(settings) as app:
         store = app.store()
         pipeline = app.pipeline()

@@ -10,13 +10,14 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camvault.app import App
 from camvault.cli import EXIT_INPUT, EXIT_OK
-from camvault.config import Settings
 from camvault.errors import CatalogUnavailable
-from camvault.ingest import IngestResult
+
+if TYPE_CHECKING:
+    from camvault.config import Settings
+    from camvault.ingest import IngestResult
 
 
 def register(sub: Any) -> None:
@@ -33,6 +34,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.app import App
+
     wanted = set(args.camera or ())
     known = {c.id for c in settings.cameras if c.url}
     unknown = sorted(wanted - known)

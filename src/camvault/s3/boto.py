@@ -164,13 +164,28 @@ def make_client(
         response_checksum_validation="when_required",
     )
     key_id, secret = credentials if credentials is not None else (None, None)
-    return boto3.session.Session().client(
+    client: S3Client = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url or None,
         config=cfg,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+    client.meta.events.register("before-sign.s3.PutObject", _unsigned_payload_if_checksummed)
+    return client
+
+
+def _unsigned_payload_if_checksummed(request: Any, **_: Any) -> None:
+    """A PUT carrying ``x-amz-checksum-sha256`` (a signed header that S3 checks against the
+    body: wrong → BadDigest, nothing stored) needs no SigV4 payload hash as well — that
+    would be a second SHA-256 pass over every segment for the same guarantee. botocore
+    drops it by itself only over https and only for checksums it computed, so say it."""
+    if "x-amz-checksum-sha256" not in request.headers:
+        return
+    cfg = request.context.get("client_config")
+    if cfg is not None:
+        s3: Any = {**(cfg.s3 or {}), "payload_signing_enabled": False}
+        request.context["client_config"] = cfg.merge(Config(s3=s3))
 
 
 class BotoObjectStore:
@@ -344,6 +359,12 @@ def _content_type(path: Path) -> str:
 def probe_conditional_writes(store: BotoObjectStore) -> bool:
     """Does the endpoint honour ``If-None-Match: *`` on PUT? Two tiny PUTs under a probe
     key: the second must be refused with 412. Without it we rely on HEAD-compare alone."""
+    return _probe_conditional_writes(store) is True
+
+
+def _probe_conditional_writes(store: BotoObjectStore) -> bool | None:
+    """True/False as the endpoint answered; None when the probe itself failed (network,
+    5xx): then nothing is known, and nothing may be cached."""
     import uuid
 
     key = f".camvault-probe/{uuid.uuid4().hex}"
@@ -357,11 +378,43 @@ def probe_conditional_writes(store: BotoObjectStore) -> bool:
                 Bucket=store.bucket, Key=key, Body=b"2", IfNoneMatch="*", ServerSideEncryption=SSE
             )
         except botocore.exceptions.ClientError as exc:
-            return error_code(exc) in _PRECONDITION_CODES
-        return False
+            code = error_code(exc)
+            if code in _PRECONDITION_CODES:
+                return True
+            return False if code in PERMANENT_CODES else None
+        return False  # the second PUT was accepted: If-None-Match is ignored
     except Exception as exc:
         log.info("conditional-write probe failed (%s); using HEAD-compare only", error_code(exc))
-        return False
+        return None
     finally:
         with contextlib.suppress(Exception):
             s3.delete_object(Bucket=store.bucket, Key=key)
+
+
+def cached_conditional_writes(
+    store: BotoObjectStore, endpoint: str, cache: Path, ttl_seconds: float = 600.0
+) -> bool:
+    """``probe_conditional_writes``, remembered in ``cache`` for ``ttl_seconds`` per
+    (endpoint, bucket): the probe's two PUTs and a DELETE cost ~0.1-0.2 s, which every
+    `upload --once` / `ingest --upload` of a camera script would pay again. Kept short so
+    an endpoint that changes behind the same URL is noticed soon."""
+    import json
+    import time
+
+    ident = {"endpoint": endpoint, "bucket": store.bucket}
+    try:
+        saved = json.loads(cache.read_text())
+        if {k: saved.get(k) for k in ident} == ident and (
+            0 <= time.time() - float(saved["checked_at"]) < ttl_seconds
+        ):
+            return bool(saved["supported"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    supported = _probe_conditional_writes(store)
+    if supported is None:  # the probe failed: HEAD-compare for now, ask again next time
+        return False
+    with contextlib.suppress(OSError):  # only a cache: a read-only spool still uploads
+        tmp = cache.with_name(cache.name + ".tmp")
+        tmp.write_text(json.dumps({**ident, "supported": supported, "checked_at": time.time()}))
+        tmp.replace(cache)
+    return supported

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from camvault.spool import Spool
-from tests.unit.test_spool import _new
+from tests.support.spool import new_segment as _new
 
 
 def test_queueing_a_segment_wakes_a_waiting_uploader(tmp_path: Path) -> None:

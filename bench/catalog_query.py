@@ -42,6 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from camvault.catalog.connector import PLAN_CACHE_OPTION
 from camvault.catalog.migrate import migrate
 from camvault.catalog.queries import query
 
@@ -220,7 +221,8 @@ def measure(db: str, meta: dict[str, Any], args: argparse.Namespace, rng: random
     listing = query("recordings_page", "access.sql")
     results: dict[str, Any] = {}
     explain: dict[str, str] = {}
-    with psycopg.connect(db) as conn:
+    # the session options of camvault's own pool (connector.PLAN_CACHE_OPTION)
+    with psycopg.connect(db, options=PLAN_CACHE_OPTION) as conn:
         for window in (timedelta(hours=1), timedelta(hours=24)):
             cases = []
             for _ in range(args.queries):

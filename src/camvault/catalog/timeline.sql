@@ -21,7 +21,7 @@ WITH rows AS (
            CASE WHEN r.camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
                      OR (SELECT camvault_is_admin())
                      OR coalesce(current_setting('camvault.user_id', true), '') = ''
-                THEN tstzmultirange(tstzrange(r.start_time, r.end_time))
+                THEN NULL  -- the whole recording
                 ELSE camvault_acl_range(r.camera_id, r.start_time, r.end_time, 'view')
            END AS visible
       FROM recordings r
@@ -32,13 +32,16 @@ WITH rows AS (
        AND r.start_time > %(start)s::timestamptz - interval '6 hours'
        AND r.deleted_at IS NULL
 ), recs AS (
-    -- one row per visible sub-range; INNER lateral join: an empty multirange gives no
-    -- row (never the whole recording)
-    SELECT greatest(lower(v.r), rows.start_time) AS start_time,
-           least(upper(v.r), rows.end_time) AS end_time, rows.codec, rows.state
+    -- whole recordings as they are (no range arithmetic for the common case); windowed
+    -- ones one row per visible sub-range — INNER lateral join: an empty multirange gives
+    -- no row (never the whole recording)
+    SELECT start_time, end_time, codec, state FROM rows WHERE visible IS NULL
+    UNION ALL
+    SELECT greatest(lower(v.r), rows.start_time), least(upper(v.r), rows.end_time),
+           rows.codec, rows.state
       FROM rows
       CROSS JOIN LATERAL unnest(rows.visible) AS v(r)
-     WHERE lower(v.r) < upper(v.r)
+     WHERE rows.visible IS NOT NULL AND lower(v.r) < upper(v.r)
 ), marked AS (
     SELECT start_time, end_time, codec, state, row_number() OVER w AS rn,
            (start_time <= lag(end_time) OVER w + %(tolerance)s::interval

@@ -39,6 +39,7 @@ from tests.integration.access_env import (
     bearer,
     service_access,
 )
+from tests.support.config import write_cli_config
 
 # A full disk at the moment the audit row is written (SQLSTATE 53100: class 53, so the
 # API answers 503): installed as a trigger by the superuser, removed by drop_audit_failure.
@@ -127,12 +128,7 @@ def test_admin_api_change_and_audit_commit_together(
 @pytest.fixture
 def cli(make_settings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     s = make_settings()
-    cfg = tmp_path / "camvault.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{s.database.url}"\n[s3]\nbucket = "{s.s3.bucket}"\n'
-        f'endpoint_url = "{s.s3.endpoint_url}"\naddressing_style = "path"\n'
-        f'[spool]\ndir = "{s.spool.dir}"\n'
-    )
+    cfg = write_cli_config(s, tmp_path / "camvault.toml")
 
     def run(*argv: str) -> tuple[int, str]:
         code = cli_main(["--config", str(cfg), *argv])

@@ -22,17 +22,13 @@ from camvault.cli import main as cli_main
 from camvault.embedded import SeaweedFS
 from camvault.errors import CamvaultError
 from tests.integration.access_env import add_cameras, api_client, bearer, service_access
+from tests.support.config import write_cli_config
 
 
 @pytest.fixture
 def cli(make_settings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     s = make_settings()
-    cfg = tmp_path / "camvault.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{s.database.url}"\n[s3]\nbucket = "{s.s3.bucket}"\n'
-        f'endpoint_url = "{s.s3.endpoint_url}"\naddressing_style = "path"\n'
-        f'[spool]\ndir = "{s.spool.dir}"\n'
-    )
+    cfg = write_cli_config(s, tmp_path / "camvault.toml")
 
     def run(*argv: str) -> tuple[int, str, str]:
         try:

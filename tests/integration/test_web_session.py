@@ -22,6 +22,7 @@ from tests.integration.access_env import (
     bearer,
     service_access,
 )
+from tests.support.config import write_cli_config
 
 CSRF = {"X-Camvault-CSRF": "1"}
 PASSWORD = "correct horse battery"
@@ -36,12 +37,7 @@ def env(db_url: str, bucket: str, make_settings: Any, tmp_path: Path, monkeypatc
         acc.add_grant(camera_id="lobby-1", user="guard")
         token = acc.create_token("guard")[0]
     s = make_settings()
-    cfg = tmp_path / "camvault.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{s.database.url}"\n[s3]\nbucket = "{s.s3.bucket}"\n'
-        f'endpoint_url = "{s.s3.endpoint_url}"\naddressing_style = "path"\n'
-        f'[spool]\ndir = "{s.spool.dir}"\n'
-    )
+    cfg = write_cli_config(s, tmp_path / "camvault.toml")
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli_main(["--config", str(cfg), "users", "passwd", "guard"]) == 0
     return {"recs": recs, "token": token, "bucket": bucket, "cfg": cfg}

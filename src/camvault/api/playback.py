@@ -54,3 +54,10 @@ def presign(store: Presigner, rec: Recording, ttl_seconds: int) -> str:
             "id",
         )
     return store.presign_get(rec.s3_key, ttl_seconds)
+
+
+def unchanged(rec: Recording, seen: Recording) -> None:
+    """409 when the row changed (object or visible range) between the check made before
+    the S3 work — done outside any transaction — and the audited transaction after it."""
+    if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
+        raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")

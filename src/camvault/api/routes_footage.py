@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from camvault.api import params
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
-from camvault.api.playback import presign
+from camvault.api.playback import presign, unchanged
 from camvault.api.routes_media import media_path
 from camvault.api.schemas import (
     CameraOut,
@@ -124,8 +124,7 @@ def playback(c: CallerDep, recording_id: RecordingId) -> PlaybackOut:
     url = media_path(seen) if seen.clipped else presign(c.svc.store, seen, ttl)
 
     def issue(rec: Recording) -> tuple[PlaybackOut, AuditEntry]:
-        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
-            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
+        unchanged(rec, seen)
         assert rec.id is not None
         now = c.svc.clock()
         out = PlaybackOut(

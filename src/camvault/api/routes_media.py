@@ -25,7 +25,7 @@ from fastapi.responses import StreamingResponse
 from camvault.api import params
 from camvault.api.deps import CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
-from camvault.api.playback import presign
+from camvault.api.playback import presign, unchanged
 from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
@@ -83,8 +83,7 @@ def recording_media(
     url = presign(c.svc.store, seen, ttl)
 
     def issue(rec: Recording) -> tuple[tuple[Recording, str], AuditEntry]:
-        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
-            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
+        unchanged(rec, seen)
         s, e = window(rec, t0, t1)
         entry = c.audit_entry(
             "playback.media",

@@ -37,7 +37,7 @@ from camvault.acl import Permission, Principal, applies_to
 from camvault.api import params
 from camvault.api.deps import Caller, CallerDep
 from camvault.api.params import MAX_BIGINT, ApiError
-from camvault.api.playback import presign
+from camvault.api.playback import presign, unchanged
 from camvault.api.routes_media import window
 from camvault.catalog.access import AuditEntry
 from camvault.catalog.timeline import PlaylistEntry, TimelineCatalog, gaps_between
@@ -275,8 +275,7 @@ def _part(c: Caller, seen: Recording, url: str, s: datetime, e: datetime) -> Str
         raise ApiError(409, str(exc), "start") from exc
 
     def issue(rec: Recording) -> tuple[None, AuditEntry]:
-        if (rec.s3_bucket, rec.s3_key, rec.visible) != (seen.s3_bucket, seen.s3_key, seen.visible):
-            raise ApiError(409, f"recording {rec.id} changed meanwhile; try again", "id")
+        unchanged(rec, seen)
         return None, c.audit_entry(
             "playback.media",
             camera_id=rec.camera_id,

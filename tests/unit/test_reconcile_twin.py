@@ -184,6 +184,22 @@ def test_inventory_csv_is_a_listing_too(
     assert sorted(r["s3_key"] for r in db.recordings.values()) == [a, b]
 
 
+def test_a_listing_out_of_key_order_costs_lookups_never_a_wrong_answer(
+    db: MemoryConnector, store: MemoryObjectStore
+) -> None:
+    keys = [
+        put_segment_object(store, "cam", T0 + timedelta(minutes=5 * i), prefix=PREFIX)
+        for i in range(3)
+    ]
+    for key in keys:
+        catalogue(Catalog(db), store, key)
+    listing = list(store.list_keys(PREFIX))
+    db.statements.clear()
+    report = _reconciler(db, store).run(keys=[listing[2], listing[0], listing[1]])
+    assert report.clean and (report.orphans, report.missing) == ([], [])
+    assert "insert_recording" not in db.names()
+
+
 def test_object_deleted_since_the_listing_is_not_rebuilt(
     db: MemoryConnector, store: MemoryObjectStore
 ) -> None:

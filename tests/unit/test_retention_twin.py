@@ -161,6 +161,11 @@ def test_rules_not_in_force_are_reported_per_camera(tw: Twins) -> None:
     report = tw.sync(T0 + timedelta(days=1))
     assert [(d.kind, d.camera_id) for d in report.drift] == [("rule_missing", "lobby")]
     assert "expire after 60 days" in report.drift[0].detail
+    # a backend that refuses transitions (SeaweedFS: NotImplemented) kept only expirations
+    tw.rules = [r for r in lifecycle.lifecycle_rules(LC, PREFIX, ["cam"]) if "Transitions" not in r]
+    [drift] = tw.sync(T0 + timedelta(days=1)).drift
+    assert (drift.kind, drift.camera_id) == ("rule_missing", "cam")
+    assert "transition to GLACIER after 30 days" in drift.detail
     tw.rules = []  # `bucket apply` never ran
     report = tw.sync(T0 + timedelta(days=1))
     assert sorted(d.camera_id for d in report.drift if d.kind == "rule_missing") == [

@@ -223,10 +223,17 @@ class MemoryConnector:
         key = (p["segment_id"], p["attempt"])
         row = self.upload_attempts.get(key)
         if row is None:
-            self.upload_attempts[key] = dict(p)
+            self.upload_attempts[key] = {**p, "id": next(self._ids)}
         elif p["round_outcome"] != "pending":
             row.update(round_outcome=p["round_outcome"], round_ended_at=p["round_ended_at"])
         return []
+
+    def _q_recent_attempts(self, p: Params) -> list[Row]:
+        rows = [
+            a for a in self.upload_attempts.values() if p["camera_id"] in (None, a["camera_id"])
+        ]
+        rows.sort(key=lambda a: (a["occurred_at"], a["id"]), reverse=True)
+        return rows[: p["limit"]]
 
     def _q_ping(self, p: Params) -> list[Row]:
         return [{"ok": 1}]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from camvault.api import params
 from camvault.api.deps import AdminDep, Caller
 from camvault.catalog.connector import Session
-from camvault.errors import InputError, NotFound
+from camvault.errors import InputError
 from camvault.fleet.store import FleetCamera, FleetStore
 from camvault.recorder import mask_url
 
@@ -142,9 +142,7 @@ def update_camera(c: AdminDep, camera_id: CameraId, body: CameraPatch) -> Camera
 def remove_camera(c: AdminDep, camera_id: CameraId) -> Response:
     try:
         _store(c).remove_camera(camera_id)
-    except NotFound:
-        raise
-    except InputError as exc:
+    except InputError as exc:  # it has recordings or grants (NotFound is no InputError: 404)
         raise params.ApiError(409, str(exc), "camera_id") from exc
     c.audit("camera.remove", camera_id=camera_id)
     return Response(status_code=204)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from camvault.acl import Grant, Permission, hash_token, new_token, token_hint
-from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
+from camvault.catalog.recordings import recording_from_row
 from camvault.errors import (
     InputError,
     IntegrityViolation,

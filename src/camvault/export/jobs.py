@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from camvault.catalog.access import Identity, spans
-from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
+from camvault.catalog.recordings import recording_from_row
 from camvault.errors import (
     CamvaultError,
     ExportForbidden,

@@ -379,7 +379,7 @@ class BotoObjectStore:
 
     def ensure_bucket(self, region: str) -> bool:
         """Create the bucket if missing (hardening is `camvault bucket apply`); True when
-        this call created it. The rule is ``ensure_bucket`` below."""
+        this call created it (the rule: the module-level ``ensure_bucket``)."""
         return ensure_bucket(self._s3, self.bucket, region)
 
 

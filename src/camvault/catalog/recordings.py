@@ -1,4 +1,5 @@
-"""The catalog facade: every read and write camvault makes to PostgreSQL, by name.
+"""``Catalog``: cameras, recordings and upload errors — the reads and writes the pipeline,
+reconciler and CLI make to PostgreSQL, by name (imported as ``camvault.catalog.Catalog``).
 
 Pure translation between domain objects and named queries; all I/O goes through the
 ``Connector`` passed in.

@@ -62,6 +62,10 @@ def _same_object(a: Recording, b: Recording) -> bool:
 
 
 class Catalog:
+    """Cameras, recordings and upload errors on a ``Connector``. ``commit_recording`` is
+    idempotent: the same object again is a no-op, a different one at the same (camera, start) is
+    ``RecordingConflict``."""
+
     def __init__(
         self, connector: Connector, *, expect: ExpectFn | None = None, node: str | None = None
     ) -> None:

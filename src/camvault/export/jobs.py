@@ -65,6 +65,9 @@ def q(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ExportJob:
+    """An ``exports`` row: the requested range, who asked, what they may export from
+    (``allowed_start``), the recordings used, state, progress and the result."""
+
     id: int
     camera_id: str
     range_start: datetime

@@ -1,6 +1,7 @@
-"""The whole camvault exception tree, in one place.
+"""The whole camvault exception tree, in one place (``tests/unit/test_errors.py`` fails on an
+exception class defined anywhere else, and on any that is not Transient xor Permanent).
 
-Every I/O boundary (boto3 in ``storage``, psycopg in ``catalog.connector``, PyAV in
+Every I/O boundary (boto3 in ``s3.boto``, psycopg in ``catalog.connector``, PyAV in
 ``probe``) translates the library's own exceptions into one of these, so the rest of the
 code branches on *our* classes, never on third-party types or message text::
 

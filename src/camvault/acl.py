@@ -61,6 +61,9 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
+    """One grant: ``permission`` on one camera for exactly one user or group, optionally limited to
+    a footage window [window_start, window_end) and an expiry; revoked grants keep their row."""
+
     id: int
     camera_id: str
     permission: Permission

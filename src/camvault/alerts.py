@@ -30,6 +30,9 @@ log = logging.getLogger("camvault.alerts")
 
 @dataclass(frozen=True, slots=True)
 class Alert:
+    """One operator alert about a segment (``kind``: upload_failed, recovered or conflict), with
+    everything needed to find it: camera, segment, key, error class, attempts, node."""
+
     kind: str  # "upload_failed" | "recovered" | "conflict"
     camera_id: str
     segment_id: str
@@ -49,10 +52,16 @@ class Alert:
 
 
 class AlertSink(Protocol):
+    """Where operator alerts go. ``send`` delivers one alert, best effort; the pipeline sends
+    through ``FanOutSink``/``DedupingSink``, which log and contain a sink's failure, so
+    archiving never stops for an alert."""
+
     def send(self, alert: Alert) -> None: ...
 
 
 class LogAlertSink:
+    """Writes every alert as one WARNING log line; always on, beneath any Lambda/webhook sink."""
+
     def send(self, alert: Alert) -> None:
         log.warning(
             "ALERT %s camera=%s key=%s attempts=%d error=%s: %s",

@@ -124,6 +124,10 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 @dataclass
 class App:
+    """The wired application: settings, spool, catalog and the connection pool, plus builders
+    for the stages (``ingestor``, ``store``, ``recorder``, ``pipeline``, …). ``App.open``
+    builds it; ``close`` releases what it opened."""
+
     settings: Settings
     spool: Spool
     catalog: Catalog

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class BreakerState:
+    """A snapshot of one breaker for status output and metrics: open or closed, failure count,
+    probe schedule, outages since start."""
+
     name: str
     open: bool
     consecutive_failures: int
@@ -34,6 +37,10 @@ class BreakerState:
 
 
 class CircuitBreaker:
+    """One endpoint's breaker (see the module docstring): opens after ``failure_threshold``
+    connection failures from ``min_sources`` segments, then allows only probes on a capped
+    backoff until one succeeds. Pure state, no I/O."""
+
     def __init__(
         self,
         name: str,

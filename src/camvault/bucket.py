@@ -1,10 +1,11 @@
 """``camvault bucket apply``: make the bucket match ``lifecycle``'s documents, idempotently.
 
 ``BucketAdmin`` is the S3 boundary for bucket-level configuration (botocore errors are
-translated by code, as in ``storage``); ``apply_bucket`` compares what is there with what
-should be and changes only the difference, one concern at a time, in an order that never
-locks camvault out: bucket → default encryption → public access block → lifecycle rules →
-policy (last: it restricts requests).
+translated by code in ``s3.boto``, which also holds the one rule for creating the bucket);
+``apply_bucket`` compares what is there with what should be and changes only the
+difference, one concern at a time, in an order that never locks camvault out: bucket →
+default encryption → public access block → lifecycle rules → policy (last: it restricts
+requests).
 
 A backend that refuses a feature does not stop the rest: a refused lifecycle rule or policy
 statement is left out (the others are applied one by one) and reported with the backend's
@@ -23,7 +24,7 @@ import botocore.exceptions
 from camvault import lifecycle
 from camvault.config import LifecycleSettings, S3Settings
 from camvault.errors import StorageUnsupported as Unsupported
-from camvault.s3.boto import S3Client, error_code, translated
+from camvault.s3.boto import S3Client, bucket_exists, create_bucket, error_code, translated
 
 Action = Literal["unchanged", "created", "updated", "rejected", "skipped", "planned"]
 # a backend's "I do not do that": the feature is missing, not the request broken
@@ -46,7 +47,6 @@ _MISSING = {
     "policy": "NoSuchBucketPolicy",
     "lifecycle": "NoSuchLifecycleConfiguration",
 }
-_NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,27 +132,13 @@ class BucketAdmin:
 
     # bucket ------------------------------------------------------------------------------
     def exists(self) -> bool:
-        with translated(f"HEAD bucket {self.bucket}"):
-            try:
-                self._s3.head_bucket(Bucket=self.bucket)
-                return True
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
-                    return False
-                raise
+        return bucket_exists(self._s3, self.bucket)
 
-    def create(self, region: str) -> None:
-        kwargs: dict[str, Any] = {}
-        if region and region != "us-east-1":  # us-east-1 refuses its own LocationConstraint
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        # unlike BotoObjectStore.ensure_bucket, BucketAlreadyExists is an error here: `bucket
-        # apply` must not go on to harden a bucket someone else owns
-        with translated(f"create bucket {self.bucket}"):
-            try:
-                self._s3.create_bucket(Bucket=self.bucket, **kwargs)
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) != "BucketAlreadyOwnedByYou":
-                    raise
+    def create(self, region: str) -> bool:
+        """Create the bucket; False when it turned out to be ours already. A name owned by
+        another account is ``StoragePermanentError``: `bucket apply` must not go on to
+        harden a bucket someone else owns (the rule: ``s3.boto.create_bucket``)."""
+        return create_bucket(self._s3, self.bucket, region)
 
     def region(self) -> str:
         r = self._call("GET location", self._s3.get_bucket_location)
@@ -251,8 +237,10 @@ def apply_bucket(
             for name in ("encryption", "public-access-block", "policy"):
                 report.add(name, "planned", "set")
             return report
-        admin.create(s3.region)
-        report.add("bucket", "created", f"in {s3.region}")
+        if admin.create(s3.region):
+            report.add("bucket", "created", f"in {s3.region}")
+        else:  # another process created it between our HEAD and our CreateBucket
+            report.add("bucket", "unchanged")
     else:
         report.add("bucket", "unchanged")
         if not s3.endpoint_url:  # only AWS tells regions apart meaningfully

@@ -30,6 +30,9 @@ OK_KIND = "spool_space_ok"
 
 @dataclass(frozen=True, slots=True)
 class DiskSpace:
+    """Free and total space of the spool's filesystem against the configured minimum; ``low`` when
+    below it."""
+
     path: str
     free_bytes: int  # available to camvault's (unprivileged) user
     total_bytes: int

@@ -27,12 +27,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from camvault.errors import ServiceUnavailable
+from camvault.errors import CamvaultError, ServiceUnavailable
 
 _GRPC_OFFSET = 10_000  # every SeaweedFS service also listens on port + 10000 for gRPC
 _MAX_PORT = 65_535 - _GRPC_OFFSET
 _KEK_RE = re.compile(r'^kek\s*=\s*"([0-9a-fA-F]{64})"\s*$', re.MULTILINE)
-_BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 # ports handed out in this process; kept for good, so a stopped server can restart on them
 _reserved: set[int] = set()
 
@@ -307,6 +306,8 @@ class SeaweedFS:
     def _probe_until_ready(self, client: Any, log_offset: int) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from camvault.s3.boto import ensure_bucket  # boto3: only when a server starts
+
         key = f"probe-{uuid.uuid4().hex}"
         deadline = time.monotonic() + self.start_timeout
         last = "no answer yet"
@@ -318,18 +319,14 @@ class SeaweedFS:
                     + _tail(self.log_path, log_offset)
                 )
             try:
-                try:
-                    client.create_bucket(Bucket=self.PROBE_BUCKET)
-                except ClientError as exc:
-                    if exc.response["Error"]["Code"] not in _BUCKET_EXISTS:
-                        raise
+                ensure_bucket(client, self.PROBE_BUCKET, "")  # the one rule, in s3.boto
                 # volumes are created lazily: the first PUTs may answer InternalError
                 client.put_object(
                     Bucket=self.PROBE_BUCKET, Key=key, Body=b"probe", ServerSideEncryption="AES256"
                 )
                 client.delete_object(Bucket=self.PROBE_BUCKET, Key=key)
                 return
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, CamvaultError) as exc:  # not up yet
                 last = str(exc)
             time.sleep(0.25)
         raise ServiceUnavailable(

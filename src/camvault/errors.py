@@ -1,6 +1,7 @@
-"""The whole camvault exception tree, in one place.
+"""The whole camvault exception tree, in one place (``tests/unit/test_errors.py`` fails on an
+exception class defined anywhere else, and on any that is not Transient xor Permanent).
 
-Every I/O boundary (boto3 in ``storage``, psycopg in ``catalog.connector``, PyAV in
+Every I/O boundary (boto3 in ``s3.boto``, psycopg in ``catalog.connector``, PyAV in
 ``probe``) translates the library's own exceptions into one of these, so the rest of the
 code branches on *our* classes, never on third-party types or message text::
 
@@ -12,18 +13,19 @@ code branches on *our* classes, never on third-party types or message text::
     └── PermanentError              retrying the same call will not help
         ├── ConfigError             settings missing or invalid (fails start-up, one line)
         │   └── MigrationChanged    an applied migration file differs from its checksum
-        ├── InputError              the caller's input is wrong → CLI exit 2 / HTTP 4xx
+        ├── InputError              the caller's input is wrong → CLI exit 2 / HTTP 400
         │   ├── InvalidMedia        not a readable H.264/H.265 video (quarantined)
         │   ├── UnknownCamera       camera id not in the catalog (quarantined on ingest)
         │   ├── InvalidTimeRange    start/end malformed, reversed, too wide, in the future
         │   ├── SourceReplaced      a file's name was swapped during ingest (quarantined)
-        │   ├── NotFound            no such (visible) resource
-        │   │   └── UnknownPrincipal  no such user/group (by name or by id)
-        │   ├── ObjectArchived      the object is in Glacier: restore it first (HTTP 409)
-        │   ├── ExportForbidden     export permission does not cover the range (HTTP 403)
-        │   └── ExportNotReady      the export job is not done yet (HTTP 409)
+        │   └── ExportForbidden     the requested range exceeds the export grant → 403
+        ├── NotFound                no such (visible) resource → CLI exit 2 / HTTP 404
+        │   └── UnknownPrincipal    no such user/group (by name or by id)
+        ├── StateConflict           it exists, but its state forbids this *now* → exit 2 / 409
+        │   ├── ObjectArchived      the object is in Glacier: restore it first
+        │   └── ExportNotReady      the export job is not done yet
         ├── StoragePermanentError   S3 said no for good: AccessDenied, NoSuchBucket, bad key,
-        │                           checksum mismatch (alert at once, no blind retry)
+        │                           checksum mismatch, bucket name taken (alert, no blind retry)
         ├── StorageUnsupported      the backend does not implement a bucket-config call
         ├── ObjectConflict          a *different* object already sits at our deterministic key
         ├── RecordingConflict       the catalog already holds a different recording there
@@ -33,6 +35,14 @@ code branches on *our* classes, never on third-party types or message text::
         ├── SignInThrottled         too many failed sign-ins for the user or address → 429
         └── SpoolError              the local journal or spool directory is unusable
             └── SpoolFull           the spool's filesystem is out of space (ENOSPC)
+
+The three caller-facing branches are siblings on purpose, so a handler that catches one
+cannot swallow another: ``InputError`` (change the request), ``NotFound`` (name something
+that exists; deliberately also the answer for what the caller may not see) and
+``StateConflict`` (the thing exists but must first change state: restore it, wait for the
+job). ``ExportForbidden`` stays an ``InputError``: asking for a narrower range fixes it.
+``ObjectConflict``/``RecordingConflict`` are not ``StateConflict``s: they are integrity
+guards inside the pipeline, never a caller's to resolve.
 
 Retryability lives only in this tree: ``retry.is_retryable`` is ``isinstance(exc,
 TransientError)`` (plus a bare ``OSError``, local I/O that never passed a boundary).
@@ -94,8 +104,11 @@ class SourceReplaced(InputError):
         self.quarantined_to = quarantined_to
 
 
-class NotFound(InputError):
-    """The resource does not exist or is not visible to the caller (same answer on purpose)."""
+class NotFound(PermanentError):
+    """The resource does not exist or is not visible to the caller (same answer on purpose).
+
+    Not an ``InputError``: "no such thing" is answered 404, not 400, and a handler that
+    turns bad input into a field error must not turn a missing row into one."""
 
 
 class UnknownPrincipal(NotFound):
@@ -107,7 +120,14 @@ class UnknownPrincipal(NotFound):
         self.field = f"{kind}_id" if by_id else kind
 
 
-class ObjectArchived(InputError):
+class StateConflict(PermanentError):
+    """The resource exists, but its current state does not allow this yet (HTTP 409).
+
+    The request itself is fine; it succeeds once the state changes (an archived object is
+    restored, an export job finishes), so this is neither bad input nor a missing thing."""
+
+
+class ObjectArchived(StateConflict):
     """The recording's object is in an archive class (GLACIER, DEEP_ARCHIVE) and has no
     readable restored copy; ``state`` says where it is and how to restore it."""
 
@@ -188,7 +208,7 @@ class ExportForbidden(InputError):
     """The caller's ``export`` permission does not cover the requested range (HTTP 403)."""
 
 
-class ExportNotReady(InputError):
+class ExportNotReady(StateConflict):
     """The export job is not done; ``job`` is the ``export.jobs.ExportJob`` as it stands."""
 
     def __init__(self, message: str, job: Any) -> None:

@@ -32,13 +32,23 @@ class ObjectState:
 
 
 class ArchiveStore(Protocol):
-    """What the restore and retention logic ask of S3 (implemented by ``S3Archive``)."""
+    """What the restore and retention logic ask of S3 (implemented by ``S3Archive``). Every
+    method raises only camvault errors (``StorageUnavailable`` / ``StoragePermanentError``).
+    """
 
     bucket: str
 
-    def list_objects(self, prefix: str) -> Iterator[ObjectState]: ...
-    def head(self, key: str) -> ObjectState | None: ...
-    def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome: ...
+    def list_objects(self, prefix: str) -> Iterator[ObjectState]:
+        """Every object under ``prefix`` with its storage class (no restore state: a
+        listing does not carry it), in key order."""
+
+    def head(self, key: str) -> ObjectState | None:
+        """The object with its storage class and parsed ``x-amz-restore``; None if absent."""
+
+    def restore(self, key: str, *, days: int, tier: str) -> RestoreOutcome:
+        """Ask for a readable copy for ``days`` at ``tier``: "started"; "in_progress" when a
+        restore is already under way; "not_archived" when the object is in no archive class
+        (nothing to restore). Never an error for those three."""
 
 
 class S3Archive:

@@ -46,6 +46,9 @@ _IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".reason.json")
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
+    """What happened to one file: admitted as ``segment``, or quarantined to ``quarantined_to`` for
+    ``reason``."""
+
     source: Path
     segment: Segment | None = None
     quarantined_to: Path | None = None
@@ -83,6 +86,9 @@ def extension_for(path: Path, media: MediaInfo) -> str:
 
 
 class Ingestor:
+    """Validates finished segment files (camera known, readable H.264/H.265, start time) and admits
+    them to the spool, or quarantines them with a reason; never deletes."""
+
     def __init__(
         self,
         spool: Spool,

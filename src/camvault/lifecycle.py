@@ -56,6 +56,8 @@ PUBLIC_ACCESS_BLOCK = {
 
 @dataclass(frozen=True, slots=True)
 class Retention:
+    """One camera's lifecycle: transition class/age (``""`` = none), expiry age (0 = never)."""
+
     transition_class: str  # "" = no transition
     transition_days: int
     expire_days: int  # 0 = never
@@ -316,6 +318,9 @@ def retention_warnings(lc: LifecycleSettings) -> list[str]:
 # Evaluation: what the rules in force do to one object ---------------------------------------
 @dataclass(frozen=True, slots=True)
 class Expected:
+    """What the lifecycle rules will do to one object: its class now, the archive class and date,
+    and its expiry."""
+
     storage_class: str  # where the object should be now
     archive_class: str | None  # coldest class a transition will take it to
     archive_at: datetime | None  # when it moves there
@@ -395,6 +400,9 @@ def evaluate(
 # Restores ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RestoreState:
+    """An object's ``x-amz-restore`` header, parsed: restore under way, and when the restored copy
+    expires."""
+
     ongoing: bool
     expires_at: datetime | None  # when the restored copy goes away
 

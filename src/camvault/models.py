@@ -110,6 +110,8 @@ class Recording:
 
 @dataclass(frozen=True, slots=True)
 class Camera:
+    """A camera in the catalog: id, display name, segment length override, enabled."""
+
     id: str
     name: str
     segment_seconds: int | None = None

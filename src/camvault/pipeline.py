@@ -77,6 +77,9 @@ class Tally:
 
 
 class Pipeline:
+    """Drains the spool (see the module docstring): upload with bounded retries, commit, then
+    release the file; alerts and error rows on failure, nothing dropped."""
+
     def __init__(
         self,
         spool: Spool,

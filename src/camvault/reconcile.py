@@ -44,6 +44,10 @@ _PAGE = 1000
 
 
 class ReconcileStore(Protocol):
+    """The reconciler's view of the bucket. ``head`` returns the object (with metadata) or None
+    when absent; ``list_keys`` yields (key, size, last modified) under the prefix in key order —
+    the merge with the catalog depends on that order. Errors are camvault errors."""
+
     bucket: str
 
     def head(self, key: str) -> StoredObject | None: ...
@@ -52,6 +56,9 @@ class ReconcileStore(Protocol):
 
 @dataclass
 class ReconcileReport:
+    """What a reconcile run found and did: queue commits, objects and rows scanned, orphans, rows
+    rebuilt, objects that could not be, mismatches."""
+
     dry_run: bool
     queue_committed: int = 0
     queue_remaining: int = 0
@@ -95,6 +102,9 @@ def inventory_keys(path: Path, bucket: str, prefix: str = "") -> list[KeyRow]:
 
 
 class Reconciler:
+    """Makes catalog and bucket agree (see the module docstring): commits the reprocessing queue,
+    rebuilds rows of orphan objects, flags rows whose object is gone."""
+
     def __init__(
         self,
         catalog: Catalog,

@@ -28,6 +28,9 @@ def is_connection_failure(exc: BaseException | None) -> bool:
 
 
 class Endpoint:
+    """One endpoint's breaker plus its probe and what to do on recovery; ``watch`` probes while the
+    breaker is open."""
+
     def __init__(
         self,
         breaker: CircuitBreaker,

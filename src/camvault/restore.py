@@ -60,6 +60,8 @@ SYSTEM = Actor()
 
 @dataclass(frozen=True, slots=True)
 class RestoreStatus:
+    """A recording's restore state as the API and CLI show it."""
+
     recording_id: int
     storage_class: str
     status: str  # not_archived | archived | requested | in_progress | restored | expired
@@ -81,6 +83,9 @@ class RestoreStatus:
 
 
 class RestoreService:
+    """Glacier restores for playback (see the module docstring): ``playable`` gates presigned URLs,
+    ``request`` asks S3 for a restore, ``status``/``poll_pending`` follow it; all audited."""
+
     def __init__(
         self,
         catalog: LifecycleCatalog,

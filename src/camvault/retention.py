@@ -39,6 +39,9 @@ _CREATION_SLACK = timedelta(days=1)
 
 @dataclass(frozen=True, slots=True)
 class Drift:
+    """One disagreement between the lifecycle rules and what S3 did to an object, past the grace
+    period."""
+
     kind: str  # overdue_expiry | class_mismatch | vanished_early | rule_missing
     camera_id: str
     key: str
@@ -47,6 +50,8 @@ class Drift:
 
 @dataclass
 class SyncReport:
+    """What a retention sync checked and changed, the drift it found, and warnings."""
+
     checked: int = 0
     updated: int = 0
     tombstoned_expired: int = 0
@@ -73,6 +78,9 @@ class SyncReport:
 
 
 class RetentionSync:
+    """``camvault retention sync`` (see the module docstring): updates rows from the bucket's
+    listing and the rules in force; tombstones rows whose object is gone."""
+
     def __init__(
         self,
         catalog: LifecycleCatalog,

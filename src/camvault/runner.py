@@ -35,6 +35,9 @@ DEMO_CAMERA = "demo-1"
 
 
 class Runner:
+    """``camvault run``: starts every stage on this node (embedded servers when nothing is
+    configured) and stops them in the order that loses nothing."""
+
     def __init__(
         self,
         settings: Settings,

@@ -24,6 +24,8 @@ __all__ = ["ListedSegment", "finished", "read_segment_list", "stop_gracefully"]
 
 @dataclass(frozen=True, slots=True)
 class ListedSegment:
+    """One line of ffmpeg's segment list: the file and its media start/end time."""
+
     name: str  # base name of the segment file
     start: float | None  # media time of its first packet (seconds), as ffmpeg saw it
     end: float | None

@@ -67,6 +67,8 @@ class Throttle:
 
 @dataclass(frozen=True)
 class SignedIn:
+    """A new browser session: the cookie secret (shown once), who it is for, and when it expires."""
+
     secret: str  # the cookie value: shown to the browser once, never stored
     identity: Identity
     expires_at: datetime

@@ -21,6 +21,9 @@ from camvault.storage import SSE, ObjectStore
 
 
 class Uploader:
+    """Puts one spooled segment into S3 as a verified object (see the module docstring): HEAD
+    first, conditional PUT, then checked; a different object at the key is ``ObjectConflict``."""
+
     def __init__(self, store: ObjectStore, *, conditional_writes: bool) -> None:
         self._store = store
         self._conditional = conditional_writes

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.exceptions
 import pytest
 
@@ -15,6 +16,8 @@ from camvault import lifecycle
 from camvault.bucket import BucketAdmin, apply_bucket
 from camvault.cli import main
 from camvault.config import LifecycleSettings, S3Settings
+from camvault.errors import StoragePermanentError
+from camvault.s3.boto import create_bucket
 from camvault.storage import S3ObjectStore, make_client
 from tests.support.moto_s3 import (
     CREDENTIALS,
@@ -256,3 +259,35 @@ def test_policy_is_enforced_and_multipart_still_works(
     assert head["ContentLength"] == big.stat().st_size
     assert head["ServerSideEncryption"] == "AES256"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_bucket_name_another_account_owns_is_refused_everywhere(moto_endpoint: str) -> None:
+    """One rule for "already there" (``s3.boto.create_bucket``), on a real server with two
+    accounts: ours → not an error (False), another account's → ``StoragePermanentError``
+    for `bucket apply` and start-up alike."""
+    name = new_bucket_name()
+    ours = moto_client(moto_endpoint)
+    assert BucketAdmin(ours, name).create(REGION) is True
+    assert BucketAdmin(ours, name).create(REGION) is False  # BucketAlreadyOwnedByYou
+    sts = boto3.session.Session().client(
+        "sts", endpoint_url=moto_endpoint, region_name=REGION, **CREDENTIALS
+    )
+    creds = sts.assume_role(  # moto: the role's keys act as that other account
+        RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="other-account"
+    )["Credentials"]
+    theirs = boto3.session.Session().client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    with pytest.raises(StoragePermanentError, match="another account") as info:
+        BucketAdmin(theirs, name).create(REGION)
+    assert info.value.code == "BucketAlreadyExists"
+    with pytest.raises(StoragePermanentError) as info:
+        create_bucket(theirs, name, REGION)
+    assert info.value.code == "BucketAlreadyExists"
+    # the bucket is still ours, untouched
+    assert ours.get_bucket_location(Bucket=name)["LocationConstraint"] == REGION

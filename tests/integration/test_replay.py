@@ -27,14 +27,14 @@ WORKER = """
 import os, signal, sys, threading
 from camvault.app import App
 from camvault.config import Settings
-import camvault.catalog.catalog as cat
+from camvault.catalog import Catalog
 import camvault.spool as sp
 
 point = sys.argv[2]
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
 if point == "before_commit":
-    cat.Catalog.commit_recording = die
+    Catalog.commit_recording = die
 elif point == "after_commit":
     sp.Spool.mark_committed = die
 settings = Settings.model_validate_json(open(sys.argv[1]).read())

@@ -39,6 +39,21 @@ def store(request: pytest.FixtureRequest) -> Any:
     )
 
 
+@pytest.fixture(params=["memory", "seaweedfs"])
+def fresh_store(request: pytest.FixtureRequest) -> Any:
+    """A store whose bucket does not exist yet."""
+    name = f"fresh-{uuid.uuid4().hex[:16]}"
+    if request.param == "memory":
+        twin = MemoryObjectStore(name)
+        twin.bucket_exists = False
+        return twin
+    seaweed = request.getfixturevalue("seaweed")
+    settings = S3Settings(bucket=name, endpoint_url=seaweed.endpoint_url, addressing_style="path")
+    return S3ObjectStore(
+        make_client(settings, credentials=(seaweed.access_key, seaweed.secret_key)), settings
+    )
+
+
 def _file(tmp_path: Path, body: bytes) -> tuple[Path, dict[str, Any]]:
     path = tmp_path / f"{uuid.uuid4().hex}.mp4"
     path.write_bytes(body)
@@ -106,3 +121,12 @@ def test_listing_deleting_and_aborting(store: Any, tmp_path: Path) -> None:
     assert store.abort_multipart_upload("x/2.mp4", "no-such-upload") is False
     store.probe()
     assert "x/2.mp4" in store.presign_get("x/2.mp4", 60)
+
+
+def test_ensure_bucket_creates_once_then_finds_it(fresh_store: Any, tmp_path: Path) -> None:
+    assert fresh_store.ensure_bucket("us-east-1") is True
+    assert fresh_store.ensure_bucket("us-east-1") is False  # HEAD finds it: no CreateBucket
+    path, sums = _file(tmp_path, b"into the new bucket")
+    fresh_store.put_file(path, "cam/n.mp4", metadata={}, if_none_match=True, **sums)
+    head = fresh_store.head("cam/n.mp4")
+    assert head is not None and head.size_bytes == len(b"into the new bucket")

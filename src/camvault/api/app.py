@@ -6,7 +6,9 @@ here). Routers are modules ``camvault.api.<name>`` exposing ``router``, listed i
 
 Error mapping (clients never get a 500 for bad input): ``ApiError`` → its status;
 request validation → 422 naming the field; ``NotFound`` → 404 (also for resources the
-caller may not see); other ``InputError`` → 400; ``ServiceUnavailable`` → 503.
+caller may not see); ``StateConflict`` → 409 (routes that add detail, such as an archived
+object's restore state, catch it themselves); ``InputError`` → 400; ``ServiceUnavailable``
+→ 503. The three caller-facing branches are siblings in ``errors``, so each maps once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from camvault.api.health import HealthCache
 from camvault.api.metrics import ApiMetrics
 from camvault.api.middleware import AuthGate, BodyLimit, Timing
 from camvault.api.params import ApiError
-from camvault.errors import InputError, NotFound, ServiceUnavailable
+from camvault.errors import InputError, NotFound, ServiceUnavailable, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(_body(str(exc), None), 404)
+
+    @app.exception_handler(StateConflict)
+    async def conflict(request: Request, exc: StateConflict) -> JSONResponse:
+        return JSONResponse(_body(str(exc), None), 409)
 
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> JSONResponse:

@@ -14,6 +14,8 @@ HealthChecks = Mapping[str, Callable[[], None]]
 
 
 class HealthOut(BaseModel):
+    """The answer of ``GET /healthz``: overall status and one entry per dependency."""
+
     status: str = Field(description="ok | degraded")
     checks: dict[str, str] = Field(description="component → ok | degraded")
     details: dict[str, str] | None = Field(

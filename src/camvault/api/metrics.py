@@ -51,6 +51,9 @@ class _SourceCollector(Collector):
 
 
 class ApiMetrics:
+    """The API's Prometheus registry: request latency by route template, plus the pipeline/spool
+    figures the wiring's ``source`` reports on each scrape."""
+
     def __init__(self, source: MetricsSource | None = None) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(

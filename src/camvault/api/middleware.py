@@ -36,6 +36,8 @@ IDENTITY_STATE = "identity"  # request.state attribute the gate fills
 
 
 class BodyTooLarge(HTTPException):
+    """Answered 413 when a request body exceeds ``[api] max_body_bytes`` (raised while reading)."""
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body larger than {limit} bytes")
 
@@ -54,6 +56,9 @@ async def send_error(
 
 
 class BodyLimit:
+    """ASGI middleware: refuses request bodies over ``max_bytes`` with 413 — by Content-Length
+    before reading, or by counting while the route reads a chunked body."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -166,6 +171,9 @@ class AuthGate:
 
 
 class Timing:
+    """ASGI middleware: measures every request and records it in ``ApiMetrics`` by method, route
+    template and status."""
+
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics

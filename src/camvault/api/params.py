@@ -120,6 +120,9 @@ def encode_cursor(
 
 @dataclass(frozen=True)
 class Cursor:
+    """The decoded page cursor of a recordings listing: the listing's camera and range (a cursor
+    only continues the listing it came from) and the last row seen."""
+
     camera: str
     start: datetime  # the range of the listing the cursor came from
     end: datetime

@@ -16,12 +16,19 @@ ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
 class Presigner(Protocol):
+    """Issues presigned GET URLs for objects in ``bucket``. ``presign_get`` only signs: no request
+    is made and it does not check that the object exists or is readable (the ``PlaybackGate``
+    decides that first)."""
+
     bucket: str
 
     def presign_get(self, key: str, ttl_seconds: int) -> str: ...
 
 
 class PlaybackGate(Protocol):
+    """Decides whether a recording's object can be streamed right now; called after row-level
+    security made the row visible and before any URL is issued."""
+
     def check(self, rec: Recording) -> None:
         """Raise ``ApiError`` (409) when the object cannot be streamed now."""
 

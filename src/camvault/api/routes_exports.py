@@ -27,6 +27,8 @@ ExportId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="export id")]
 
 
 class ExportIn(BaseModel):
+    """A clip export request: one camera, [start, end) with time zones."""
+
     model_config = ConfigDict(extra="forbid")
     camera_id: str = Field(pattern=CAMERA_PATTERN)
     start: AwareDatetime
@@ -34,6 +36,9 @@ class ExportIn(BaseModel):
 
 
 class ExportOut(BaseModel):
+    """An export job as it stands: state, progress, and once done the clip's actual range and how
+    its start was cut."""
+
     id: int
     camera_id: str
     start: datetime
@@ -84,6 +89,9 @@ class ExportOut(BaseModel):
 
 
 class DownloadOut(BaseModel):
+    """A short-lived URL for a finished export's clip, with its size and SHA-256 to check the
+    download against."""
+
     export_id: int
     url: str
     expires_at: datetime

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from camvault.api import params
 from camvault.api.deps import AdminDep, Caller
 from camvault.catalog.connector import Session
-from camvault.errors import InputError, NotFound
+from camvault.errors import InputError
 from camvault.fleet.store import FleetCamera, FleetStore
 from camvault.recorder import mask_url
 
@@ -50,6 +50,8 @@ def _store(c: Caller) -> FleetStore:
 
 
 class NodeOut(BaseModel):
+    """One fleet node: liveness, cameras it records now, capacity, spool depth, last error."""
+
     node_id: str
     alive: bool
     draining: bool
@@ -63,6 +65,8 @@ class NodeOut(BaseModel):
 
 
 class CameraIn(BaseModel):
+    """A catalog-managed camera to add (or replace): id, name, RTSP URL, segment length, enabled."""
+
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: str = Field("", max_length=200)
@@ -72,6 +76,8 @@ class CameraIn(BaseModel):
 
 
 class CameraPatch(BaseModel):
+    """Changes to a camera; fields left out stay as they are (``clear_url`` removes the URL)."""
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=200)
     url: str | None = Field(None, max_length=2000, pattern=r"^rtsps?://\S+$")
@@ -81,6 +87,8 @@ class CameraPatch(BaseModel):
 
 
 class CameraOut(BaseModel):
+    """A catalog-managed camera as an admin sees it; the URL's password is masked."""
+
     id: str
     name: str
     url: str | None  # password masked
@@ -142,9 +150,7 @@ def update_camera(c: AdminDep, camera_id: CameraId, body: CameraPatch) -> Camera
 def remove_camera(c: AdminDep, camera_id: CameraId) -> Response:
     try:
         _store(c).remove_camera(camera_id)
-    except NotFound:
-        raise
-    except InputError as exc:
+    except InputError as exc:  # it has recordings or grants (NotFound is no InputError: 404)
         raise params.ApiError(409, str(exc), "camera_id") from exc
     c.audit("camera.remove", camera_id=camera_id)
     return Response(status_code=204)

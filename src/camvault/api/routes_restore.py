@@ -41,6 +41,8 @@ RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id
 
 
 class RestoreIn(BaseModel):
+    """A Glacier restore request: tier and how many days the restored copy stays readable."""
+
     tier: Literal["Expedited", "Standard", "Bulk"] | None = Field(
         None, description="default: [lifecycle] restore_tier"
     )
@@ -48,6 +50,9 @@ class RestoreIn(BaseModel):
 
 
 class RestoreOut(BaseModel):
+    """A recording's restore state: storage class, status (not_archived, archived, requested,
+    in_progress, restored, expired) and the request's tier, days and dates."""
+
     recording_id: int
     storage_class: str
     status: str  # not_archived | archived | requested | in_progress | restored | expired

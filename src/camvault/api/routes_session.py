@@ -24,11 +24,16 @@ router = APIRouter(prefix="/api", tags=["session"])
 
 
 class SignInIn(BaseModel):
+    """A browser sign-in: user name and password."""
+
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class SessionOut(BaseModel):
+    """Who the caller is: user, admin or not, and how they authenticated (session cookie or bearer
+    token)."""
+
     user: str
     user_id: int
     is_admin: bool

@@ -57,6 +57,9 @@ _CHUNK = 64 * 1024
 
 
 class SpanOut(BaseModel):
+    """A stretch of gapless footage in one storage state, with how many recordings and which codecs
+    it covers."""
+
     start: datetime
     end: datetime
     state: str
@@ -65,12 +68,17 @@ class SpanOut(BaseModel):
 
 
 class GapOut(BaseModel):
+    """A stretch of the requested range with no visible footage."""
+
     start: datetime
     end: datetime
     seconds: float
 
 
 class TimelineOut(BaseModel):
+    """A camera's timeline over [start, end): visible spans, gaps, and what the caller may do
+    (restore, export)."""
+
     camera_id: str
     start: datetime
     end: datetime

@@ -32,6 +32,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class UploadAttemptOut(BaseModel):
+    """One failed upload attempt and how its round of retries ended."""
+
     id: int
     camera_id: str
     segment_id: str
@@ -49,6 +51,9 @@ class UploadAttemptOut(BaseModel):
 
 
 class CameraUploadErrors(BaseModel):
+    """Per camera: failed attempts, how many a retry recovered, rounds that failed, and the latest
+    error."""
+
     camera_id: str
     failed_attempts: int
     recovered_by_retry: int
@@ -58,6 +63,8 @@ class CameraUploadErrors(BaseModel):
 
 
 class UploadErrorsOut(BaseModel):
+    """Upload errors of the last ``hours``: a summary per camera and the attempts themselves."""
+
     hours: int
     per_camera: list[CameraUploadErrors]
     items: list[UploadAttemptOut]

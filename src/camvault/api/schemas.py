@@ -24,6 +24,8 @@ class _In(BaseModel):
 
 
 class CameraOut(BaseModel):
+    """A camera the caller holds a grant on."""
+
     id: str
     name: str
     segment_seconds: int | None
@@ -35,11 +37,16 @@ class CameraOut(BaseModel):
 
 
 class SpanOut(BaseModel):
+    """A visible part [start, end) of a recording (a windowed grant shows only part of it)."""
+
     start: datetime
     end: datetime
 
 
 class RecordingOut(BaseModel):
+    """One recording (one S3 object): camera, time range, media facts, storage class, checksum and
+    where it is stored."""
+
     id: int
     camera_id: str
     start_time: datetime
@@ -86,6 +93,9 @@ class RecordingOut(BaseModel):
 
 
 class RecordingPage(BaseModel):
+    """One page of a camera's recordings in [start, end), oldest first; ``next_cursor`` continues
+    it."""
+
     camera_id: str
     start: datetime
     end: datetime
@@ -94,6 +104,9 @@ class RecordingPage(BaseModel):
 
 
 class GrantOut(BaseModel):
+    """One grant: who (user or group) may do what (view, export, admin) on which camera, and within
+    which window and until when."""
+
     id: int
     camera_id: str
     permission: PermissionName
@@ -113,10 +126,14 @@ class GrantOut(BaseModel):
 
 
 class RecordingDetail(RecordingOut):
+    """A recording with the grants that make it visible."""
+
     acl: list[GrantOut] = Field(description="the grants covering this recording")
 
 
 class PlaybackOut(BaseModel):
+    """A short-lived URL to play one recording."""
+
     recording_id: int
     url: str
     expires_at: datetime
@@ -129,6 +146,8 @@ class PlaybackOut(BaseModel):
 
 
 class UserOut(BaseModel):
+    """A camvault user."""
+
     id: int
     name: str
     is_admin: bool
@@ -143,16 +162,22 @@ class UserOut(BaseModel):
 
 
 class UserIn(_In):
+    """A user to add."""
+
     name: str = Field(pattern=NAME_PATTERN)
     is_admin: bool = False
 
 
 class UserPatch(_In):
+    """Changes to a user; fields left out stay as they are."""
+
     is_admin: bool | None = None
     disabled: bool | None = None
 
 
 class GroupOut(BaseModel):
+    """A group and the names of its members."""
+
     id: int
     name: str
     members: list[str]
@@ -163,6 +188,8 @@ class GroupOut(BaseModel):
 
 
 class GroupIn(_In):
+    """A group to add."""
+
     name: str = Field(pattern=NAME_PATTERN)
 
 
@@ -205,6 +232,8 @@ class TokenIn(_In):
 
 
 class TokenOut(BaseModel):
+    """An API token's record; never the token itself (only its hash is stored)."""
+
     id: int
     user_id: int
     user: str | None
@@ -231,10 +260,14 @@ class TokenOut(BaseModel):
 
 
 class TokenCreated(TokenOut):
+    """A new API token: the record and, this once, the token."""
+
     token: str = Field(description="the bearer token; shown once, only its hash is stored")
 
 
 class AuditOut(BaseModel):
+    """One audit log entry: who did what, to which camera/recording, from where."""
+
     id: int
     at: datetime
     user_id: int | None
@@ -251,5 +284,7 @@ class AuditOut(BaseModel):
 
 
 class AuditPage(BaseModel):
+    """One page of the audit log, newest first; ``next_before_id`` continues it."""
+
     items: list[AuditOut]
     next_before_id: int | None

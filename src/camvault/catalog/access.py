@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from camvault.acl import Grant, Permission, hash_token, new_token, token_hint
-from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
+from camvault.catalog.recordings import recording_from_row
 from camvault.errors import (
     InputError,
     IntegrityViolation,
@@ -42,6 +42,8 @@ def q(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """A user row."""
+
     id: int
     name: str
     is_admin: bool = False
@@ -51,6 +53,8 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A group row and its members' names."""
+
     id: int
     name: str
     created_at: datetime | None = None
@@ -86,6 +90,9 @@ class GrantRecord:
 
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
+    """An API token's row: its hint (a prefix to recognise it by), dates and owner; never the
+    token."""
+
     id: int
     user_id: int
     hint: str
@@ -110,6 +117,9 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
+    """What to write to ``audit_log`` for one action; who did it is added from the session's
+    identity."""
+
     action: str
     camera_id: str | None = None
     recording_id: int | None = None

@@ -148,17 +148,15 @@ SELECT id, name, segment_seconds, enabled, created_at FROM cameras WHERE id = %(
 
 -- name: recordings_page
 -- Overlap semantics (a segment straddling `start` is included), keyset on (start_time, id).
--- visible_range: what a windowed grant lets the caller see of the row (NULL = all of it).
+-- visible_range: what a windowed grant lets the caller see of the row (NULL = all of it;
+-- migration 0014, inlined by the planner).
 -- No recording is longer than 6 hours (CHECK recordings_max_length), so the scan of the
 -- (camera_id, start_time) index is bounded on both sides. No OR-ed optional keyset
 -- condition, so the plan stays an index range scan when it is prepared.
 SELECT *,
-       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
-                    OR (SELECT camvault_is_admin())
-                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
-               THEN NULL  -- the whole recording
-               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
-          END AS visible_range
+       camvault_visible_range(camera_id, start_time, end_time,
+                              (SELECT camvault_acl_cameras()), (SELECT camvault_is_admin()))
+           AS visible_range
   FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
@@ -170,12 +168,9 @@ SELECT *,
 
 -- name: recordings_page_after
 SELECT *,
-       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
-                    OR (SELECT camvault_is_admin())
-                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
-               THEN NULL  -- the whole recording
-               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
-          END AS visible_range
+       camvault_visible_range(camera_id, start_time, end_time,
+                              (SELECT camvault_acl_cameras()), (SELECT camvault_is_admin()))
+           AS visible_range
   FROM recordings
  WHERE camera_id = %(camera_id)s
    AND end_time > %(start)s
@@ -189,12 +184,9 @@ SELECT *,
 -- name: visible_recording
 -- A tombstone's footage is gone: it answers 404 like any recording the caller cannot see.
 SELECT *,
-       CASE WHEN camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
-                    OR (SELECT camvault_is_admin())
-                    OR coalesce(current_setting('camvault.user_id', true), '') = ''
-               THEN NULL  -- the whole recording
-               ELSE camvault_acl_range(camera_id, start_time, end_time, 'view')
-          END AS visible_range
+       camvault_visible_range(camera_id, start_time, end_time,
+                              (SELECT camvault_acl_cameras()), (SELECT camvault_is_admin()))
+           AS visible_range
   FROM recordings WHERE id = %(id)s AND deleted_at IS NULL;
 
 -- name: ping

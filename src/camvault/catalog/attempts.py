@@ -22,6 +22,9 @@ OUTCOMES: tuple[Outcome, ...] = ("pending", "succeeded", "failed", "interrupted"
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
+    """One failed upload attempt, as journaled by the pipeline and upserted into
+    ``upload_attempts``."""
+
     camera_id: str
     segment_id: str
     s3_key: str
@@ -38,6 +41,9 @@ class AttemptRecord:
 
 
 class AttemptCatalog:
+    """``upload_attempts`` on a ``Connector``: upsert journaled attempts, read them back for status
+    and the API, and ``ping`` for the PostgreSQL breaker."""
+
     def __init__(self, connector: Connector) -> None:
         self._db = connector
 

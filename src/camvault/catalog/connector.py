@@ -28,7 +28,9 @@ _UNAVAILABLE_PREFIXES = ("08", "53", "57P", "40", "58")
 
 
 class Session(Protocol):
-    """Statements run on one connection, inside one transaction."""
+    """Statements run on one connection, inside one transaction. Rows are dicts by column
+    name; parameters are psycopg's named ``%(name)s`` form; errors leave as camvault errors
+    (``CatalogUnavailable``, ``IntegrityViolation`` with its SQLSTATE, ``InputError``)."""
 
     def execute(self, sql: str, params: Params | None = None) -> None: ...
     def fetchone(self, sql: str, params: Params | None = None) -> Row | None: ...
@@ -36,7 +38,8 @@ class Session(Protocol):
 
 
 class Connector(Protocol):
-    """The catalog's only way to PostgreSQL: transactions, nothing else."""
+    """The catalog's only way to PostgreSQL: transactions, nothing else. psycopg errors are
+    translated (``translate``) when they leave, so callers never see a psycopg type."""
 
     def transaction(self, *, acting_user: int | None = None) -> Any:
         """Context manager yielding a ``Session``; commits on success, rolls back on error.

@@ -25,6 +25,9 @@ def q(name: str) -> str:
 
 
 class LifecycleCatalog:
+    """The lifecycle mirror on a ``Connector``: live rows per camera for retention sync, storage-
+    class updates, tombstones, and restore requests/progress."""
+
     def __init__(self, connector: Connector) -> None:
         self._db = connector
 

@@ -14,6 +14,9 @@ _SQL = "recorder.sql"
 
 
 class CatalogRunLog:
+    """The recorder's ``RunLog`` on a ``Connector``: runs started/ended, camera status and recorded
+    gaps, attributed to ``node``."""
+
     def __init__(self, connector: Connector, node: str) -> None:
         self._db = connector
         self._node = node

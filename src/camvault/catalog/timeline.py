@@ -22,6 +22,8 @@ PLAYABLE_ELSEWHERE = frozenset({"archived", "restoring"})
 
 @dataclass(frozen=True, slots=True)
 class Span:
+    """A stretch of gapless visible footage in one storage state."""
+
     start: datetime
     end: datetime
     state: str  # the storage class (e.g. STANDARD), or archived / restoring / restored
@@ -31,12 +33,17 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
+    """A stretch with no visible footage."""
+
     start: datetime
     end: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class PlaylistEntry:
+    """One playable (part of a) recording for the HLS playlist: its visible [start, end), storage
+    state and object."""
+
     id: int
     start: datetime
     end: datetime
@@ -67,6 +74,9 @@ def gaps_between(spans: list[Span], tolerance: timedelta = ABUT_TOLERANCE) -> li
 
 
 class TimelineCatalog:
+    """Timeline queries (spans, gaps, playlist entries) run as ``acting_user``, so row-level
+    security clips them to what that user may see."""
+
     def __init__(self, connector: Connector, acting_user: Identity) -> None:
         self._db = connector
         self._who = acting_user

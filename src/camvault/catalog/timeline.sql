@@ -9,21 +9,12 @@
 -- count. Bounded index range scan as in recordings_page (max 6 h per row).
 WITH rows AS (
     SELECT r.start_time, r.end_time, r.codec,
-           CASE
-               WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
-               WHEN x.status = 'restored'
-                    AND (x.restored_until IS NULL OR x.restored_until > now()) THEN 'restored'
-               WHEN x.status IN ('requested', 'in_progress') THEN 'restoring'
-               ELSE 'archived'
-           END AS state,
+           camvault_storage_state(r.storage_class, x.status, x.restored_until) AS state,
            -- what the caller may see of the row (see recordings_page): a windowed grant
            -- shows every overlapping recording, but only its part inside the window
-           CASE WHEN r.camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
-                     OR (SELECT camvault_is_admin())
-                     OR coalesce(current_setting('camvault.user_id', true), '') = ''
-                THEN NULL  -- the whole recording
-                ELSE camvault_acl_range(r.camera_id, r.start_time, r.end_time, 'view')
-           END AS visible
+           camvault_visible_range(r.camera_id, r.start_time, r.end_time,
+                                  (SELECT camvault_acl_cameras()), (SELECT camvault_is_admin()))
+               AS visible  -- NULL: the whole recording
       FROM recordings r
       LEFT JOIN restores x ON x.recording_id = r.id AND x.recording_start = r.start_time
      WHERE r.camera_id = %(camera_id)s
@@ -71,19 +62,11 @@ SELECT start_time, span_end AS end_time, state, end_rn - rn + 1 AS recordings,
 WITH rows AS (
     SELECT r.id, r.start_time AS rec_start, r.end_time AS rec_end, r.codec,
            r.storage_class, r.duration_seconds AS rec_seconds, r.s3_bucket, r.s3_key,
-           CASE
-               WHEN upper(r.storage_class) NOT IN ('GLACIER', 'DEEP_ARCHIVE') THEN r.storage_class
-               WHEN x.status = 'restored'
-                    AND (x.restored_until IS NULL OR x.restored_until > now()) THEN 'restored'
-               WHEN x.status IN ('requested', 'in_progress') THEN 'restoring'
-               ELSE 'archived'
-           END AS state,
-           CASE WHEN r.camera_id = ANY ((SELECT camvault_acl_cameras())::text[])
-                     OR (SELECT camvault_is_admin())
-                     OR coalesce(current_setting('camvault.user_id', true), '') = ''
-                THEN tstzmultirange(tstzrange(r.start_time, r.end_time))
-                ELSE camvault_acl_range(r.camera_id, r.start_time, r.end_time, 'view')
-           END AS visible
+           camvault_storage_state(r.storage_class, x.status, x.restored_until) AS state,
+           coalesce(camvault_visible_range(r.camera_id, r.start_time, r.end_time,
+                                           (SELECT camvault_acl_cameras()),
+                                           (SELECT camvault_is_admin())),
+                    tstzmultirange(tstzrange(r.start_time, r.end_time))) AS visible
       FROM recordings r
       LEFT JOIN restores x ON x.recording_id = r.id AND x.recording_start = r.start_time
      WHERE r.camera_id = %(camera_id)s

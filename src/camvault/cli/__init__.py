@@ -22,8 +22,10 @@ from camvault.errors import (
     CamvaultError,
     ConfigError,
     InputError,
+    NotFound,
     ServiceUnavailable,
     SpoolFull,
+    StateConflict,
 )
 
 if TYPE_CHECKING:
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"camvault: config error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    except InputError as exc:
+    except (InputError, NotFound, StateConflict) as exc:  # the caller can fix it: exit 2
         print(f"camvault: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except ServiceUnavailable as exc:

@@ -43,6 +43,9 @@ class Keyframes:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One source in the ffconcat script: which file, and the in/out points and duration it
+    contributes."""
+
     source: Source
     inpoint: float | None  # absolute file timestamps, seconds
     outpoint: float
@@ -51,6 +54,9 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ClipPlan:
+    """How a clip is cut from its sources: the entries, where it actually starts and ends
+    (keyframes), how the start was cut, and the gaps inside."""
+
     entries: tuple[Entry, ...]
     cut: str  # CUT_BEFORE | CUT_AFTER
     actual_start: datetime

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from camvault.catalog.access import Identity, spans
-from camvault.catalog.catalog import recording_from_row
 from camvault.catalog.connector import Connector, Row, Session
 from camvault.catalog.queries import query
+from camvault.catalog.recordings import recording_from_row
 from camvault.errors import (
     CamvaultError,
     ExportForbidden,
@@ -65,6 +65,9 @@ def q(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ExportJob:
+    """An ``exports`` row: the requested range, who asked, what they may export from
+    (``allowed_start``), the recordings used, state, progress and the result."""
+
     id: int
     camera_id: str
     range_start: datetime

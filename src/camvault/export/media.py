@@ -141,6 +141,9 @@ def write_script(plan: ClipPlan, path: Path) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class ClipMetadata:
+    """The container tags written into an exported clip: title, a JSON comment (camera, ranges,
+    gaps) and creation time."""
+
     title: str
     comment: str  # JSON: camera, ranges, gaps
     creation_time: str

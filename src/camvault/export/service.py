@@ -11,6 +11,9 @@ from camvault.export.jobs import ExportRequests
 
 @dataclass(frozen=True)
 class ClipServices:
+    """What the clip routes need: the export request service, the ffmpeg binary and a scratch
+    directory."""
+
     requests: ExportRequests
     ffmpeg: str
     tmp_dir: Path

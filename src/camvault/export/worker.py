@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class ExportWorkers:
+    """A pool of threads that claim queued export jobs and run them one at a time each;
+    ``start``/``stop`` them with the server."""
+
     def __init__(self, runner: ExportRunner, *, threads: int = 2, poll_seconds: float = 1.0):
         self._runner = runner
         self._poll = poll_seconds

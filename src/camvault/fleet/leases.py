@@ -22,6 +22,9 @@ __all__ = ["Balance", "LeaseTiming", "balance", "deadline", "share"]
 
 @dataclass(frozen=True, slots=True)
 class LeaseTiming:
+    """Lease lifetime and the safety margin before it at which a node stops a camera; refuses
+    values that leave no room for a renewal."""
+
     ttl: float  # seconds a lease lives after a renewal (DB clock)
     margin: float  # stop this long before the lease could expire
 
@@ -56,6 +59,9 @@ def share(cameras: int, live_nodes: int, max_cameras: int = 0) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Balance:
+    """One node's next move: leases to claim, a donor to ask for hand-offs (and how many), leases
+    to shed."""
+
     claim: int  # free/expired leases to claim now
     donor: str | None  # node to ask for orderly hand-offs, if any
     shed: int  # leases to hand back (over capacity, or draining)

@@ -56,6 +56,9 @@ class _Running:
 
 
 class Node:
+    """A fleet node (see the module docstring): a keeper thread holds camera leases in PostgreSQL,
+    ``run`` starts and stops recorders to match them."""
+
     def __init__(
         self,
         node_id: str,

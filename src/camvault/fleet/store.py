@@ -46,6 +46,9 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class FleetView:
+    """What a node sees of the fleet for balancing: live nodes, cameras, free leases, leases held
+    per node."""
+
     live_nodes: int
     cameras: int
     free: int
@@ -55,6 +58,8 @@ class FleetView:
 
 @dataclass(frozen=True, slots=True)
 class FleetCamera:
+    """A catalog-managed camera with its RTSP URL (unmasked: this is the recorder's view)."""
+
     id: str
     name: str
     segment_seconds: int | None
@@ -71,6 +76,9 @@ def _camera(row: Row) -> FleetCamera:
 
 
 class FleetStore:
+    """The fleet's tables on a ``Connector``: nodes and heartbeats, camera leases (claim, renew,
+    hand off, release) and catalog-managed cameras."""
+
     def __init__(self, connector: Connector) -> None:
         self._db = connector
 

@@ -145,6 +145,57 @@ def head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
             raise
 
 
+def bucket_exists(s3: S3Client, bucket: str) -> bool:
+    """HEAD the bucket: True when it answers, False when there is no such bucket;
+    anything else (403 AccessDenied: someone else's, or no permission) is an error."""
+    with translated(f"HEAD bucket {bucket}"):
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc) or error_code(exc) == "NoSuchBucket":
+                return False
+            raise
+
+
+def create_bucket(s3: S3Client, bucket: str, region: str) -> bool:
+    """Create ``bucket`` in ``region``; True when this call created it.
+
+    The one rule for "it is already there" (start-up's ``ensure_bucket`` and `bucket
+    apply` both come here): ``BucketAlreadyOwnedByYou`` is success — another camvault
+    process created it a moment ago, or it was there all along — and returns False.
+    ``BucketAlreadyExists`` means the name (global on AWS) belongs to another account:
+    ``StoragePermanentError``, never "fine", so nobody goes on to upload into or harden a
+    bucket someone else owns.
+    """
+    kwargs: dict[str, Any] = {}
+    if region and region != "us-east-1":  # us-east-1 refuses its own LocationConstraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with translated(f"create bucket {bucket}"):
+        try:
+            s3.create_bucket(Bucket=bucket, **kwargs)
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code == "BucketAlreadyOwnedByYou":
+                return False
+            if code == "BucketAlreadyExists":
+                raise StoragePermanentError(
+                    f"S3 bucket name {bucket!r} belongs to another account: "
+                    "choose another [s3] bucket",
+                    code=code,
+                ) from exc
+            raise
+    return True
+
+
+def ensure_bucket(s3: S3Client, bucket: str, region: str) -> bool:
+    """The bucket exists afterwards; True when this call created it (``create_bucket``'s
+    rule). HEAD first: an existing bucket costs no CreateBucket call."""
+    if bucket_exists(s3, bucket):
+        return False
+    return create_bucket(s3, bucket, region)
+
+
 def make_client(
     settings: S3Settings, *, max_pool: int = 32, credentials: tuple[str, str] | None = None
 ) -> S3Client:
@@ -327,24 +378,9 @@ class BotoObjectStore:
         )
 
     def ensure_bucket(self, region: str) -> bool:
-        """Create the bucket if missing (hardening is `camvault bucket apply`)."""
-        with translated(f"HEAD bucket {self.bucket}"):
-            try:
-                self._s3.head_bucket(Bucket=self.bucket)
-                return False
-            except botocore.exceptions.ClientError as exc:
-                if not is_not_found(exc) and error_code(exc) != "NoSuchBucket":
-                    raise
-        kwargs: dict[str, Any] = {"Bucket": self.bucket}
-        if region and region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        with translated(f"create bucket {self.bucket}"):
-            try:
-                self._s3.create_bucket(**kwargs)
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                    raise
-        return True
+        """Create the bucket if missing (hardening is `camvault bucket apply`); True when
+        this call created it (the rule: the module-level ``ensure_bucket``)."""
+        return ensure_bucket(self._s3, self.bucket, region)
 
 
 def _content_type(path: Path) -> str:

@@ -72,4 +72,6 @@ class ObjectAdmin(Protocol):
         """Delete one object; an absent key is not an error."""
 
     def ensure_bucket(self, region: str) -> bool:
-        """Create the bucket when missing; True when it was created."""
+        """Create the bucket when missing (in ``region``); True when this call created it,
+        False when it was already ours. A name owned by another account raises
+        ``StoragePermanentError`` (code ``BucketAlreadyExists``), never returns."""

@@ -10,8 +10,9 @@ Kept honest by ``tests/integration/test_s3_contract.py`` (same assertions agains
 * SSE-S3 is applied unless ``sse_applied=False`` (an endpoint that ignores the header);
   storage class STANDARD unless changed with ``set_storage_class`` (a lifecycle transition);
 * ``fault(op, key)`` is called before every operation (``head``, ``put``, ``list``,
-  ``list_multipart``, ``abort``, ``delete``, ``probe``): raise from it to inject an error,
-  or mutate ``objects`` to act as another writer.
+  ``list_multipart``, ``abort``, ``delete``, ``probe``, ``ensure_bucket``): raise from it
+  to inject an error, or mutate ``objects`` to act as another writer;
+* ``bucket_exists``/``bucket_taken``: the bucket is there / its name is another account's.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class MemoryObjectStore:
         self.uploads: dict[str, MemoryUpload] = {}  # upload id → incomplete upload
         self.calls: list[tuple[str, str]] = []
         self.bucket_exists = True
+        self.bucket_taken = False  # the name belongs to another account (S3 names are global)
 
     def _call(self, op: str, key: str) -> None:
         self.calls.append((op, key))
@@ -171,6 +173,15 @@ class MemoryObjectStore:
         self.objects.pop(key, None)
 
     def ensure_bucket(self, region: str) -> bool:
+        """``s3.boto.ensure_bucket``'s rule: created → True, already ours → False, the name
+        taken by another account → ``StoragePermanentError`` (code BucketAlreadyExists)."""
+        self._call("ensure_bucket", self.bucket)
+        if self.bucket_taken:
+            raise StoragePermanentError(
+                f"S3 bucket name {self.bucket!r} belongs to another account: "
+                "choose another [s3] bucket",
+                code="BucketAlreadyExists",
+            )
         created = not self.bucket_exists
         self.bucket_exists = True
         return created

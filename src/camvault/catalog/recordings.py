@@ -1,4 +1,5 @@
-"""The catalog facade: every read and write camvault makes to PostgreSQL, by name.
+"""``Catalog``: cameras, recordings and upload errors — the reads and writes the pipeline,
+reconciler and CLI make to PostgreSQL, by name (imported as ``camvault.catalog.Catalog``).
 
 Pure translation between domain objects and named queries; all I/O goes through the
 ``Connector`` passed in.
@@ -61,6 +62,10 @@ def _same_object(a: Recording, b: Recording) -> bool:
 
 
 class Catalog:
+    """Cameras, recordings and upload errors on a ``Connector``. ``commit_recording`` is
+    idempotent: the same object again is a no-op, a different one at the same (camera, start) is
+    ``RecordingConflict``."""
+
     def __init__(
         self, connector: Connector, *, expect: ExpectFn | None = None, node: str | None = None
     ) -> None:

@@ -11,7 +11,7 @@ RSS is printed beside it), the bitrate actually recorded. Reported: CPU % of one
 camera normalized to 4 Mbit/s, PSS MB per camera (median over the steady state).
 
 Phases compare ffmpeg set-ups (``--variants``, default ``before,tuned``: ffmpeg's defaults
-vs camvault's ``recorder.INPUT_OPTIONS`` + ``FFMPEG_ENV``; also ``threads1``, ``probe``,
+vs camvault's ``recorder.command.INPUT_OPTIONS`` + ``FFMPEG_ENV``; also ``threads1``, ``probe``,
 ``arena1`` to measure one change each), in ABBA order on one server.
 
 A phase in which the RTSP server died, nothing (or a camera nothing) was recorded, or
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.rtsp_server import RtspCamera, unavailable  # noqa: E402
 
-import camvault.recorder as recorder_mod  # noqa: E402
+import camvault.recorder.command as command_mod  # noqa: E402
 from camvault.ingest import Ingestor, IngestResult  # noqa: E402
 from camvault.recorder import CameraRecorder, CameraSource, Recorder  # noqa: E402
 from camvault.retry import RetryPolicy  # noqa: E402
@@ -56,13 +56,13 @@ from camvault.spool import Spool  # noqa: E402
 GOAL_PCT = 0.5  # % of one core per 4 Mbit/s camera
 GOAL_PSS_MB = 20.0  # memory per camera, shared pages counted once
 # (ffmpeg input options, environment) per variant; "tuned" is what camvault runs
-# (recorder.INPUT_OPTIONS / recorder.FFMPEG_ENV)
+# (recorder.command.INPUT_OPTIONS / recorder.command.FFMPEG_ENV)
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "before": ((), {}),
     "threads1": (("-threads", "1"), {}),
     "probe": (("-probesize", "1000000", "-analyzeduration", "2000000"), {}),
     "arena1": ((), {"MALLOC_ARENA_MAX": "1"}),
-    "tuned": (recorder_mod.INPUT_OPTIONS, recorder_mod.FFMPEG_ENV),
+    "tuned": (command_mod.INPUT_OPTIONS, command_mod.FFMPEG_ENV),
 }
 
 
@@ -115,7 +115,7 @@ def run_phase(
 ) -> dict[str, Any]:
     """Record ``args.cameras`` cameras for ``args.seconds`` with ffmpeg input options
     ``VARIANTS[variant]``; a result with ``problems`` measured nothing trustworthy."""
-    recorder_mod.INPUT_OPTIONS, recorder_mod.FFMPEG_ENV = VARIANTS[variant]
+    command_mod.INPUT_OPTIONS, command_mod.FFMPEG_ENV = VARIANTS[variant]
     phase_dir = work / variant / str(time.monotonic_ns())
     spool = Spool(phase_dir / "spool")
     ingestor = Ingestor(spool, lambda cam: True, prefix="", future_tolerance=timedelta(hours=1))

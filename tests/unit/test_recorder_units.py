@@ -16,7 +16,7 @@ from camvault.recorder import (
     split_incomplete_fragment,
     write_source,
 )
-from camvault.recorder_time import Timeline
+from camvault.recorder.timeline import Timeline
 from camvault.segmenter import ListedSegment, finished, read_segment_list
 
 T0 = datetime(2026, 11, 26, 13, 0, 0, tzinfo=UTC)

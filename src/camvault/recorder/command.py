@@ -84,6 +84,25 @@ INPUT_OPTIONS: tuple[str, ...] = ("-threads", "1")
 FFMPEG_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "1"}
 
 
+# Each segment's MP4 muxer: fragmented (a moov up front, then moof+mdat fragments), so
+# whatever ends ffmpeg abruptly leaves every complete fragment readable
+# (``salvage.split_incomplete_fragment`` cuts off the rest). What bounds that loss:
+# - frag_duration: a fragment at least every second (and at every keyframe), so at most
+#   ~1 s of footage is ever held in ffmpeg's memory, whatever the camera's GOP.
+# - flush_packets=1: each fragment is written to the file as it completes. ffmpeg's default
+#   only writes when its 32 KB I/O buffer is full — at a low bitrate that is the whole
+#   segment — and a node killed with kill -9 left a 28-byte ftyp stub: ffmpeg got SIGINT
+#   (PR_SET_PDEATHSIG) but, its stderr pipe gone, exited (255) without writing the trailer.
+#   A fragment holds many packets, so this is one write(2) per fragment, not per packet.
+MP4_OPTIONS = ":".join(
+    (
+        "movflags=+frag_keyframe+empty_moov+default_base_moof",
+        "frag_duration=1000000",  # µs
+        "flush_packets=1",
+    )
+)
+
+
 def ffmpeg_command(
     ffmpeg: str,
     source: Path,
@@ -113,9 +132,6 @@ def ffmpeg_command(
         *maps,
         "-c",
         "copy",
-        # ffmpeg's default flushing is kept on purpose: with -flush_packets 0 (~0.1 % of a
-        # core cheaper per camera) a killed ffmpeg loses the unflushed tail of its last
-        # complete fragment — footage — so the CPU goal yields to "nothing is lost"
         "-f",
         "segment",
         "-segment_time",
@@ -125,7 +141,7 @@ def ffmpeg_command(
         "-segment_format",
         "mp4",
         "-segment_format_options",
-        "movflags=+frag_keyframe+empty_moov+default_base_moof",
+        MP4_OPTIONS,
         "-segment_list",
         str(run_dir / "list.csv"),
         "-segment_list_type",

@@ -266,7 +266,8 @@ class CameraRecorder:
     ) -> bool:
         cam = self.source.camera_id
         path = run.dir / name
-        if not path.exists() or path.stat().st_size == 0:
+        stat = path.stat() if path.exists() else None
+        if stat is None or stat.st_size == 0:
             run.handed.add(name)  # ffmpeg gave up before writing anything into it
             path.unlink(missing_ok=True)
             return True
@@ -281,7 +282,10 @@ class CameraRecorder:
                 media_seconds = probe(path).duration_seconds
             except InvalidMedia:
                 media_seconds = 0.0
-        placement = self.timeline.place(media_seconds or 0.0, self._clock())
+        seen = self._clock()
+        if run.exited:  # ffmpeg's last write ended the footage: long ago, for a crash salvaged
+            seen = min(seen, datetime.fromtimestamp(stat.st_mtime, UTC))  # on a restart
+        placement = self.timeline.place(media_seconds or 0.0, seen)
         if placement.note:
             log.warning("camera %s: %s: %s", cam, name, placement.note)
         try:

@@ -1,9 +1,10 @@
 """The recorder: pull H.264/H.265 from RTSP cameras into gapless MP4 segments in the spool.
 
 One supervised ffmpeg process per camera, **stream copy only** (never a transcode), RTSP
-over TCP, cut by the segment muxer on keyframes into fragmented MP4 files (a fragment per
-GOP: an ffmpeg killed mid-segment still leaves every complete GOP readable). A **run** is
-one continuous connection: its segments abut exactly. Where to look:
+over TCP, cut by the segment muxer on keyframes into fragmented MP4 files (a fragment at
+every keyframe and at least every second, each written out as it completes: an ffmpeg
+killed mid-segment leaves all but its last ≤ 1 s readable, salvaged on the next start). A
+**run** is one continuous connection: its segments abut exactly. Where to look:
 
 - ``camera`` — the run loop: ``CameraRecorder`` (one camera, run after run, reconnecting
   with backoff; hands finished segments to the spool) and ``Recorder`` (all cameras).

@@ -11,8 +11,9 @@ RSS is printed beside it), the bitrate actually recorded. Reported: CPU % of one
 camera normalized to 4 Mbit/s, PSS MB per camera (median over the steady state).
 
 Phases compare ffmpeg set-ups (``--variants``, default ``before,tuned``: ffmpeg's defaults
-vs camvault's ``recorder.INPUT_OPTIONS`` + ``FFMPEG_ENV``; also ``threads1``, ``probe``,
-``arena1`` to measure one change each), in ABBA order on one server.
+vs camvault's ``recorder.command.INPUT_OPTIONS`` + ``FFMPEG_ENV``; also ``threads1``, ``probe``,
+``arena1`` to measure one change each, and ``unflushed``: camvault's set-up but each MP4
+fragment one GOP long and left in ffmpeg's I/O buffer), in ABBA order on one server.
 
 A phase in which the RTSP server died, nothing (or a camera nothing) was recorded, or
 fewer ffmpegs than cameras ran is a FAILURE: the bench prints it, writes
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.rtsp_server import RtspCamera, unavailable  # noqa: E402
 
-import camvault.recorder as recorder_mod  # noqa: E402
+import camvault.recorder.command as command_mod  # noqa: E402
 from camvault.ingest import Ingestor, IngestResult  # noqa: E402
 from camvault.recorder import CameraRecorder, CameraSource, Recorder  # noqa: E402
 from camvault.retry import RetryPolicy  # noqa: E402
@@ -55,14 +56,18 @@ from camvault.spool import Spool  # noqa: E402
 
 GOAL_PCT = 0.5  # % of one core per 4 Mbit/s camera
 GOAL_PSS_MB = 20.0  # memory per camera, shared pages counted once
-# (ffmpeg input options, environment) per variant; "tuned" is what camvault runs
-# (recorder.INPUT_OPTIONS / recorder.FFMPEG_ENV)
-VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    "before": ((), {}),
-    "threads1": (("-threads", "1"), {}),
-    "probe": (("-probesize", "1000000", "-analyzeduration", "2000000"), {}),
-    "arena1": ((), {"MALLOC_ARENA_MAX": "1"}),
-    "tuned": (recorder_mod.INPUT_OPTIONS, recorder_mod.FFMPEG_ENV),
+# (ffmpeg input options, environment, segment MP4 options) per variant; "tuned" is what
+# camvault runs (recorder.command.INPUT_OPTIONS / FFMPEG_ENV / MP4_OPTIONS)
+_MP4 = command_mod.MP4_OPTIONS
+# before each fragment was flushed as it completed (and fragments were one GOP long)
+_MP4_UNFLUSHED = "movflags=+frag_keyframe+empty_moov+default_base_moof"
+VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
+    "before": ((), {}, _MP4),
+    "threads1": (("-threads", "1"), {}, _MP4),
+    "probe": (("-probesize", "1000000", "-analyzeduration", "2000000"), {}, _MP4),
+    "arena1": ((), {"MALLOC_ARENA_MAX": "1"}, _MP4),
+    "unflushed": (command_mod.INPUT_OPTIONS, command_mod.FFMPEG_ENV, _MP4_UNFLUSHED),
+    "tuned": (command_mod.INPUT_OPTIONS, command_mod.FFMPEG_ENV, _MP4),
 }
 
 
@@ -115,7 +120,7 @@ def run_phase(
 ) -> dict[str, Any]:
     """Record ``args.cameras`` cameras for ``args.seconds`` with ffmpeg input options
     ``VARIANTS[variant]``; a result with ``problems`` measured nothing trustworthy."""
-    recorder_mod.INPUT_OPTIONS, recorder_mod.FFMPEG_ENV = VARIANTS[variant]
+    command_mod.INPUT_OPTIONS, command_mod.FFMPEG_ENV, command_mod.MP4_OPTIONS = VARIANTS[variant]
     phase_dir = work / variant / str(time.monotonic_ns())
     spool = Spool(phase_dir / "spool")
     ingestor = Ingestor(spool, lambda cam: True, prefix="", future_tolerance=timedelta(hours=1))

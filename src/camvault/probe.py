@@ -8,8 +8,9 @@ with a one-line reason (the caller quarantines the file).
 How a file is judged, cheapest first:
 
 1. **Container framing, read from a few headers.** MP4/MOV: the top-level boxes are
-   walked; a box that runs past the end of the file, or no ``moov`` box at all, means the
-   file was cut (a recorder killed before it wrote its index, a copy cut short).
+   walked (``mp4box``); a box that runs past the end of the file, or no ``moov`` box at
+   all, means the file was cut (a recorder killed before it wrote its index, a copy cut
+   short).
    Matroska: the Segment element's declared size must fit in the file. MPEG-TS: the size
    must be a whole number of transport packets.
 2. **Open with PyAV**, pick the video stream, check container and codec.
@@ -47,6 +48,7 @@ from av.stream import Stream
 from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
+from camvault import mp4box
 from camvault.errors import InvalidMedia
 from camvault.models import MediaInfo
 
@@ -80,34 +82,25 @@ _TS_SYNC = 0x47
 
 def _mp4_framing(f: BinaryIO, size: int) -> str | None:
     """Walk the top-level ISO-BMFF boxes; return a reason if the file is cut short."""
-    pos = 0
     seen: set[bytes] = set()
-    while pos < size:
-        f.seek(pos)
-        hdr = f.read(16)
-        if len(hdr) < 8:
+    for box in mp4box.walk(f, size):
+        if box.fault == "header" and len(box.kind) < 4:
             if b"moov" in seen:  # a few stray bytes after a complete file: harmless
                 break
-            return f"truncated: file ends inside an MP4 box header at byte {pos}"
-        box_size, kind = int.from_bytes(hdr[:4], "big"), hdr[4:8]
-        if not _BOX_TYPE.fullmatch(kind):
+            return f"truncated: file ends inside an MP4 box header at byte {box.offset}"
+        if not _BOX_TYPE.fullmatch(box.kind):
             break  # not a box: trailing junk (judged by whether moov was seen)
-        header = 8
-        if box_size == 1:
-            if len(hdr) < 16:
-                return f"truncated: file ends inside the header of MP4 box {_name(kind)}"
-            box_size, header = int.from_bytes(hdr[8:16], "big"), 16
-        elif box_size == 0:  # "extends to the end of the file"
-            box_size = size - pos
-        if box_size < header:
-            return f"corrupt MP4: box {_name(kind)} at byte {pos} has impossible size {box_size}"
-        if pos + box_size > size:
+        kind = _name(box.kind)
+        if box.fault == "header":
+            return f"truncated: file ends inside the header of MP4 box {kind}"
+        if box.fault == "size":
+            return f"corrupt MP4: box {kind} at byte {box.offset} has impossible size {box.size}"
+        if box.fault == "end":
             return (
-                f"truncated: MP4 box {_name(kind)} at byte {pos} needs {box_size} bytes "
-                f"but the file ends after {size - pos}"
+                f"truncated: MP4 box {kind} at byte {box.offset} needs {box.size} bytes "
+                f"but the file ends after {size - box.offset}"
             )
-        seen.add(kind)
-        pos += box_size
+        seen.add(box.kind)
     if b"moov" not in seen:
         return "truncated: MP4 has no 'moov' index box (recording was never finalized)"
     return None

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,68 @@ def test_rtsp_password_is_not_on_ffmpegs_command_line(
                 assert b"rtsp://" not in cmdline
             assert list(spool.rglob("source.ffconcat")) == []  # read, then removed
     assert results[0].ok, results[0].reason
+
+
+def _scrape(url: str) -> dict[tuple[str, str, str], float]:
+    """The recorder's samples on ``/metrics``: (name, camera, node) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, s.labels.get("camera", ""), s.labels.get("node", "")): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("camvault_recorder_")
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_recorder_metrics_are_served_on_metrics_labelled_by_node(
+    camera: RtspCamera, make_settings: Any
+) -> None:
+    from camvault.api.server import start_api
+    from camvault.recorder import REGISTRY
+
+    settings = make_settings(
+        cameras=[{"id": rec.CAM, "name": "Door", "url": camera.url, "segment_seconds": 2}],
+        api={"port": 0},
+        node="rec-node",
+    )
+    names = {
+        "camvault_recorder_segments_total",
+        "camvault_recorder_bytes_total",
+        "camvault_recorder_reconnects_total",
+        "camvault_recorder_quarantined_total",
+        "camvault_recorder_last_segment_end_seconds",
+        "camvault_recorder_connected",
+    }
+    # the registry is per process: earlier tests may have counted this camera already
+    before = {n: REGISTRY.get_sample_value(n, {"camera": rec.CAM}) or 0.0 for n in names}
+    results: list[IngestResult] = []
+    with App.open(settings) as app:
+        app.register_cameras()
+        server, stop = start_api(app, host="127.0.0.1", port=0)
+        try:
+            with app.recorder(on_result=results.append):
+                rec.wait_for(lambda: len(results) >= 2, 60, "2 recorded segments")
+                live = _scrape(server.url)
+            after = _scrape(server.url)
+        finally:
+            stop()
+    key = {n: (n, rec.CAM, "rec-node") for n in names}
+    assert set(key.values()) <= set(after), sorted(after)  # all six, every one labelled
+    assert live[key["camvault_recorder_connected"]] == 1.0
+    assert after[key["camvault_recorder_connected"]] == 0.0
+    segments = [r.segment for r in results if r.segment is not None]
+    assert len(segments) == len(results)
+    delta = {n: after[key[n]] - before[n] for n in names if n.endswith("_total")}
+    assert delta == {
+        "camvault_recorder_segments_total": len(segments),
+        "camvault_recorder_bytes_total": sum(s.size_bytes for s in segments),
+        "camvault_recorder_reconnects_total": 0.0,
+        "camvault_recorder_quarantined_total": 0.0,
+    }
+    last_end = max(s.end_time for s in segments).timestamp()
+    last_gauge = after[key["camvault_recorder_last_segment_end_seconds"]]
+    assert last_gauge == pytest.approx(last_end, abs=1e-3)

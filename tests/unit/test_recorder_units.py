@@ -16,7 +16,7 @@ from camvault.recorder import (
     split_incomplete_fragment,
     write_source,
 )
-from camvault.recorder_time import Timeline
+from camvault.recorder.timeline import Timeline
 from camvault.segmenter import ListedSegment, finished, read_segment_list
 
 T0 = datetime(2026, 11, 26, 13, 0, 0, tzinfo=UTC)
@@ -159,3 +159,18 @@ def test_split_incomplete_fragment_keeps_whole_fragments(tmp_path: Path) -> None
     only_header.write_bytes(head + cut)  # no complete fragment: judged as it is
     assert split_incomplete_fragment(only_header) is None
     assert only_header.read_bytes() == head + cut
+
+
+def test_run_state_round_trip_and_unreadable_state(tmp_path: Path) -> None:
+    from camvault.recorder.salvage import RunState, read_state, write_state
+
+    run_dir = tmp_path / "20261126T130000Z-abcd1234"
+    run_dir.mkdir()
+    assert read_state(run_dir) == RunState(run_dir.name)  # none yet: salvaged afresh
+    state = RunState("r1", frozenset({"seg_000000.mp4"}), T0, 4242)
+    write_state(run_dir, state)
+    assert read_state(run_dir) == state
+    (run_dir / "state.json").write_text('{"run_id": 7, "next_start": "yesterday"}')
+    assert read_state(run_dir) == RunState("7")  # what is unreadable is left out
+    (run_dir / "state.json").write_text("[1, 2")
+    assert read_state(run_dir) == RunState(run_dir.name)

@@ -28,6 +28,8 @@ __all__ = ["Placement", "Timeline"]
 
 @dataclass(frozen=True, slots=True)
 class Placement:
+    """Where a segment goes on the camera's timeline, and why if not the plain rule."""
+
     start: datetime
     note: str | None = None  # why the start differs from the plain rule (for the log)
 

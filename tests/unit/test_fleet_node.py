@@ -10,7 +10,7 @@ from typing import Any
 from camvault.errors import CatalogUnavailable
 from camvault.fleet.leases import LeaseTiming
 from camvault.fleet.node import Node
-from camvault.fleet.store import FleetView, Held
+from camvault.fleet.store import FleetView, Held, Released
 
 
 class FakeStore:
@@ -60,13 +60,13 @@ class FakeStore:
     def request_handoff(self, node_id: str, donor: str, n: int = 1) -> list[tuple[str, str]]:
         return []
 
-    def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
+    def release(self, node_id: str, camera_id: str, epoch: int, ttl: float) -> Released:
         self._check()
         self.events.append(f"release {camera_id}")
         self.released.append(camera_id)
         self.holder.pop(camera_id, None)
         self.handoff.pop(camera_id, None)
-        return True
+        return Released(camera_id, None, epoch)
 
 
 class FakeRecorder:

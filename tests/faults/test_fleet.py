@@ -59,9 +59,11 @@ class NodeProc:
         self.lines: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.terminated = False
 
     def start(self) -> NodeProc:
         self.starts += 1
+        self.terminated = False
         err = (self.log_dir / f"{self.name}-{self.starts}.log").open("ab")
         exe = str(Path(sys.executable).parent / "camvault")
         self.proc = subprocess.Popen(
@@ -83,7 +85,9 @@ class NodeProc:
         self.proc.wait()
 
     def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM once (a second one is "stop now", without finalizing)."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminated:
+            self.terminated = True
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> int:

@@ -12,9 +12,9 @@ import pytest
 
 from camvault.alerts import Alert, DedupingSink
 from camvault.catalog import Catalog, PsycopgConnector
+from camvault.catalog.listen import Listener
 from camvault.errors import InputError, NotFound
 from camvault.fleet.alert_state import PgAlertState
-from camvault.catalog.listen import Listener
 from camvault.fleet.store import FleetStore, Released
 from camvault.fleet.wakeups import CHANNEL
 from camvault.models import Recording

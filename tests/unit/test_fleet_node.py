@@ -9,7 +9,7 @@ from typing import Any
 
 from camvault.errors import CatalogUnavailable
 from camvault.fleet.leases import LeaseTiming
-from camvault.fleet.node import Node
+from camvault.fleet.node import HANDOFF_MIN_RUN, Node
 from camvault.fleet.store import FleetView, Held, Released
 
 
@@ -131,7 +131,10 @@ def test_handoff_releases_only_after_the_recorder_finished() -> None:
     node.tick()
     node.supervise()
     store.handoff["c1"] = "b"
-    node.tick()  # the renewal says: hand c1 to b
+    node.tick()  # the renewal says: hand c1 to b …
+    node.supervise()
+    assert node.recording() == ["c1"]  # … but not within ffmpeg's first seconds
+    clock[0] = HANDOFF_MIN_RUN
     node.supervise()
     assert node.recording() == []
     node.tick()

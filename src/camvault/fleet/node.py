@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 # (camera id, url, segment seconds) → the camera's supervised recorder
 MakeRecorder = Callable[[str, str, int | None], CameraRecorder]
 
+# A camera started this recently is not handed on yet (the asker waits): ffmpeg reads ~2 s
+# of stream (frame-rate probing) before it writes a byte, and stopped within that time it
+# leaves nothing — the hand-off would cost the whole run. (Lease deadlines, drain and
+# shutdown do not wait.)
+HANDOFF_MIN_RUN = 3.0
+
 
 @dataclass
 class _Grant:
@@ -66,6 +72,7 @@ class _Running:
     thread: threading.Thread | None = None
     release: bool = False  # stopped in order: release the lease once the thread ended
     why: str = ""
+    started: float = 0.0  # monotonic
 
 
 class Node:
@@ -187,9 +194,12 @@ class Node:
             return
         view = self.store.view(node, ttl)
         target = share(view.cameras, view.live_nodes, self.max_cameras)
+        # what we hold as of the view, not as of the renewal: a lease passed to us in
+        # between is in one and not the other, and we would ask for it twice
+        mine = view.held.get(node, 0)
         plan = balance(
             node,
-            count - releasing + view.incoming,
+            mine - releasing + view.incoming,
             target,
             view.free,
             view.held,
@@ -239,7 +249,7 @@ class Node:
         }
         with self._lock:
             old, self._grants = self._grants, fresh
-            releasing = sum(1 for r in self._running.values() if r.release)
+            releasing = len(self._releases) + sum(1 for r in self._running.values() if r.release)
         new = [c for c, g in fresh.items() if c not in old or old[c].epoch != g.epoch]
         if new:
             self._kick.set()
@@ -322,7 +332,8 @@ class Node:
                     m.LOST.labels(self.node_id).inc()
                     self._stop(cam, run, "lease not renewed in time", release=False)
                 elif grant.handoff_to:
-                    self._stop(cam, run, f"handing over to {grant.handoff_to}")
+                    if now - run.started >= HANDOFF_MIN_RUN:
+                        self._stop(cam, run, f"handing over to {grant.handoff_to}")
                 elif self._draining:
                     self._stop(cam, run, "node draining")
                 elif grant.url is None:
@@ -352,7 +363,7 @@ class Node:
     def _start(self, cam: str, grant: _Grant) -> None:
         assert grant.url is not None
         rec = self.make_recorder(cam, grant.url, grant.segment_seconds)
-        run = _Running(grant.epoch, grant.url, grant.segment_seconds, rec)
+        run = _Running(grant.epoch, grant.url, grant.segment_seconds, rec, started=self.clock())
         run.thread = threading.Thread(
             target=self._record, args=(cam, run), name=f"rec-{cam}", daemon=True
         )

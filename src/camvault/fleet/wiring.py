@@ -88,6 +88,14 @@ class PreparedProbes:
         return quick_probe(url, timeout)
 
 
+def record_holder(node: str, pid: int) -> str:
+    """The lease holder name of a ``camvault record`` process: one per process — two of
+    them on one host must never share a holder, each would renew the other's leases as
+    its own — and never a registered node's (it takes no share of the fleet)."""
+    suffix = f".record-{pid}"
+    return node[: 64 - len(suffix)] + suffix
+
+
 def register_config_cameras(app: App, store: FleetStore) -> int:
     """Cameras of the config file go into the catalog, with their RTSP url: from there
     every node of the fleet may record them."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from camvault.errors import CatalogUnavailable
 from camvault.fleet.leases import LeaseTiming
-from camvault.fleet.node import HANDOFF_MIN_RUN, Node
+from camvault.fleet.node import HANDOFF_MIN_RUN, HANDOFF_MIN_SEGMENT, Node
 from camvault.fleet.store import FleetView, Held, Released
 
 
@@ -249,3 +249,25 @@ def test_an_ended_recorder_releases_without_waiting_for_a_supervisor_pass() -> N
     _wait(lambda: "stopped c1" in store.events)
     _wait(lambda: node._releases == [("c1", 1)])  # queued by the ending thread itself
     assert node._wake.is_set()  # and the keeper woken for it
+
+
+def test_no_hand_off_just_after_a_cut() -> None:
+    """Keys name a segment by its start second: the last segment before a hand-off is at
+    least HANDOFF_MIN_SEGMENT long, so the next holder's first cannot share its second."""
+    store = FakeStore(["c1"])
+    clock = [0.0]
+    node, recs = _node(store, clock)
+    ages = {"c1": 0.3}
+    node.segment_age = ages.get
+    node.tick()
+    node.tick()
+    node.supervise()
+    store.handoff["c1"] = "b"
+    node.tick()
+    clock[0] = HANDOFF_MIN_RUN
+    node.supervise()
+    assert node.recording() == ["c1"]  # ffmpeg cut 0.3 s ago: keeps recording
+    ages["c1"] = HANDOFF_MIN_SEGMENT
+    node.supervise()
+    assert node.recording() == []
+    recs["c1"].finish.set()

@@ -6,7 +6,7 @@ Two threads, so that a hung database can never delay a stop:
 - the **keeper** talks to PostgreSQL every ``ttl/3`` (faster while a hand-off is under
   way): heartbeat, renew, claim, ask for / perform hand-offs, release. Each successful
   renewal moves the camera's local deadline to ``sent + ttl - margin`` (monotonic clock);
-- the **supervisor** (``run``'s own thread) never does I/O: every ``poll`` seconds, and
+- the **supervisor** (``run``'s own thread) never talks to the network: every ``poll`` s, and
   at once when the keeper got a new lease, it starts a recorder for each camera it may
   record and stops every recorder whose deadline has passed, whose lease was lost, or
   which is to be handed off. A camera stopped in order (hand-off, drain, shutdown) is
@@ -51,6 +51,11 @@ MakeRecorder = Callable[[str, str, int | None], CameraRecorder]
 # leaves nothing — the hand-off would cost the whole run. (Lease deadlines, drain and
 # shutdown do not wait.)
 HANDOFF_MIN_RUN = 3.0
+# Nor within this long of ffmpeg's latest cut: object keys name a segment by its start
+# *second*, and the last segment of a camera handed over in under a second could share
+# that second with the new holder's first (a different object at the same key). A last
+# segment this long puts the next start in a later second whatever the hand-off gap.
+HANDOFF_MIN_SEGMENT = 1.2
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Node:
         prepare: Callable[[str], None] = lambda url: None,
         wakeups: Wakeups | None = None,
         only: frozenset[str] | None = None,
+        segment_age: Callable[[str], float | None] = lambda cam: None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -109,6 +115,8 @@ class Node:
         # wiring probes the stream meanwhile, so taking over does not wait for it
         self.prepare = prepare
         self.wakeups = wakeups
+        # seconds since the camera's recorder began its open segment (None: unknown)
+        self.segment_age = segment_age
         self.only = only  # record exactly these cameras (`camvault record`), no balancing
         self._lock = threading.Lock()
         self._grants: dict[str, _Grant] = {}
@@ -332,10 +340,11 @@ class Node:
                     m.LOST.labels(self.node_id).inc()
                     self._stop(cam, run, "lease not renewed in time", release=False)
                 elif grant.handoff_to:
-                    if now - run.started >= HANDOFF_MIN_RUN:
+                    if self._may_hand_on(cam, run, now):
                         self._stop(cam, run, f"handing over to {grant.handoff_to}")
                 elif self._draining:
-                    self._stop(cam, run, "node draining")
+                    if self._may_hand_on(cam, run, now):
+                        self._stop(cam, run, "node draining")
                 elif grant.url is None:
                     self._stop(cam, run, "camera disabled or has no url")
                 elif (grant.url, grant.segment_seconds) != (run.url, run.segment_seconds):
@@ -359,6 +368,14 @@ class Node:
             m.RECORDING.labels(self.node_id).set(
                 sum(1 for r in self._running.values() if not r.stop.is_set())
             )
+
+    def _may_hand_on(self, cam: str, run: _Running, now: float) -> bool:
+        """Not in ffmpeg's first seconds, nor just after its latest cut (the recorder keeps
+        recording meanwhile: the wait costs no footage, only hand-off time)."""
+        if now - run.started < HANDOFF_MIN_RUN:
+            return False
+        age = self.segment_age(cam)
+        return age is None or age >= HANDOFF_MIN_SEGMENT
 
     def _start(self, cam: str, grant: _Grant) -> None:
         assert grant.url is not None

@@ -163,6 +163,15 @@ def build_node(
             probe_stream=probes.probe,
         )
 
+    def segment_age(camera_id: str) -> float | None:
+        """Since ffmpeg's latest cut in the camera's current run: its segment list is
+        appended at every cut (none yet: the run's first segment is open)."""
+        try:
+            runs = sorted(p for p in (s.spool.dir / "recording" / camera_id).iterdir())
+            return time.time() - (runs[-1] / "list.csv").stat().st_mtime if runs else None
+        except OSError:
+            return None
+
     def spool_depth() -> int:
         return int(app.spool.stats()["pending"])
 
@@ -185,6 +194,7 @@ def build_node(
         prepare=probes.prepare,
         wakeups=wakeups,
         only=only,
+        segment_age=segment_age,
     )
     # segments a killed earlier process of this node left in its spool, whichever node
     # records those cameras now

@@ -6,8 +6,8 @@ Two threads, so that a hung database can never delay a stop:
 - the **keeper** talks to PostgreSQL every ``ttl/3`` (faster while a hand-off is under
   way): heartbeat, renew, claim, ask for / perform hand-offs, release. Each successful
   renewal moves the camera's local deadline to ``sent + ttl - margin`` (monotonic clock);
-- the **supervisor** (``run``'s own thread) never talks to the network: every ``poll`` s, and
-  at once when the keeper got a new lease, it starts a recorder for each camera it may
+- the **supervisor** (``run``'s own thread) never waits on the network: every ``poll``
+  seconds, and at once when the keeper got a new lease, it starts a recorder for each camera it may
   record and stops every recorder whose deadline has passed, whose lease was lost, or
   which is to be handed off. A camera stopped in order (hand-off, drain, shutdown) is
   released only after its recorder thread ended, i.e. after its open segment was
@@ -19,9 +19,8 @@ the holder (NOTIFY), the holder's release passes the lease to the asker in the s
 transaction and wakes it (``wakeups``: a third thread LISTENing), and the asker probed
 the stream beforehand (``prepare``). Polling stays as the fallback for lost wake-ups.
 
-With ``only`` (``camvault record``) the node records exactly those cameras: it claims
-them whenever they are free, takes part in no balancing and registers no node row (it
-must not count as a node that takes a share).
+With ``only`` (``camvault record``) it claims exactly those cameras whenever free, and
+registers no node row: it takes no share and is asked for no hand-off.
 """
 
 from __future__ import annotations
@@ -31,12 +30,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from camvault.errors import CamvaultError
 from camvault.fleet import metrics as m
 from camvault.fleet.leases import LeaseTiming, balance, deadline, share
+from camvault.fleet.running import (
+    HANDOFF_MIN_RUN,
+    HANDOFF_MIN_SEGMENT,
+    Grant,
+    Running,
+    waiting_text,
+)
 from camvault.fleet.store import FleetStore, Held
 from camvault.fleet.wakeups import Wakeups, listen
 from camvault.recorder import CameraRecorder
@@ -45,39 +49,6 @@ log = logging.getLogger(__name__)
 
 # (camera id, url, segment seconds) → the camera's supervised recorder
 MakeRecorder = Callable[[str, str, int | None], CameraRecorder]
-
-# A camera started this recently is not handed on yet (the asker waits): ffmpeg reads ~2 s
-# of stream (frame-rate probing) before it writes a byte, and stopped within that time it
-# leaves nothing — the hand-off would cost the whole run. (Lease deadlines, drain and
-# shutdown do not wait.)
-HANDOFF_MIN_RUN = 3.0
-# Nor within this long of ffmpeg's latest cut: object keys name a segment by its start
-# *second*, and the last segment of a camera handed over in under a second could share
-# that second with the new holder's first (a different object at the same key). A last
-# segment this long puts the next start in a later second whatever the hand-off gap.
-HANDOFF_MIN_SEGMENT = 1.2
-
-
-@dataclass
-class _Grant:
-    epoch: int
-    until: float  # monotonic deadline
-    url: str | None
-    segment_seconds: int | None
-    handoff_to: str | None = None
-
-
-@dataclass
-class _Running:
-    epoch: int
-    url: str
-    segment_seconds: int | None
-    recorder: CameraRecorder
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    release: bool = False  # stopped in order: release the lease once the thread ended
-    why: str = ""
-    started: float = 0.0  # monotonic
 
 
 class Node:
@@ -119,8 +90,8 @@ class Node:
         self.segment_age = segment_age
         self.only = only  # record exactly these cameras (`camvault record`), no balancing
         self._lock = threading.Lock()
-        self._grants: dict[str, _Grant] = {}
-        self._running: dict[str, _Running] = {}
+        self._grants: dict[str, Grant] = {}
+        self._running: dict[str, Running] = {}
         self._releases: list[tuple[str, int]] = []
         self._draining = False
         self._stopping = False
@@ -245,15 +216,14 @@ class Node:
         waiting = set(missing) - {c for c, _ in claimed}
         if waiting and waiting != self._waiting:
             leases = {r["camera_id"]: r for r in self.store.leases()}
-            self.say(f"node {self.node_id}: {_waiting_text(sorted(waiting), leases)}")
+            self.say(f"node {self.node_id}: {waiting_text(sorted(waiting), leases)}")
         self._waiting = waiting
 
     def _set_grants(self, held: list[Held], until: float) -> tuple[int, int, list[str]]:
         """Our leases as just renewed; returns (held, of which being released, cameras new
         to us). A new camera kicks the supervisor: it starts now, not at its next pass."""
         fresh = {
-            h.camera_id: _Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to)
-            for h in held
+            h.camera_id: Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to) for h in held
         }
         with self._lock:
             old, self._grants = self._grants, fresh
@@ -369,7 +339,7 @@ class Node:
                 sum(1 for r in self._running.values() if not r.stop.is_set())
             )
 
-    def _may_hand_on(self, cam: str, run: _Running, now: float) -> bool:
+    def _may_hand_on(self, cam: str, run: Running, now: float) -> bool:
         """Not in ffmpeg's first seconds, nor just after its latest cut (the recorder keeps
         recording meanwhile: the wait costs no footage, only hand-off time)."""
         if now - run.started < HANDOFF_MIN_RUN:
@@ -377,10 +347,10 @@ class Node:
         age = self.segment_age(cam)
         return age is None or age >= HANDOFF_MIN_SEGMENT
 
-    def _start(self, cam: str, grant: _Grant) -> None:
+    def _start(self, cam: str, grant: Grant) -> None:
         assert grant.url is not None
         rec = self.make_recorder(cam, grant.url, grant.segment_seconds)
-        run = _Running(grant.epoch, grant.url, grant.segment_seconds, rec, started=self.clock())
+        run = Running(grant.epoch, grant.url, grant.segment_seconds, rec, started=self.clock())
         run.thread = threading.Thread(
             target=self._record, args=(cam, run), name=f"rec-{cam}", daemon=True
         )
@@ -388,7 +358,7 @@ class Node:
         run.thread.start()
         log.info("node %s: recording %s (lease epoch %d)", self.node_id, cam, grant.epoch)
 
-    def _record(self, cam: str, run: _Running) -> None:
+    def _record(self, cam: str, run: Running) -> None:
         """The recorder's thread. When it ends (open segment finalized and spooled) a
         camera stopped in order is released at once: the keeper is woken for it."""
         try:
@@ -402,7 +372,7 @@ class Node:
             self._wake.set()
             self._kick.set()
 
-    def _stop(self, cam: str, run: _Running, why: str, *, release: bool = True) -> None:
+    def _stop(self, cam: str, run: Running, why: str, *, release: bool = True) -> None:
         run.release, run.why = release, why
         run.stop.set()
         text = f"node {self.node_id}: stopping camera {cam}: {why}"
@@ -429,15 +399,3 @@ class Node:
     def recording(self) -> list[str]:
         with self._lock:
             return sorted(c for c, r in self._running.items() if not r.stop.is_set())
-
-
-def _waiting_text(cameras: list[str], leases: dict[str, Any]) -> str:
-    def why(cam: str) -> str:
-        row = leases.get(cam)
-        if row is None or not row["recordable"] or not row["enabled"]:
-            return f"{cam} (not recordable: unknown, disabled or without url)"
-        if row["live"] and row["holder"]:
-            return f"{cam} (held by {row['holder']})"
-        return cam
-
-    return f"waiting for the lease of {', '.join(why(c) for c in cameras)}: records it once free"

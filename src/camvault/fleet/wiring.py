@@ -1,4 +1,4 @@
-"""Builds this process's ``Node`` from the settings (used by ``camvault run``)."""
+"""Builds this process's ``Node`` from the settings (``camvault run``, ``camvault record``)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from camvault.api.server import start_api
+from camvault.app import App
 from camvault.catalog import PsycopgConnector
 from camvault.embedded import SeaweedFS
 from camvault.fleet.store import FleetStore
@@ -116,3 +119,35 @@ def test_two_api_replicas_answer_alike(db_url: str, bucket: str, seaweed: Seawee
     assert [r["id"] for r in on_a["items"]] and on_a["items"][0]["id"] not in {
         r["id"] for r in first.json()["items"]
     }
+
+
+@pytest.mark.parametrize(("lease", "age", "alive"), [(5, 10, False), (60, 20, True)])
+def test_nodes_are_alive_by_the_configured_lease_time(
+    make_settings: Any, db_url: str, lease: int, age: int, alive: bool
+) -> None:
+    """GET /api/nodes judges a heartbeat by `[node] lease_seconds`, like `camvault nodes`
+    (either case fails with the default 15 s)."""
+    settings = make_settings(node={"lease_seconds": lease}, api={"port": 0})
+    with service_access(db_url) as acc:
+        acc.add_user("boss", is_admin=True)
+        token = acc.create_token("boss")[0]
+    conn = PsycopgConnector(db_url)
+    try:
+        FleetStore(conn).heartbeat(
+            "n1", version="0.1", max_cameras=0, spool_depth=0, cameras_held=0, last_error=""
+        )
+        with conn.transaction() as s:  # its last heartbeat `age` seconds ago, by the DB clock
+            s.execute(
+                "UPDATE nodes SET heartbeat_at = now() - make_interval(secs => %(age)s)",
+                {"age": age},
+            )
+    finally:
+        conn.close()
+    with App.open(settings) as app:
+        server, stop = start_api(app, host="127.0.0.1", port=0)
+        try:
+            r = httpx.get(f"{server.url}/api/nodes", headers=bearer(token), timeout=30)
+        finally:
+            stop()
+    assert r.status_code == 200, r.text
+    assert [(n["node_id"], n["alive"]) for n in r.json()] == [("n1", alive)]

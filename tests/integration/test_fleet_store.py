@@ -12,9 +12,11 @@ import pytest
 
 from camvault.alerts import Alert, DedupingSink
 from camvault.catalog import Catalog, PsycopgConnector
+from camvault.catalog.listen import Listener
 from camvault.errors import InputError, NotFound
 from camvault.fleet.alert_state import PgAlertState
-from camvault.fleet.store import FleetStore
+from camvault.fleet.store import FleetStore, Released
+from camvault.fleet.wakeups import CHANNEL
 from camvault.models import Recording
 
 URL = "rtsp://viewer:pw@127.0.0.1:8554/cam"
@@ -77,21 +79,69 @@ def test_expiry_is_decided_by_the_database_clock(store: FleetStore) -> None:
     assert store.renew("a", 30) == []  # expired: not renewed, must be claimed again
     again = dict(store.claim("b", 4, ttl=30))
     assert again[cam] == epoch + 1  # new holder, new fencing number
-    assert not store.release("a", cam, epoch)  # the old holder cannot release it any more
+    assert store.release("a", cam, epoch, 30) is None  # the old holder cannot release it
 
 
-def test_orderly_handoff(store: FleetStore) -> None:
+def _beat(store: FleetStore, *nodes: str) -> None:
+    for n in nodes:
+        store.heartbeat(n, version="0", max_cameras=0, spool_depth=0, cameras_held=0, last_error="")
+
+
+def _heard(listener: Listener, payload: str) -> bool:
+    """Did ``payload`` arrive (within 5 s)? Other notifications on the channel are skipped."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if payload in listener.wait(max(0.01, deadline - time.monotonic())):
+            return True
+    return False
+
+
+def test_orderly_handoff_passes_the_lease_in_the_release(store: FleetStore, db_url: str) -> None:
+    _beat(store, "a", "b")
     store.claim("a", 4, ttl=30)
-    ((cam, url),) = store.request_handoff("b", donor="a")
-    assert url == URL
-    assert store.view("b", 30).incoming == 1
-    held = {h.camera_id: h for h in store.renew("a", 30)}
-    assert held[cam].handoff_to == "b"
-    assert store.claim("b", 1, ttl=30) == []  # still a's until it releases
-    assert store.release("a", cam, held[cam].epoch)
-    assert cam not in dict(store.claim("a", 4, ttl=30))  # the donor cannot take it back
-    assert store.view("c", 30).free == 0  # nor anyone else, for a lease time
-    assert store.claim("b", 1, ttl=30) == [(cam, held[cam].epoch + 1)]
+    heard_a, heard_b = Listener(db_url, CHANNEL), Listener(db_url, CHANNEL)
+    try:
+        heard_a.wait(0), heard_b.wait(0)  # connected and listening
+        ((cam, url),) = store.request_handoff("b", donor="a")
+        assert url == URL
+        assert _heard(heard_a, "a")  # the holder is woken: it stops now, not at its renewal
+        assert store.view("b", 30).incoming == 1
+        held = {h.camera_id: h for h in store.renew("a", 30)}
+        assert held[cam].handoff_to == "b"
+        assert store.claim("b", 1, ttl=30) == []  # still a's until it releases
+        epoch = held[cam].epoch
+        # the release passes the lease to the asker in the same transaction, and wakes it
+        assert store.release("a", cam, epoch, 30) == Released(cam, "b", epoch + 1)
+        assert _heard(heard_b, "b")
+    finally:
+        heard_a.close(), heard_b.close()
+    assert [(h.camera_id, h.epoch, h.handoff_to) for h in store.renew("b", 30)] == [
+        (cam, epoch + 1, None)
+    ]
+    assert cam not in {h.camera_id for h in store.renew("a", 30)}
+    assert store.view("b", 30).incoming == 0
+    assert store.release("a", cam, epoch, 30) is None  # a stale holder releases nothing
+
+
+def test_handoff_to_a_dead_node_frees_the_lease(store: FleetStore) -> None:
+    _beat(store, "a")
+    store.claim("a", 4, ttl=30)
+    ((cam, _),) = store.request_handoff("gone", donor="a")  # never heartbeat: not live
+    epoch = {h.camera_id: h.epoch for h in store.renew("a", 30)}[cam]
+    assert store.release("a", cam, epoch, 30) == Released(cam, None, epoch)
+    assert store.claim("c", 4, ttl=30) == [(cam, epoch + 1)]  # anyone's at once
+
+
+def test_record_claims_named_cameras_and_is_never_asked_to_hand_over(
+    store: FleetStore,
+) -> None:
+    _beat(store, "a")
+    assert store.claim("a", 1, ttl=30) == [("cam-0", 1)]
+    got = store.claim_named("host.record-7", ["cam-0", "cam-1", "drop-in", "nope"], ttl=30)
+    assert got == [("cam-1", 1)]  # held, url-less and unknown cameras are not taken
+    assert store.claim_named("host.record-8", ["cam-1"], ttl=30) == []
+    view = store.view("b", 30)
+    assert view.held == {"a": 1} and view.free == 2  # no donor: it holds what it was told
 
 
 def test_nodes_heartbeat_drain_and_view(store: FleetStore) -> None:

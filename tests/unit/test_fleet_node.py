@@ -9,8 +9,8 @@ from typing import Any
 
 from camvault.errors import CatalogUnavailable
 from camvault.fleet.leases import LeaseTiming
-from camvault.fleet.node import Node
-from camvault.fleet.store import FleetView, Held
+from camvault.fleet.node import HANDOFF_MIN_RUN, HANDOFF_MIN_SEGMENT, Node
+from camvault.fleet.store import FleetView, Held, Released
 
 
 class FakeStore:
@@ -22,6 +22,7 @@ class FakeStore:
         self.draining = False
         self.released: list[str] = []
         self.events: list[str] = []
+        self.live = 1  # live nodes in the view
 
     def _check(self) -> None:
         if self.down:
@@ -48,7 +49,7 @@ class FakeStore:
         held: dict[str, int] = {}
         for h in self.holder.values():
             held[h] = held.get(h, 0) + 1
-        return FleetView(1, len(self.cameras), free, held)
+        return FleetView(self.live, len(self.cameras), free, held)
 
     def claim(self, node_id: str, n: int, ttl: float) -> list[tuple[str, int]]:
         self._check()
@@ -60,13 +61,20 @@ class FakeStore:
     def request_handoff(self, node_id: str, donor: str, n: int = 1) -> list[tuple[str, str]]:
         return []
 
-    def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
+    def claim_named(self, node_id: str, cameras: list[str], ttl: float) -> list[tuple[str, int]]:
+        self._check()
+        free = [c for c in cameras if c in self.cameras and c not in self.holder]
+        for c in free:
+            self.holder[c] = node_id
+        return [(c, 1) for c in free]
+
+    def release(self, node_id: str, camera_id: str, epoch: int, ttl: float) -> Released:
         self._check()
         self.events.append(f"release {camera_id}")
         self.released.append(camera_id)
         self.holder.pop(camera_id, None)
         self.handoff.pop(camera_id, None)
-        return True
+        return Released(camera_id, None, epoch)
 
 
 class FakeRecorder:
@@ -131,7 +139,10 @@ def test_handoff_releases_only_after_the_recorder_finished() -> None:
     node.tick()
     node.supervise()
     store.handoff["c1"] = "b"
-    node.tick()  # the renewal says: hand c1 to b
+    node.tick()  # the renewal says: hand c1 to b …
+    node.supervise()
+    assert node.recording() == ["c1"]  # … but not within ffmpeg's first seconds
+    clock[0] = HANDOFF_MIN_RUN
     node.supervise()
     assert node.recording() == []
     node.tick()
@@ -174,3 +185,89 @@ def test_drain_hands_everything_back_in_order_and_claims_nothing() -> None:
     node.tick()
     node.supervise()
     assert store.holder == {} and node.recording() == []  # drained: claims nothing
+
+
+def test_a_lease_passed_to_us_mid_round_is_not_asked_for_twice() -> None:
+    """Balancing counts our leases as of the fleet view: a hand-off completed between the
+    renewal and the view is ours already, not a reason to ask another node."""
+    store = FakeStore(["c1", "c2", "c3", "c4", "c5"])
+    store.holder.update({"c1": "b", "c2": "b", "c3": "b", "c4": "b", "c5": "a"})
+    store.live = 2  # a's share: 3
+    asked: list[str] = []
+    store.request_handoff = lambda node, donor, n=1: asked.append(donor) or []  # type: ignore[method-assign]
+    node, _ = _node(store, [0.0])
+    node.tick()  # registers
+    renew = store.renew
+
+    def renew_then_pass(node_id: str, ttl: float) -> list[Held]:
+        held = renew(node_id, ttl)
+        store.holder["c1"] = "a"  # b's release passed c1 to us just after our renewal
+        return held
+
+    store.renew = renew_then_pass  # type: ignore[method-assign]
+    node.tick()  # the view: a holds 2, b 3 — within one: nothing to ask (by the renewal: 1)
+    assert asked == []
+
+
+def test_only_mode_claims_exactly_its_cameras_and_takes_no_share() -> None:
+    store = FakeStore(["c1", "c2", "c3"])
+    store.holder["c2"] = "other"
+    said: list[str] = []
+    node = Node(
+        "host.record-1",
+        store,  # type: ignore[arg-type]
+        lambda cam, url, seg: FakeRecorder(cam, store.events),  # type: ignore[arg-type,return-value]
+        LeaseTiming(6, 2),
+        only=frozenset({"c1", "c2"}),
+        say=said.append,
+    )
+    store.leases = lambda: [  # type: ignore[attr-defined]
+        {"camera_id": "c2", "holder": "other", "live": True, "recordable": True, "enabled": True}
+    ]
+    store.heartbeat = None  # type: ignore[assignment,method-assign]  # registers no node
+    node.tick()  # no registering round: claims at once
+    node.supervise()
+    assert node.recording() == ["c1"] and store.holder == {"c2": "other", "c1": "host.record-1"}
+    assert said == ["node host.record-1: waiting for the lease of c2 (held by other): "
+                    "records it once free"]  # fmt: skip
+    node.tick()
+    assert len(said) == 1  # said once, not every round
+
+
+def test_an_ended_recorder_releases_without_waiting_for_a_supervisor_pass() -> None:
+    store = FakeStore(["c1"])
+    clock = [0.0]
+    node, recs = _node(store, clock)
+    node.tick()
+    node.tick()
+    node.supervise()
+    store.handoff["c1"] = "b"
+    node.tick()
+    clock[0] = HANDOFF_MIN_RUN
+    node.supervise()  # told to stop
+    recs["c1"].finish.set()
+    _wait(lambda: "stopped c1" in store.events)
+    _wait(lambda: node._releases == [("c1", 1)])  # queued by the ending thread itself
+    assert node._wake.is_set()  # and the keeper woken for it
+
+
+def test_no_hand_off_just_after_a_cut() -> None:
+    """Keys name a segment by its start second: the last segment before a hand-off is at
+    least HANDOFF_MIN_SEGMENT long, so the next holder's first cannot share its second."""
+    store = FakeStore(["c1"])
+    clock = [0.0]
+    node, recs = _node(store, clock)
+    ages = {"c1": 0.3}
+    node.segment_age = ages.get
+    node.tick()
+    node.tick()
+    node.supervise()
+    store.handoff["c1"] = "b"
+    node.tick()
+    clock[0] = HANDOFF_MIN_RUN
+    node.supervise()
+    assert node.recording() == ["c1"]  # ffmpeg cut 0.3 s ago: keeps recording
+    ages["c1"] = HANDOFF_MIN_SEGMENT
+    node.supervise()
+    assert node.recording() == []
+    recs["c1"].finish.set()

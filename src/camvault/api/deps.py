@@ -49,6 +49,9 @@ class ApiServices:
     # failed upload attempts (routes_upload_errors); must run as the API role like access
     upload_attempts: AttemptCatalog | None = None
     clock: Callable[[], datetime] = _utcnow
+    # the fleet's `[node] lease_seconds`: GET /api/nodes calls a node alive while its last
+    # heartbeat is younger than that
+    lease_seconds: float = 15.0
 
 
 def services(request: Request) -> ApiServices:

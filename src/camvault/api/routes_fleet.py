@@ -108,8 +108,8 @@ class CameraOut(BaseModel):
 
 @router.get("/nodes", response_model=list[NodeOut], responses={403: {"description": "admin only"}})
 def list_nodes(c: AdminDep) -> list[NodeOut]:
-    ttl = 15.0  # the API has no [node] of its own: "alive" uses the default lease time
-    return [NodeOut(**_node(r)) for r in _store(c).nodes(ttl)]
+    # "alive" by the configured lease time, as `camvault nodes` and the nodes themselves
+    return [NodeOut(**_node(r)) for r in _store(c).nodes(c.svc.lease_seconds)]
 
 
 def _node(row: dict[str, Any]) -> dict[str, Any]:

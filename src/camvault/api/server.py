@@ -97,6 +97,7 @@ def build_services(
         },
         metrics_source=metrics_source(app, tally),
         upload_attempts=AttemptCatalog(RoleConnector(connector, s.api.database_role)),
+        lease_seconds=s.fleet.lease_seconds,
     )
     return services, connector.close
 

@@ -46,9 +46,12 @@ SELECT (SELECT count(*) FROM nodes n
                 OR ((l.holder IS NULL OR l.expires_at <= now())
                     AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
                          OR l.expires_at <= now() - make_interval(secs => %(ttl)s))))) AS free,
+       -- (holders that are no registered node — `camvault record` — are never asked to
+       -- hand over: they record exactly the cameras their operator named)
        (SELECT coalesce(json_object_agg(holder, n), '{}')
           FROM (SELECT holder, count(*) AS n FROM camera_leases
-                 WHERE holder IS NOT NULL AND expires_at > now() GROUP BY holder) h) AS held,
+                 WHERE holder IS NOT NULL AND expires_at > now()
+                   AND holder IN (SELECT node_id FROM nodes) GROUP BY holder) h) AS held,
        -- hand-offs to us under way: counted as ours, or we would ask again and again
        (SELECT count(*) FROM camera_leases
          WHERE handoff_to = %(node_id)s AND holder IS NOT NULL AND holder <> %(node_id)s
@@ -76,26 +79,69 @@ UPDATE camera_leases l
 RETURNING l.camera_id, l.epoch;
 
 -- name: request_handoff
--- Ask the donor to hand n of its cameras over to us.
+-- Ask the donor to hand n of its cameras over to us, and wake it (NOTIFY, delivered on
+-- commit): it stops them at once instead of at its next renewal.
 WITH pick AS (
     SELECT l.camera_id
       FROM camera_leases l
      WHERE l.holder = %(donor)s AND l.expires_at > now() AND l.handoff_to IS NULL
      ORDER BY l.camera_id
      LIMIT %(n)s
-       FOR UPDATE SKIP LOCKED)
-UPDATE camera_leases l SET handoff_to = %(node_id)s
-  FROM pick JOIN cameras c ON c.id = pick.camera_id
- WHERE l.camera_id = pick.camera_id
-RETURNING l.camera_id, c.url;
+       FOR UPDATE SKIP LOCKED),
+asked AS (
+    UPDATE camera_leases l SET handoff_to = %(node_id)s
+      FROM pick JOIN cameras c ON c.id = pick.camera_id
+     WHERE l.camera_id = pick.camera_id
+    RETURNING l.camera_id, c.url)
+SELECT camera_id, url, pg_notify('camvault_leases', %(donor)s) AS woken FROM asked;
 
 -- name: release
--- Give a lease up now (its recorder has stopped and spooled its open segment): free at
--- once, by the database clock, for the node it was handed to (or anyone).
-UPDATE camera_leases
-   SET holder = NULL, expires_at = now()
- WHERE camera_id = %(camera_id)s AND holder = %(node_id)s AND epoch = %(epoch)s
-RETURNING camera_id;
+-- Give a lease up now (its recorder has stopped and spooled its open segment). Asked for
+-- by a live node (a hand-off): the lease passes to that node in this same transaction —
+-- new epoch, expiry by the database clock — so it needs no claim round of its own; else
+-- it is free at once for anyone. Either way the waiting node(s) are woken by NOTIFY
+-- (delivered on commit, so never before the lease is theirs to take).
+WITH target AS (
+    SELECT l.camera_id, n.node_id AS heir
+      FROM camera_leases l
+      LEFT JOIN nodes n
+        ON n.node_id = l.handoff_to AND NOT n.draining
+       AND n.heartbeat_at > now() - make_interval(secs => %(ttl)s)
+     WHERE l.camera_id = %(camera_id)s AND l.holder = %(node_id)s AND l.epoch = %(epoch)s
+       FOR UPDATE OF l),
+done AS (
+    UPDATE camera_leases l
+       SET holder = t.heir,
+           epoch = l.epoch + (t.heir IS NOT NULL)::int,
+           acquired_at = CASE WHEN t.heir IS NULL THEN l.acquired_at ELSE now() END,
+           renewed_at = CASE WHEN t.heir IS NULL THEN l.renewed_at ELSE now() END,
+           expires_at = CASE WHEN t.heir IS NULL THEN now()
+                             ELSE now() + make_interval(secs => %(ttl)s) END,
+           handoff_to = NULL
+      FROM target t
+     WHERE l.camera_id = t.camera_id
+    RETURNING l.camera_id, l.holder AS heir, l.epoch)
+SELECT camera_id, heir, epoch, pg_notify('camvault_leases', coalesce(heir, '*')) AS woken
+  FROM done;
+
+-- name: claim_named
+-- `camvault record`: take exactly these cameras' leases where free or expired (a camera
+-- handed to a node is left to it for a lease time, as in claim).
+WITH pick AS (
+    SELECT l.camera_id
+      FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
+     WHERE l.camera_id = ANY(%(cameras)s) AND c.url IS NOT NULL AND c.enabled
+       AND (l.holder IS NULL OR l.expires_at <= now())
+       AND (l.handoff_to IS NULL OR l.handoff_to = %(node_id)s
+            OR l.expires_at <= now() - make_interval(secs => %(ttl)s))
+     ORDER BY l.camera_id
+       FOR UPDATE OF l SKIP LOCKED)
+UPDATE camera_leases l
+   SET holder = %(node_id)s, epoch = l.epoch + 1, acquired_at = now(), renewed_at = now(),
+       expires_at = now() + make_interval(secs => %(ttl)s), handoff_to = NULL
+  FROM pick
+ WHERE l.camera_id = pick.camera_id
+RETURNING l.camera_id, l.epoch;
 
 -- name: set_draining
 UPDATE nodes SET draining = %(draining)s WHERE node_id = %(node_id)s RETURNING node_id;

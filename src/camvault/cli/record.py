@@ -2,11 +2,18 @@
 
 Uploading is a separate stage (``camvault upload``; ``camvault run`` does both). SIGTERM or
 Ctrl-C finalizes every open segment and spools it before exiting.
+
+Like every recorder of a fleet it records a camera only while it holds the camera's lease
+in PostgreSQL (``camvault.fleet``): a camera held by a ``camvault run`` node or by another
+``camvault record`` is waited for, never recorded twice. Its holder name is per process
+(``<node>.record-<pid>``) and it registers no node: it records exactly the cameras it was
+given, takes no share of the others and is never asked to hand one over.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -35,6 +42,8 @@ def register(sub: Any) -> None:
 
 def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
     from camvault.app import App
+    from camvault.fleet.wiring import build_node, record_holder
+    from camvault.recorder import mask_url
 
     wanted = set(args.camera or ())
     known = {c.id for c in settings.cameras if c.url}
@@ -43,32 +52,61 @@ def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
         names = ", ".join(unknown)
         print(f"camvault: no camera with a url in the config: {names}", file=sys.stderr)
         return EXIT_INPUT
+    cameras = frozenset(
+        c.id for c in settings.cameras if c.url and c.enabled and (not wanted or c.id in wanted)
+    )
+    if not cameras:
+        print("camvault: no enabled camera with a url in the config", file=sys.stderr)
+        return EXIT_INPUT
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())
     with App.open(settings) as app:
-        try:
-            app.register_cameras()
-        except CatalogUnavailable as exc:  # recording does not need the catalog right now
-            print(f"camvault: catalog unavailable, recording anyway: {exc}", file=sys.stderr)
-        recorder = app.recorder(on_result=_print_result)
-        if wanted:
-            recorder.cameras = [c for c in recorder.cameras if c.source.camera_id in wanted]
-        if not recorder.cameras:
-            print("camvault: no enabled camera with a url in the config", file=sys.stderr)
-            return EXIT_INPUT
-        for cam in recorder.cameras:
-            print(f"recording {cam.source.camera_id} from {cam.source.masked}", file=sys.stderr)
-        print("camvault record: running; Ctrl-C to stop", file=sys.stderr, flush=True)
+        if not _register(app, stop):
+            return EXIT_OK
+        holder = record_holder(settings.node, os.getpid())
+        node = build_node(app, on_result=_print_result, say=_say, node_id=holder, only=cameras)
+        for cam in settings.cameras:
+            if cam.id in cameras and cam.url:
+                print(f"recording {cam.id} from {mask_url(cam.url)}", file=sys.stderr)
+        print(
+            f"camvault record: running as lease holder {holder} (each camera is recorded "
+            "while its lease is ours); Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         # the recorder is what fills the spool while uploads are down: watch its disk
         space = threading.Thread(
             target=app.space_watcher().run, args=(stop,), name="spool-space", daemon=True
         )
         space.start()
-        recorder.run(stop)
+        node.run(stop)  # finalizes every open segment, then releases the leases
         space.join(timeout=5)
     print("camvault record: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _register(app: Any, stop: threading.Event) -> bool:
+    """The config's cameras into the catalog, where their leases are: without PostgreSQL
+    nothing may be recorded (another process could be recording it), so wait for it."""
+    from camvault.fleet.store import FleetStore
+    from camvault.fleet.wiring import register_config_cameras
+
+    said = False
+    while not stop.is_set():
+        try:
+            register_config_cameras(app, FleetStore(app.connector))
+            return True
+        except CatalogUnavailable as exc:
+            if not said:
+                _say(f"camvault: catalog unavailable, waiting for it to take leases: {exc}")
+                said = True
+            stop.wait(2.0)
+    return False
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _print_result(result: IngestResult) -> None:

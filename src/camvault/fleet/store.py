@@ -45,6 +45,13 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class Released:
+    camera_id: str
+    heir: str | None  # the node the lease passed to (a hand-off), None: free for anyone
+    epoch: int  # the heir's fencing number (unchanged when freed)
+
+
+@dataclass(frozen=True, slots=True)
 class FleetView:
     """What a node sees of the fleet for balancing: live nodes, cameras, free leases, leases held
     per node."""
@@ -175,9 +182,25 @@ class FleetStore:
         rows = self._all("request_handoff", {"node_id": node_id, "donor": donor, "n": n})
         return [(str(r["camera_id"]), r["url"]) for r in rows]
 
-    def release(self, node_id: str, camera_id: str, epoch: int) -> bool:
-        row = self._one("release", {"node_id": node_id, "camera_id": camera_id, "epoch": epoch})
-        return row is not None
+    def claim_named(self, node_id: str, cameras: list[str], ttl: float) -> list[tuple[str, int]]:
+        """Claim exactly these cameras where free (``camvault record``)."""
+        if not cameras:
+            return []
+        with self._db.transaction() as s:
+            s.execute(query("ensure_leases", _SQL))
+            rows = s.fetchall(
+                query("claim_named", _SQL),
+                {"node_id": node_id, "cameras": list(cameras), "ttl": ttl},
+            )
+        return [(r["camera_id"], int(r["epoch"])) for r in rows]
+
+    def release(self, node_id: str, camera_id: str, epoch: int, ttl: float) -> Released | None:
+        """Give the lease up (None: it was not ours any more). Asked for by a live node, it
+        passes to that node in the same transaction (``Released.heir``)."""
+        row = self._one(
+            "release", {"node_id": node_id, "camera_id": camera_id, "epoch": epoch, "ttl": ttl}
+        )
+        return None if row is None else Released(row["camera_id"], row["heir"], int(row["epoch"]))
 
     # cameras -------------------------------------------------------------------------
     def upsert_camera(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from camvault.mp4box import Box, walk
 
@@ -49,3 +50,20 @@ def test_cut_header_and_impossible_size() -> None:
     assert _walk(data)[-1] == Box(b"", 12, 0, fault="header")
     bad = (5).to_bytes(4, "big") + b"moov" + b"x" * 20  # smaller than its own header
     assert _walk(bad) == [Box(b"moov", 0, 5, 8, "size")]
+
+
+def test_header_only_tells_a_killed_segments_stub_from_footage(tmp_path: Path) -> None:
+    from camvault.recorder.salvage import header_only
+
+    stub = tmp_path / "stub.mp4"
+    header = _box(b"ftyp", b"isom\0\0\2\0") + _box(b"moov", b"\0" * 16)
+    stub.write_bytes(header)
+    assert header_only(stub)
+    stub.write_bytes(header + _box(b"moof", b"\0" * 8) + _box(b"mdat", b"\1" * 32))
+    assert not header_only(stub)  # a fragment: footage
+    stub.write_bytes(header + _box(b"moof", b"\0" * 8)[:10])
+    assert not header_only(stub)  # a cut-off fragment: kept for quarantine
+    stub.write_bytes(header[:12])
+    assert not header_only(stub)  # a cut-off header is not judged here
+    stub.write_bytes(b"")
+    assert not header_only(stub)

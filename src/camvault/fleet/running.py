@@ -25,6 +25,9 @@ HANDOFF_MIN_SEGMENT = 1.2
 
 @dataclass
 class Grant:
+    """A lease this node holds on a camera: its fencing epoch, how long it may record by
+    its own clock, and the node a hand-off was asked for (if any)."""
+
     epoch: int
     until: float  # monotonic deadline
     url: str | None
@@ -34,6 +37,9 @@ class Grant:
 
 @dataclass
 class Running:
+    """A camera this node records now: the recorder thread, its stop flag and whether the
+    lease is released (orderly stop) or left to expire once the thread ended."""
+
     epoch: int
     url: str
     segment_seconds: int | None

@@ -46,6 +46,8 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class Released:
+    """A lease given up: passed on to an heir in the same transaction, or freed."""
+
     camera_id: str
     heir: str | None  # the node the lease passed to (a hand-off), None: free for anyone
     epoch: int  # the heir's fencing number (unchanged when freed)

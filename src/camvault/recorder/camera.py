@@ -38,7 +38,13 @@ from camvault.recorder.command import (
     write_source,
 )
 from camvault.recorder.redact import Redactor, mask_url
-from camvault.recorder.salvage import RunState, read_state, split_incomplete_fragment, write_state
+from camvault.recorder.salvage import (
+    RunState,
+    header_only,
+    read_state,
+    split_incomplete_fragment,
+    write_state,
+)
 from camvault.recorder.supervision import Run, new_run_id, start_ffmpeg, stop_leftover_ffmpeg
 from camvault.recorder.timeline import Timeline
 from camvault.retry import RetryPolicy
@@ -269,6 +275,17 @@ class CameraRecorder:
         stat = path.stat() if path.exists() else None
         if stat is None or stat.st_size == 0:
             run.handed.add(name)  # ffmpeg gave up before writing anything into it
+            path.unlink(missing_ok=True)
+            return True
+        if crashed and header_only(path):  # killed before its first fragment: no footage
+            log.warning(
+                "camera %s: %s held a header and no footage (%d bytes): dropped",
+                cam,
+                name,
+                stat.st_size,
+            )
+            run.handed.add(name)
+            self._save_state(run)
             path.unlink(missing_ok=True)
             return True
         # its complete fragments are good footage; the cut-off rest is quarantined after it

@@ -21,7 +21,7 @@ from camvault import mp4box
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunState", "read_state", "split_incomplete_fragment", "write_state"]
+__all__ = ["RunState", "header_only", "read_state", "split_incomplete_fragment", "write_state"]
 
 STATE_FILE = "state.json"
 
@@ -70,6 +70,18 @@ def read_state(run_dir: Path) -> RunState:
         next_start=next_start,
         ffmpeg_pid=pid if isinstance(pid, int) else None,
     )
+
+
+def header_only(path: Path) -> bool:
+    """True when a killed ffmpeg's segment holds its complete header boxes (ftyp, moov)
+    and not one byte of a fragment: it was killed before the segment's first fragment
+    (< 1 s in), so there is no footage to keep — nothing for quarantine to hold."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        for box in mp4box.walk(f, size):
+            if box.fault or box.kind in (b"moof", b"mdat"):
+                return False
+    return size > 0
 
 
 def split_incomplete_fragment(path: Path) -> Path | None:

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def main() -> int:
         f'drop_dir = "{work / "drop"}"\n'
     )
     camvault = str(Path(sys.executable).parent / "camvault")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # this checkout's src/ (not whatever the venv's editable install points at)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     before_env = {**env, "PYTHONPATH": args.before_src} if args.before_src else None
     stamp = iter(range(1_000_000))
 
@@ -99,7 +101,7 @@ def main() -> int:
         t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * next(stamp))
         p = work / "in" / f"{CAMERA}_{t:%Y%m%dT%H%M%S}Z.mp4"
         p.parent.mkdir(exist_ok=True)
-        os.link(master, p)
+        shutil.copyfile(master, p)  # a copy: ingest refuses a file with two hard links
         return str(p)
 
     cases: dict[str, Any] = {

@@ -1,11 +1,18 @@
 """Typed settings, read once at start-up from ``camvault.toml`` and ``CAMVAULT_*`` variables.
 
-Precedence: built-in defaults < TOML file < environment. Environment names are
-``CAMVAULT_<SECTION>_<KEY>`` (``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``)
-plus the short forms the design brief fixes (``CAMVAULT_SEGMENT_SECONDS``). Unknown keys
-in the file are errors, so a typo fails start-up instead of silently doing nothing.
-Nothing below start-up reads the environment or the file again: the ``Settings`` object
-is passed in.
+The layering is declared with pydantic-settings (``Settings.model_config`` and
+``settings_customise_sources``): keyword overrides > environment > TOML file > defaults,
+merged key by key. Environment names are ``CAMVAULT_<SECTION>_<KEY>``
+(``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``: the prefix, then the nested
+delimiter ``_`` splits once, so keys keep their underscores), ``CAMVAULT_DATA_DIR`` and
+``CAMVAULT_NODE``, plus the short forms the design brief fixes (``CAMVAULT_SEGMENT_SECONDS``,
+``CAMVAULT_NODE_*`` → ``[node]``). Unknown keys in the file are errors, so a typo fails
+start-up instead of silently doing nothing. Nothing below start-up reads the environment or
+the file again: the ``Settings`` object (or plain values taken from it) is passed in.
+
+Importing this module costs pydantic + pydantic-settings (0.1 to 0.2 s): the command line
+imports it only in handlers, and ``camvault ingest FILE`` of a configured camera usually
+not at all (``camvault.ingest_config``).
 """
 
 from __future__ import annotations
@@ -13,10 +20,20 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from camvault.errors import ConfigError
 from camvault.keys import CAMERA_ID_RE, normalize_prefix
@@ -253,7 +270,19 @@ class CameraSettings(_Section):
         return v
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    """Every setting. ``load_settings`` layers the sources; ``Settings.model_validate(dict)``
+    (tests, a dumped copy handed to a child process) validates a dict alone, and so does
+    ``Settings(**kw)`` outside ``load_settings`` (no environment, no file)."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="CAMVAULT_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # CAMVAULT_S3_ENDPOINT_URL → s3.endpoint_url
+    )
+
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     node: str = Field(default_factory=lambda: os.uname().nodename)
     database: DatabaseSettings = DatabaseSettings()
@@ -280,6 +309,25 @@ class Settings(_Section):
             raise ValueError(f"camera ids listed twice: {', '.join(dupes)}")
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        load = _LOAD.get()
+        if load is None:  # Settings(**kw) outside load_settings: the keywords alone
+            return (init_settings,)
+        return (
+            init_settings,
+            _Env(settings_cls, load),
+            _EnvAliases(settings_cls, load),
+            _Toml(settings_cls, load),
+        )
+
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
 
@@ -301,50 +349,87 @@ def _split_node_table(data: Any) -> Any:
     return data
 
 
+# ------------------------------------------------------------------------ the sources
+
+
+@dataclass
+class _Load:
+    """What one ``load_settings`` call reads, handed to the sources it declares."""
+
+    file: Path | None  # None: no file (defaults)
+    environ: Mapping[str, str]
+    env_used: bool = False  # some CAMVAULT_* variable set a value (named in errors)
+
+
+_LOAD: ContextVar[_Load | None] = ContextVar("camvault_settings_load", default=None)
+
+
+class _Env(EnvSettingsSource):
+    """``CAMVAULT_<SECTION>_<KEY>`` from the given mapping (not necessarily ``os.environ``)."""
+
+    # not settable from the environment: the camera list lives in the file only
+    _SKIP: ClassVar[tuple[str, ...]] = ("camvault_cameras",)
+
+    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
+        self._load = load
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            k.lower(): v
+            for k, v in self._load.environ.items()
+            if k.upper().startswith("CAMVAULT_") and not k.lower().startswith(self._SKIP)
+        }
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        self._load.env_used |= bool(data)
+        return data
+
+
 # Short environment names fixed by the design brief → (section, key).
-_ENV_ALIASES: dict[str, tuple[str, str]] = {
+ENV_ALIASES: dict[str, tuple[str, str]] = {
     "CAMVAULT_SEGMENT_SECONDS": ("recording", "segment_seconds"),
     "CAMVAULT_NODE_LEASE_SECONDS": ("fleet", "lease_seconds"),
     "CAMVAULT_NODE_STOP_MARGIN_SECONDS": ("fleet", "stop_margin_seconds"),
     "CAMVAULT_NODE_MAX_CAMERAS": ("fleet", "max_cameras"),
     "CAMVAULT_NODE_START_STAGGER_SECONDS": ("fleet", "start_stagger_seconds"),
 }
-_TOP_LEVEL = ("data_dir", "node")
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    sections = {
-        name
-        for name, field in Settings.model_fields.items()
-        if isinstance(field.default, BaseModel)
-    }
-    out: dict[str, Any] = {}
-    for var, value in environ.items():
-        if not var.startswith("CAMVAULT_") or var.startswith("CAMVAULT_TEST_"):
-            continue
-        if var in _ENV_ALIASES:
-            section, key = _ENV_ALIASES[var]
-            out.setdefault(section, {})[key] = value
-            continue
-        rest = var[len("CAMVAULT_") :].lower()
-        if rest in _TOP_LEVEL:
-            out[rest] = value
-            continue
-        for section in sections:
-            if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1 :]] = value
-                break
-    return out
+class _EnvAliases(PydanticBaseSettingsSource):
+    """The short names of ``ENV_ALIASES``; the long ``CAMVAULT_<SECTION>_<KEY>`` wins."""
+
+    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
+        super().__init__(settings_cls)
+        self._load = load
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the nested dict itself
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for var, (section, key) in ENV_ALIASES.items():
+            if var in self._load.environ:
+                out.setdefault(section, {})[key] = self._load.environ[var]
+        self._load.env_used |= bool(out)
+        return out
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
-            merged[k] = _merge(dict(merged[k]), v)
-        else:
-            merged[k] = v
-    return merged
+class _Toml(TomlConfigSettingsSource):
+    """The TOML file, with ``[node]`` split into the node id and the fleet settings (before
+    merging, so ``CAMVAULT_NODE`` replaces only the id), and read errors as one line."""
+
+    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
+        super().__init__(settings_cls, toml_file=load.file)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            data = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file_path}: {exc}") from exc
+        split: dict[str, Any] = _split_node_table(data)
+        return split
 
 
 def _describe(exc: ValidationError, source: str) -> str:
@@ -352,6 +437,12 @@ def _describe(exc: ValidationError, source: str) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"invalid setting {where} in {source}: {err['msg']}{more}"
+
+
+def config_file(path: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The file to read and whether it was named (``--config``, ``CAMVAULT_CONFIG``)."""
+    explicit = path is not None or "CAMVAULT_CONFIG" in environ
+    return Path(path or environ.get("CAMVAULT_CONFIG") or DEFAULT_CONFIG_FILE), explicit
 
 
 def load_settings(
@@ -365,23 +456,20 @@ def load_settings(
     explicitly named file that does not exist is an error.
     """
     environ = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
-    explicit = path is not None or "CAMVAULT_CONFIG" in environ
-    file = Path(path or environ.get("CAMVAULT_CONFIG") or DEFAULT_CONFIG_FILE)
-    source = "defaults"
-    if file.exists():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
-        source = str(file)
-    elif explicit:
-        raise ConfigError(f"config file {file} does not exist")
-    env = _env_overrides(environ)
-    if env:
-        source += " + CAMVAULT_* environment"
-    data = _merge(_merge(_split_node_table(data), env), overrides or {})
+    file, explicit = config_file(path, environ)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist")
+        load = _Load(None, environ)
+    else:
+        load = _Load(file, environ)
+    token = _LOAD.set(load)
     try:
-        return Settings.model_validate(data)
+        return Settings(**dict(overrides or {}))
     except ValidationError as exc:
+        source = str(file) if load.file else "defaults"
+        if load.env_used:
+            source += " + CAMVAULT_* environment"
         raise ConfigError(_describe(exc, source)) from exc
+    finally:
+        _LOAD.reset(token)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from tests.media import make_h264  # noqa: E402
 
 from camvault.config import load_settings  # noqa: E402
-from camvault.wiring import make_ingestor, open_spool  # noqa: E402
+from camvault.wiring import IngestConfig, make_ingestor, open_spool  # noqa: E402
 
 GOAL_S = 0.2
 CAMERA = "dock-2"
@@ -132,9 +132,9 @@ def main() -> int:
         )
 
     # the per-file work, warm, in this process: what a long-running ingest pays per file
-    settings = load_settings(config, environ={})
-    spool = open_spool(settings)
-    ingestor = make_ingestor(settings, spool, lambda cam: False)
+    cfg = IngestConfig.from_settings(load_settings(config, environ={}))
+    spool = open_spool(cfg)
+    ingestor = make_ingestor(cfg, spool, lambda cam: False)
     per_file = []
     for _ in range(args.reps):
         path = Path(segment())

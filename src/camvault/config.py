@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -32,6 +32,7 @@ from pydantic_settings import (
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -367,24 +368,34 @@ _LOAD: ContextVar[_Load | None] = ContextVar("camvault_settings_load", default=N
 class _Env(EnvSettingsSource):
     """``CAMVAULT_<SECTION>_<KEY>`` from the given mapping (not necessarily ``os.environ``)."""
 
-    # not settable from the environment: the camera list lives in the file only
-    _SKIP: ClassVar[tuple[str, ...]] = ("camvault_cameras",)
-
     def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
         self._load = load
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Only the names camvault documents: a whole section as JSON (CAMVAULT_S3) and the
+        # camera list (file only) are not settings, so they are left alone, as before.
+        whole = {f"camvault_{name}" for name in Settings.model_fields} - _SCALAR_VARS
         return {
             k.lower(): v
             for k, v in self._load.environ.items()
-            if k.upper().startswith("CAMVAULT_") and not k.lower().startswith(self._SKIP)
+            if k.startswith("CAMVAULT_")
+            and k.lower() not in whole
+            and not k.lower().startswith("camvault_cameras_")
         }
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        # a variable is one value, never JSON: CAMVAULT_LIFECYCLE_CAMERAS='{…}' is refused
+        # by validation ("lifecycle.cameras: Input should be a valid dictionary")
+        return value
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         self._load.env_used |= bool(data)
         return data
+
+
+_SCALAR_VARS = {"camvault_data_dir", "camvault_node"}
 
 
 # Short environment names fixed by the design brief → (section, key).
@@ -466,6 +477,8 @@ def load_settings(
     token = _LOAD.set(load)
     try:
         return Settings(**dict(overrides or {}))
+    except SettingsError as exc:  # a CAMVAULT_* value pydantic-settings could not decode
+        raise ConfigError(f"invalid CAMVAULT_* environment: {exc}") from exc
     except ValidationError as exc:
         source = str(file) if load.file else "defaults"
         if load.env_used:

@@ -204,3 +204,20 @@ def test_settings_built_directly_read_neither_environment_nor_file(
     assert Settings.model_validate({}).s3.bucket == "camvault"
     assert load_settings().s3.region == "env"  # while load_settings reads both
     assert load_settings().s3.bucket == "file"
+
+
+def test_env_values_are_single_values_never_json_or_whole_sections(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[[cameras]]\nid = 'a'\n")
+    # not setting names: a section as JSON, the camera list (file only), lower-case names
+    ignored = {
+        "CAMVAULT_S3": '{"bucket": "x"}',
+        "CAMVAULT_UPLOAD": "not json",
+        "CAMVAULT_CAMERAS": '[{"id": "b"}]',
+        "camvault_s3_bucket": "lower",
+    }
+    s = load_settings(f, environ=ignored)
+    assert (s.s3.bucket, [c.id for c in s.cameras]) == ("camvault", ["a"])
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={"CAMVAULT_LIFECYCLE_CAMERAS": '{"a": {"expire_after_days": 9}}'})
+    assert "invalid setting lifecycle.cameras in" in str(exc.value)

@@ -1,7 +1,7 @@
 """Typed settings, read once at start-up from ``camvault.toml`` and ``CAMVAULT_*`` variables.
 
-The layering is declared with pydantic-settings (``Settings.model_config`` and
-``settings_customise_sources``): keyword overrides > environment > TOML file > defaults,
+The layering is declared with pydantic-settings (``Settings.model_config``, and the
+sources in ``config_sources``): keyword overrides > environment > TOML file > defaults,
 merged key by key. Environment names are ``CAMVAULT_<SECTION>_<KEY>``
 (``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``: the prefix, then the nested
 delimiter ``_`` splits once, so keys keep their underscores), ``CAMVAULT_DATA_DIR`` and
@@ -12,30 +12,25 @@ the file again: the ``Settings`` object (or plain values taken from it) is passe
 
 Importing this module costs pydantic + pydantic-settings (0.1 to 0.2 s): the command line
 imports it only in handlers, and ``camvault ingest FILE`` of a configured camera usually
-not at all (``camvault.ingest_config``).
+not at all (``camvault.config_snapshot``).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
-    TomlConfigSettingsSource,
 )
 
+from camvault.config_sources import LOAD, Load, layered_sources, split_node_table
 from camvault.errors import ConfigError
 from camvault.keys import CAMERA_ID_RE, normalize_prefix
 
@@ -300,7 +295,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _node_table(cls, data: Any) -> Any:
-        return _split_node_table(data)
+        return split_node_table(data)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
@@ -319,15 +314,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        load = _LOAD.get()
-        if load is None:  # Settings(**kw) outside load_settings: the keywords alone
-            return (init_settings,)
-        return (
-            init_settings,
-            _Env(settings_cls, load),
-            _EnvAliases(settings_cls, load),
-            _Toml(settings_cls, load),
-        )
+        return layered_sources(settings_cls, init_settings)
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -337,110 +324,6 @@ class Settings(BaseSettings):
         if cam is not None and cam.segment_seconds:
             return cam.segment_seconds
         return self.recording.segment_seconds
-
-
-def _split_node_table(data: Any) -> Any:
-    """``[node]`` is a table (id + fleet settings) while ``node`` stays the node id."""
-    if isinstance(data, dict) and isinstance(data.get("node"), Mapping):
-        data = dict(data)
-        table = dict(data.pop("node"))
-        if "id" in table:
-            data["node"] = table.pop("id")
-        data["fleet"] = {**table, **dict(data.get("fleet") or {})}
-    return data
-
-
-# ------------------------------------------------------------------------ the sources
-
-
-@dataclass
-class _Load:
-    """What one ``load_settings`` call reads, handed to the sources it declares."""
-
-    file: Path | None  # None: no file (defaults)
-    environ: Mapping[str, str]
-    env_used: bool = False  # some CAMVAULT_* variable set a value (named in errors)
-
-
-_LOAD: ContextVar[_Load | None] = ContextVar("camvault_settings_load", default=None)
-
-
-class _Env(EnvSettingsSource):
-    """``CAMVAULT_<SECTION>_<KEY>`` from the given mapping (not necessarily ``os.environ``)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
-        self._load = load
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Only the names camvault documents: a whole section as JSON (CAMVAULT_S3) and the
-        # camera list (file only) are not settings, so they are left alone, as before.
-        whole = {f"camvault_{name}" for name in Settings.model_fields} - _SCALAR_VARS
-        return {
-            k.lower(): v
-            for k, v in self._load.environ.items()
-            if k.startswith("CAMVAULT_")
-            and k.lower() not in whole
-            and not k.lower().startswith("camvault_cameras_")
-        }
-
-    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
-        # a variable is one value, never JSON: CAMVAULT_LIFECYCLE_CAMERAS='{…}' is refused
-        # by validation ("lifecycle.cameras: Input should be a valid dictionary")
-        return value
-
-    def __call__(self) -> dict[str, Any]:
-        data = super().__call__()
-        self._load.env_used |= bool(data)
-        return data
-
-
-_SCALAR_VARS = {"camvault_data_dir", "camvault_node"}
-
-
-# Short environment names fixed by the design brief → (section, key).
-ENV_ALIASES: dict[str, tuple[str, str]] = {
-    "CAMVAULT_SEGMENT_SECONDS": ("recording", "segment_seconds"),
-    "CAMVAULT_NODE_LEASE_SECONDS": ("fleet", "lease_seconds"),
-    "CAMVAULT_NODE_STOP_MARGIN_SECONDS": ("fleet", "stop_margin_seconds"),
-    "CAMVAULT_NODE_MAX_CAMERAS": ("fleet", "max_cameras"),
-    "CAMVAULT_NODE_START_STAGGER_SECONDS": ("fleet", "start_stagger_seconds"),
-}
-
-
-class _EnvAliases(PydanticBaseSettingsSource):
-    """The short names of ``ENV_ALIASES``; the long ``CAMVAULT_<SECTION>_<KEY>`` wins."""
-
-    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
-        super().__init__(settings_cls)
-        self._load = load
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ builds the nested dict itself
-
-    def __call__(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for var, (section, key) in ENV_ALIASES.items():
-            if var in self._load.environ:
-                out.setdefault(section, {})[key] = self._load.environ[var]
-        self._load.env_used |= bool(out)
-        return out
-
-
-class _Toml(TomlConfigSettingsSource):
-    """The TOML file, with ``[node]`` split into the node id and the fleet settings (before
-    merging, so ``CAMVAULT_NODE`` replaces only the id), and read errors as one line."""
-
-    def __init__(self, settings_cls: type[BaseSettings], load: _Load) -> None:
-        super().__init__(settings_cls, toml_file=load.file)
-
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
-        try:
-            data = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {file_path}: {exc}") from exc
-        split: dict[str, Any] = _split_node_table(data)
-        return split
 
 
 def _describe(exc: ValidationError, source: str) -> str:
@@ -471,10 +354,10 @@ def load_settings(
     if not file.exists():
         if explicit:
             raise ConfigError(f"config file {file} does not exist")
-        load = _Load(None, environ)
+        load = Load(None, environ)
     else:
-        load = _Load(file, environ)
-    token = _LOAD.set(load)
+        load = Load(file, environ)
+    token = LOAD.set(load)
     try:
         return Settings(**dict(overrides or {}))
     except SettingsError as exc:  # a CAMVAULT_* value pydantic-settings could not decode
@@ -485,4 +368,4 @@ def load_settings(
             source += " + CAMVAULT_* environment"
         raise ConfigError(_describe(exc, source)) from exc
     finally:
-        _LOAD.reset(token)
+        LOAD.reset(token)

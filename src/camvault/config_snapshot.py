@@ -33,7 +33,7 @@ from camvault.wiring import IngestConfig
 _FORMAT = "1"
 _KEEP = 32  # snapshots kept (one per distinct config + environment)
 # the modules whose rules decide what a valid config is
-_RULES = ("config.py", "keys.py", "wiring.py", "config_snapshot.py")
+_RULES = ("config.py", "config_sources.py", "keys.py", "wiring.py", "config_snapshot.py")
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path | None:

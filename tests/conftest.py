@@ -30,6 +30,19 @@ pytest_plugins = ["tests.support.moto_s3", "tests.support.camera"]
 DEFAULT_TEST_DB = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`camvault ingest` snapshots validated settings under $XDG_CACHE_HOME
+    (camvault.config_snapshot): the tests' go to a temp dir, not the user's home."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 def _reachable(url: str) -> bool:
     try:
         with psycopg.connect(url, connect_timeout=3) as conn:

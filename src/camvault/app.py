@@ -43,7 +43,13 @@ from camvault.spool import Spool
 from camvault.storage import S3ObjectStore, cached_conditional_writes, make_client
 from camvault.sweeper import MultipartSweeper
 from camvault.uploader import Uploader
-from camvault.wiring import make_ingestor, open_spool, own_spool
+from camvault.wiring import (
+    IngestConfig,
+    make_ingestor,
+    open_spool,
+    own_spool,
+    retention_policy,
+)
 
 if TYPE_CHECKING:
     from camvault.ingest import Ingestor  # imports PyAV, which `upload` does not need
@@ -103,9 +109,11 @@ def lifecycle_expectation(settings: Settings) -> Callable[[Recording], Expected]
     """What the configured lifecycle rules (the ones `bucket apply` installs) will do to a
     recording's object, evaluated as S3 does from the moment it is committed."""
 
+    policy, prefix = retention_policy(settings.lifecycle), settings.s3.prefix
+
     def expect(rec: Recording) -> Expected:
         now = datetime.now(UTC)
-        rules = lifecycle_rules(settings.lifecycle, settings.s3.prefix, [rec.camera_id])
+        rules = lifecycle_rules(policy, prefix, [rec.camera_id])
         return evaluate(rules, rec.s3_key, created=now, now=now, size=rec.size_bytes)
 
     return expect
@@ -144,7 +152,7 @@ class App:
             connect_timeout=settings.database.connect_timeout_seconds,
             statement_timeout_ms=settings.database.statement_timeout_ms,
         )
-        spool = spool or open_spool(settings)
+        spool = spool or open_spool(IngestConfig.from_settings(settings))
         catalog = Catalog(connector, expect=lifecycle_expectation(settings), node=settings.node)
         return cls(settings, spool, catalog, connector)
 
@@ -167,7 +175,12 @@ class App:
         """Become this spool's uploader: take the lock (waiting up to ``lock_timeout`` s for
         another uploader to let go), put interrupted work back on its path, and drop
         journal rows committed more than ``keep_committed_days`` ago."""
-        return own_spool(self.settings, self.spool, lock_timeout=lock_timeout, on_wait=on_wait)
+        return own_spool(
+            IngestConfig.from_settings(self.settings),
+            self.spool,
+            lock_timeout=lock_timeout,
+            on_wait=on_wait,
+        )
 
     # stages ----------------------------------------------------------------------------
     def register_cameras(self) -> int:
@@ -178,7 +191,9 @@ class App:
 
     def ingestor(self) -> Ingestor:
         return make_ingestor(
-            self.settings, self.spool, lambda cam: self.catalog.get_camera(cam) is not None
+            IngestConfig.from_settings(self.settings),
+            self.spool,
+            lambda cam: self.catalog.get_camera(cam) is not None,
         )
 
     def store(self) -> S3ObjectStore:

@@ -22,7 +22,6 @@ from typing import Any, Literal
 import botocore.exceptions
 
 from camvault import lifecycle
-from camvault.config import LifecycleSettings, S3Settings
 from camvault.errors import StorageUnsupported as Unsupported
 from camvault.s3.boto import S3Client, bucket_exists, create_bucket, error_code, translated
 
@@ -197,17 +196,28 @@ class BucketAdmin:
 
 
 # Apply -------------------------------------------------------------------------------------
-def deny_insecure_transport(lc: LifecycleSettings, s3: S3Settings) -> tuple[bool, str]:
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """What ``apply_bucket`` makes of the bucket, as plain values (built from ``[s3]`` and
+    ``[lifecycle]`` by ``wiring.bucket_spec``)."""
+
+    region: str
+    prefix: str  # our key prefix (normalized): the rules' filters
+    endpoint_url: str  # "" = AWS
+    deny_insecure_transport: Literal["auto", "on", "off"]
+    retention: lifecycle.RetentionPolicy
+
+
+def deny_insecure_transport(spec: BucketSpec) -> tuple[bool, str]:
     """Apply the non-TLS deny? Not over plain HTTP in "auto": it would deny camvault itself
     (and every later call, including the one that could remove it)."""
-    if lc.deny_insecure_transport == "on":
+    if spec.deny_insecure_transport == "on":
         return True, ""
-    if lc.deny_insecure_transport == "off":
+    if spec.deny_insecure_transport == "off":
         return False, "[lifecycle] deny_insecure_transport = off"
-    endpoint = (s3.endpoint_url or "").lower()
-    if endpoint.startswith("http://"):
+    if spec.endpoint_url.lower().startswith("http://"):
         return False, (
-            f"endpoint {s3.endpoint_url} is plain HTTP: the statement would deny camvault's "
+            f"endpoint {spec.endpoint_url} is plain HTTP: the statement would deny camvault's "
             "own requests (set deny_insecure_transport = on to force it)"
         )
     return True, ""
@@ -215,38 +225,37 @@ def deny_insecure_transport(lc: LifecycleSettings, s3: S3Settings) -> tuple[bool
 
 def apply_bucket(
     admin: BucketAdmin,
-    lc: LifecycleSettings,
-    s3: S3Settings,
+    spec: BucketSpec,
     *,
     known_cameras: Iterable[str] = (),
     dry_run: bool = False,
 ) -> ApplyReport:
     report = ApplyReport(admin.bucket, dry_run)
-    report.warnings += lifecycle.retention_warnings(lc)
-    rules = lifecycle.lifecycle_rules(lc, s3.prefix, known_cameras)
-    tls, tls_reason = deny_insecure_transport(lc, s3)
+    report.warnings += lifecycle.retention_warnings(spec.retention)
+    rules = lifecycle.lifecycle_rules(spec.retention, spec.prefix, known_cameras)
+    tls, tls_reason = deny_insecure_transport(spec)
     statements = lifecycle.policy_statements(
-        admin.bucket, region=s3.region, deny_insecure_transport=tls
+        admin.bucket, region=spec.region, deny_insecure_transport=tls
     )
 
     if not admin.exists():
         if dry_run:
-            report.add("bucket", "planned", f"create in {s3.region}")
+            report.add("bucket", "planned", f"create in {spec.region}")
             for r in rules:
                 report.add(f"lifecycle rule {r['ID']}", "planned", lifecycle.describe_rule(r))
             for name in ("encryption", "public-access-block", "policy"):
                 report.add(name, "planned", "set")
             return report
-        if admin.create(s3.region):
-            report.add("bucket", "created", f"in {s3.region}")
+        if admin.create(spec.region):
+            report.add("bucket", "created", f"in {spec.region}")
         else:  # another process created it between our HEAD and our CreateBucket
             report.add("bucket", "unchanged")
     else:
         report.add("bucket", "unchanged")
-        if not s3.endpoint_url:  # only AWS tells regions apart meaningfully
+        if not spec.endpoint_url:  # only AWS tells regions apart meaningfully
             actual = admin.region()
-            if actual and actual != s3.region:
-                report.warnings.append(f"bucket is in {actual}, [s3] region says {s3.region}")
+            if actual and actual != spec.region:
+                report.warnings.append(f"bucket is in {actual}, [s3] region says {spec.region}")
 
     _apply_doc(
         report,

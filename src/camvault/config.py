@@ -1,23 +1,36 @@
 """Typed settings, read once at start-up from ``camvault.toml`` and ``CAMVAULT_*`` variables.
 
-Precedence: built-in defaults < TOML file < environment. Environment names are
-``CAMVAULT_<SECTION>_<KEY>`` (``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``)
-plus the short forms the design brief fixes (``CAMVAULT_SEGMENT_SECONDS``). Unknown keys
-in the file are errors, so a typo fails start-up instead of silently doing nothing.
-Nothing below start-up reads the environment or the file again: the ``Settings`` object
-is passed in.
+The layering is declared with pydantic-settings (``Settings.model_config``, and the
+sources in ``config_sources``): keyword overrides > environment > TOML file > defaults,
+merged key by key. Environment names are ``CAMVAULT_<SECTION>_<KEY>``
+(``CAMVAULT_S3_ENDPOINT_URL``, ``CAMVAULT_UPLOAD_MAX_RETRIES``: the prefix, then the nested
+delimiter ``_`` splits once, so keys keep their underscores), ``CAMVAULT_DATA_DIR`` and
+``CAMVAULT_NODE``, plus the short forms the design brief fixes (``CAMVAULT_SEGMENT_SECONDS``,
+``CAMVAULT_NODE_*`` → ``[node]``). Unknown keys in the file are errors, so a typo fails
+start-up instead of silently doing nothing. Nothing below start-up reads the environment or
+the file again: the ``Settings`` object (or plain values taken from it) is passed in.
+
+Importing this module costs pydantic + pydantic-settings (0.1 to 0.2 s): the command line
+imports it only in handlers, and ``camvault ingest FILE`` of a configured camera usually
+not at all (``camvault.config_snapshot``).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
+from camvault.config_sources import LOAD, Load, layered_sources, split_node_table
 from camvault.errors import ConfigError
 from camvault.keys import CAMERA_ID_RE, normalize_prefix
 
@@ -30,6 +43,8 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
+    """``[database]``: where the catalog lives and how the pool is sized."""
+
     url: str = ""  # empty = the embedded PostgreSQL (pgserver) of `camvault run`
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
@@ -39,6 +54,8 @@ class DatabaseSettings(_Section):
 
 
 class S3Settings(_Section):
+    """``[s3]``: the bucket, its endpoint and how objects are sent."""
+
     bucket: str = "camvault"
     region: str = "us-east-1"
     # None (not set anywhere) = the embedded SeaweedFS of `camvault run`; "" = AWS;
@@ -61,6 +78,8 @@ class S3Settings(_Section):
 
 
 class SpoolSettings(_Section):
+    """``[spool]``: the local directory segments wait in before they are archived."""
+
     dir: Path = Path(DEFAULT_DATA_DIR) / "spool"
     quarantine_dir: Path | None = None  # default: <dir>/quarantine
     keep_committed_days: int = Field(7, ge=0)
@@ -78,6 +97,8 @@ class SpoolSettings(_Section):
 
 
 class RecordingSettings(_Section):
+    """``[recording]``: segment length and the time checks applied to every segment."""
+
     segment_seconds: int = Field(300, ge=1, le=3600)
     future_tolerance_seconds: int = Field(300, ge=0)  # a start later than now+this is rejected
     ffmpeg: str = ""  # empty = the binary bundled with imageio-ffmpeg
@@ -89,6 +110,8 @@ class RecordingSettings(_Section):
 
 
 class UploadSettings(_Section):
+    """``[upload]``: concurrency, the retry and redrive schedule, the multipart sweeper and the S3 circuit breaker."""
+
     concurrency: int = Field(4, ge=1, le=64)  # segments uploaded at once
     max_retries: int = Field(3, ge=0, le=20)  # retries after the first attempt, per round
     backoff_base_seconds: float = Field(1.0, ge=0)
@@ -119,6 +142,8 @@ class UploadSettings(_Section):
 
 
 class AlertSettings(_Section):
+    """``[alerts]``: where alerts go (Lambda, webhook) and how long a repeat is held back."""
+
     lambda_function: str = ""
     lambda_endpoint_url: str = ""
     webhook_url: str = ""
@@ -145,6 +170,8 @@ class RetentionOverride(_Section):
 
 
 class LifecycleSettings(_Section):
+    """``[lifecycle]``: archive and expiry rules, per camera where overridden."""
+
     transition_after_days: int = Field(30, ge=0)
     transition_storage_class: ArchiveClass = "GLACIER"
     expire_after_days: int = Field(365, ge=0)  # 0 = never expire
@@ -188,6 +215,8 @@ class LifecycleSettings(_Section):
 
 
 class ApiSettings(_Section):
+    """``[api]``: the HTTP API: address, database login, sessions and sign-in throttle, limits, export workers."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     presign_ttl_seconds: int = Field(300, ge=1, le=3600)
@@ -238,6 +267,8 @@ class NodeSettings(_Section):
 
 
 class CameraSettings(_Section):
+    """``[[cameras]]``: one camera of the config file (upserted into the catalog)."""
+
     id: str
     name: str = ""
     url: str | None = None  # RTSP source; omit for drop-in (ingest-only) cameras
@@ -253,7 +284,19 @@ class CameraSettings(_Section):
         return v
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    """Every setting. ``load_settings`` layers the sources; ``Settings.model_validate(dict)``
+    (tests, a dumped copy handed to a child process) validates a dict alone, and so does
+    ``Settings(**kw)`` outside ``load_settings`` (no environment, no file)."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="CAMVAULT_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # CAMVAULT_S3_ENDPOINT_URL → s3.endpoint_url
+    )
+
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     node: str = Field(default_factory=lambda: os.uname().nodename)
     database: DatabaseSettings = DatabaseSettings()
@@ -270,7 +313,7 @@ class Settings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _node_table(cls, data: Any) -> Any:
-        return _split_node_table(data)
+        return split_node_table(data)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
@@ -279,6 +322,17 @@ class Settings(_Section):
         if dupes:
             raise ValueError(f"camera ids listed twice: {', '.join(dupes)}")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return layered_sources(settings_cls, init_settings)
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -290,68 +344,17 @@ class Settings(_Section):
         return self.recording.segment_seconds
 
 
-def _split_node_table(data: Any) -> Any:
-    """``[node]`` is a table (id + fleet settings) while ``node`` stays the node id."""
-    if isinstance(data, dict) and isinstance(data.get("node"), Mapping):
-        data = dict(data)
-        table = dict(data.pop("node"))
-        if "id" in table:
-            data["node"] = table.pop("id")
-        data["fleet"] = {**table, **dict(data.get("fleet") or {})}
-    return data
-
-
-# Short environment names fixed by the design brief → (section, key).
-_ENV_ALIASES: dict[str, tuple[str, str]] = {
-    "CAMVAULT_SEGMENT_SECONDS": ("recording", "segment_seconds"),
-    "CAMVAULT_NODE_LEASE_SECONDS": ("fleet", "lease_seconds"),
-    "CAMVAULT_NODE_STOP_MARGIN_SECONDS": ("fleet", "stop_margin_seconds"),
-    "CAMVAULT_NODE_MAX_CAMERAS": ("fleet", "max_cameras"),
-    "CAMVAULT_NODE_START_STAGGER_SECONDS": ("fleet", "start_stagger_seconds"),
-}
-_TOP_LEVEL = ("data_dir", "node")
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    sections = {
-        name
-        for name, field in Settings.model_fields.items()
-        if isinstance(field.default, BaseModel)
-    }
-    out: dict[str, Any] = {}
-    for var, value in environ.items():
-        if not var.startswith("CAMVAULT_") or var.startswith("CAMVAULT_TEST_"):
-            continue
-        if var in _ENV_ALIASES:
-            section, key = _ENV_ALIASES[var]
-            out.setdefault(section, {})[key] = value
-            continue
-        rest = var[len("CAMVAULT_") :].lower()
-        if rest in _TOP_LEVEL:
-            out[rest] = value
-            continue
-        for section in sections:
-            if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1 :]] = value
-                break
-    return out
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
-            merged[k] = _merge(dict(merged[k]), v)
-        else:
-            merged[k] = v
-    return merged
-
-
 def _describe(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"invalid setting {where} in {source}: {err['msg']}{more}"
+
+
+def config_file(path: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The file to read and whether it was named (``--config``, ``CAMVAULT_CONFIG``)."""
+    explicit = path is not None or "CAMVAULT_CONFIG" in environ
+    return Path(path or environ.get("CAMVAULT_CONFIG") or DEFAULT_CONFIG_FILE), explicit
 
 
 def load_settings(
@@ -365,23 +368,22 @@ def load_settings(
     explicitly named file that does not exist is an error.
     """
     environ = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
-    explicit = path is not None or "CAMVAULT_CONFIG" in environ
-    file = Path(path or environ.get("CAMVAULT_CONFIG") or DEFAULT_CONFIG_FILE)
-    source = "defaults"
-    if file.exists():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
-        source = str(file)
-    elif explicit:
-        raise ConfigError(f"config file {file} does not exist")
-    env = _env_overrides(environ)
-    if env:
-        source += " + CAMVAULT_* environment"
-    data = _merge(_merge(_split_node_table(data), env), overrides or {})
+    file, explicit = config_file(path, environ)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist")
+        load = Load(None, environ)
+    else:
+        load = Load(file, environ)
+    token = LOAD.set(load)
     try:
-        return Settings.model_validate(data)
+        return Settings(**dict(overrides or {}))
+    except SettingsError as exc:  # a CAMVAULT_* value pydantic-settings could not decode
+        raise ConfigError(f"invalid CAMVAULT_* environment: {exc}") from exc
     except ValidationError as exc:
+        source = str(file) if load.file else "defaults"
+        if load.env_used:
+            source += " + CAMVAULT_* environment"
         raise ConfigError(_describe(exc, source)) from exc
+    finally:
+        LOAD.reset(token)

@@ -27,8 +27,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from camvault.config import LifecycleSettings
-
 SSE_ALGORITHM = "AES256"
 RULE_PREFIX = "camvault-"
 POLICY_SID_PREFIX = "Camvault"
@@ -62,9 +60,21 @@ class Retention:
     transition_days: int
     expire_days: int  # 0 = never
 
-    @classmethod
-    def of(cls, lc: LifecycleSettings, camera_id: str | None = None) -> Retention:
-        return cls(*lc.retention(camera_id))
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """``[lifecycle]`` as plain values (built by ``wiring.retention_policy``): the default
+    retention, each camera's own (keys an override leaves out already inherited), and the
+    housekeeping rules."""
+
+    default: Retention
+    cameras: tuple[tuple[str, Retention], ...] = ()  # (camera id, retention), sorted
+    abort_incomplete_multipart_days: int = 1
+    export_expire_days: int = 7  # 0 = keep
+
+    def of(self, camera_id: str | None = None) -> Retention:
+        """The retention in force for a camera (the default when it has no override)."""
+        return dict(self.cameras).get(camera_id or "", self.default)
 
 
 # Bucket documents -------------------------------------------------------------------------
@@ -229,10 +239,10 @@ def outlives(default: Retention, override: Retention) -> bool:
 
 
 def lifecycle_rules(
-    lc: LifecycleSettings, prefix: str, known_cameras: Iterable[str] = ()
+    lc: RetentionPolicy, prefix: str, known_cameras: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
     """Our lifecycle rules, in apply order (abort, expirations, then transitions)."""
-    default = Retention.of(lc)
+    default = lc.default
     rules: list[dict[str, Any]] = [
         {
             "ID": f"{RULE_PREFIX}abort-multipart",
@@ -243,7 +253,7 @@ def lifecycle_rules(
             },
         }
     ]
-    overrides = {c: Retention.of(lc, c) for c in sorted(lc.cameras)}
+    overrides = dict(lc.cameras)
     if any(outlives(default, o) for o in overrides.values()):
         for cam in sorted(set(known_cameras) - set(overrides)):
             rules += _rules_for(f"default-{cam}", f"{prefix}{cam}/", default)
@@ -294,11 +304,11 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
 
 
 # Validation ----------------------------------------------------------------------------------
-def retention_warnings(lc: LifecycleSettings) -> list[str]:
+def retention_warnings(lc: RetentionPolicy) -> list[str]:
     """Things that are allowed but probably not meant (errors are raised by ``config``)."""
     out: list[str] = []
-    scopes: list[tuple[str, Retention]] = [("[lifecycle]", Retention.of(lc))]
-    scopes += [(f"[lifecycle.cameras.{c}]", Retention.of(lc, c)) for c in sorted(lc.cameras)]
+    scopes: list[tuple[str, Retention]] = [("[lifecycle]", lc.default)]
+    scopes += [(f"[lifecycle.cameras.{c}]", r) for c, r in lc.cameras]
     for name, r in scopes:
         minimum = MIN_STORAGE_DAYS.get(r.transition_class)
         if minimum and r.expire_days and r.expire_days - r.transition_days < minimum:

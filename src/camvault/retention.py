@@ -26,7 +26,6 @@ from typing import Any
 from camvault import lifecycle
 from camvault.catalog.connector import Row
 from camvault.catalog.lifecycle_catalog import LifecycleCatalog
-from camvault.config import LifecycleSettings
 from camvault.glacier import ArchiveStore
 from camvault.keys import camera_prefix
 
@@ -86,15 +85,17 @@ class RetentionSync:
         catalog: LifecycleCatalog,
         archive: ArchiveStore,
         rules_in_force: Callable[[], Sequence[Mapping[str, Any]]],
-        settings: LifecycleSettings,
+        policy: lifecycle.RetentionPolicy,
         *,
+        drift_grace: timedelta,  # S3 runs lifecycle rules up to ~a day late
         prefix: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._catalog = catalog
         self._archive = archive
         self._rules = rules_in_force
-        self._settings = settings
+        self._policy = policy
+        self._grace = drift_grace
         self._prefix = prefix
         self._now = clock
 
@@ -122,7 +123,7 @@ class RetentionSync:
     def _check_rules(
         self, camera_id: str, rules: Sequence[Mapping[str, Any]], report: SyncReport
     ) -> None:
-        want = lifecycle.Retention.of(self._settings, camera_id)
+        want = self._policy.of(camera_id)
         probe = f"{camera_prefix(self._prefix, camera_id)}probe"
         epoch = datetime(2000, 1, 1, tzinfo=UTC)
         got = lifecycle.evaluate(rules, probe, epoch, epoch)
@@ -158,7 +159,7 @@ class RetentionSync:
         listing = {
             o.key: o for o in self._archive.list_objects(camera_prefix(self._prefix, camera_id))
         }
-        grace = timedelta(days=self._settings.drift_grace_days)
+        grace = self._grace
         updates: list[dict[str, Any]] = []
         for row in self._catalog.live_recordings(self._archive.bucket, camera_id):
             report.checked += 1

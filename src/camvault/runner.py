@@ -28,6 +28,7 @@ from camvault.fleet.store import FleetStore
 from camvault.fleet.wiring import build_node, register_config_cameras
 from camvault.ingest import DropWatcher, IngestResult
 from camvault.lifecycle import retention_warnings
+from camvault.wiring import retention_policy
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ class Runner:
         self._stack.callback(app.close)
         recovered = app.own_spool()
         register_config_cameras(app, FleetStore(app.connector))
-        for warning in retention_warnings(settings.lifecycle):  # [lifecycle] sanity
+        # [lifecycle] sanity
+        for warning in retention_warnings(retention_policy(settings.lifecycle)):
             self.say(f"warning: {warning}")
         store = app.store()
         if store.ensure_bucket(settings.s3.region):

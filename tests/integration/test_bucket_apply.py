@@ -19,6 +19,7 @@ from camvault.config import LifecycleSettings, S3Settings
 from camvault.errors import StoragePermanentError
 from camvault.s3.boto import create_bucket
 from camvault.storage import S3ObjectStore, make_client
+from camvault.wiring import bucket_spec, retention_policy
 from tests.support.moto_s3 import (
     CREDENTIALS,
     REGION,
@@ -97,7 +98,7 @@ def test_full_apply_on_moto_then_nothing_to_change(
     assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == (
         lifecycle.PUBLIC_ACCESS_BLOCK
     )
-    expected_rules = lifecycle.lifecycle_rules(LC, "cctv/")
+    expected_rules = lifecycle.lifecycle_rules(retention_policy(LC), "cctv/")
     got_rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert sorted(got_rules, key=lambda r: r["ID"]) == sorted(expected_rules, key=lambda r: r["ID"])
     assert {r["ID"] for r in got_rules} == {
@@ -141,13 +142,13 @@ def test_foreign_rules_and_statements_survive_and_changes_are_updates(
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]})
     s3_settings = S3Settings(bucket=bucket, region=REGION, endpoint_url=moto_endpoint)
     admin = BucketAdmin(s3, bucket)
-    first = apply_bucket(admin, LC, s3_settings)
+    first = apply_bucket(admin, bucket_spec(s3_settings, LC))
     assert not first.partial
     ids = {r["ID"] for r in admin.get_lifecycle()}
     assert "logs-expiry" in ids and "camvault-default-expire" in ids
 
     longer = LC.model_copy(update={"expire_after_days": 400})
-    second = apply_bucket(admin, longer, s3_settings)
+    second = apply_bucket(admin, bucket_spec(s3_settings, longer))
     by_item = {c.item: c.action for c in second.changes}
     assert by_item["lifecycle rule camvault-default-expire"] == "updated"
     assert by_item["lifecycle rule camvault-abort-multipart"] == "unchanged"

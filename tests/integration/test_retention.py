@@ -23,6 +23,7 @@ from camvault.glacier import S3Archive
 from camvault.keys import object_key
 from camvault.models import Recording
 from camvault.retention import RetentionSync
+from camvault.wiring import bucket_spec, retention_policy
 
 CAM = "yard"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
@@ -61,7 +62,7 @@ def env(make_settings: Any, s3: Any, bucket: str, db_url: str) -> Any:
     settings: Settings = make_settings(
         lifecycle={"transition_storage_class": "", "expire_after_days": 30}
     )
-    report = apply_bucket(BucketAdmin(s3, bucket), settings.lifecycle, settings.s3)
+    report = apply_bucket(BucketAdmin(s3, bucket), bucket_spec(settings.s3, settings.lifecycle))
     assert not [c for c in report.changes if c.failed and "lifecycle" in c.item]
     connector = PsycopgConnector(db_url, max_size=2)
     catalog = Catalog(connector)
@@ -73,7 +74,12 @@ def env(make_settings: Any, s3: Any, bucket: str, db_url: str) -> Any:
 def syncer(lc: LifecycleCatalog, s3: Any, bucket: str, settings: Settings, now: datetime) -> Any:
     admin = BucketAdmin(s3, bucket)
     return RetentionSync(
-        lc, S3Archive(s3, bucket), admin.get_lifecycle, settings.lifecycle, clock=lambda: now
+        lc,
+        S3Archive(s3, bucket),
+        admin.get_lifecycle,
+        retention_policy(settings.lifecycle),
+        drift_grace=timedelta(days=settings.lifecycle.drift_grace_days),
+        clock=lambda: now,
     )
 
 

@@ -9,14 +9,26 @@ sub-command module that imports a heavy module at the top fails here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.media import make_h264
 
-HEAVY = ("pydantic", "boto3", "botocore", "s3transfer", "psycopg", "psycopg_pool", "av")
+HEAVY = (
+    "pydantic",
+    "pydantic_settings",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "psycopg",
+    "psycopg_pool",
+    "av",
+)
 NOT_FOR_INGEST = ("boto3", "botocore", "s3transfer", "psycopg", "psycopg_pool", "fastapi")
+# once the config has been validated (camvault.config_snapshot), not even pydantic
+NOT_FOR_REPEATED_INGEST = (*NOT_FOR_INGEST, "pydantic", "pydantic_settings", "asyncio")
 
 _REPORT = (
     "import json, sys\n"
@@ -56,14 +68,37 @@ def test_ingest_of_a_configured_camera_needs_neither_catalog_nor_s3(tmp_path: Pa
         f'[s3]\nendpoint_url = "http://127.0.0.1:9"\n[spool]\ndir = "{tmp_path}/spool"\n'
         f'[[cameras]]\nid = "dock-2"\ndrop_dir = "{tmp_path}/drop"\n'
     )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = ["-c", str(config), "ingest", "--camera", "dock-2", *map(str, files)]
-    report = _run(f"main({argv!r})", tmp_path)
+    report = _run(f"main({argv!r})", tmp_path, env)
     assert report["code"] == 0
     loaded = set(report["modules"])  # type: ignore[call-overload]
     assert not loaded & set(NOT_FOR_INGEST), sorted(loaded & set(NOT_FOR_INGEST))
     assert not any(f.exists() for f in files)  # both moved into the spool
     spooled = sorted((tmp_path / "spool" / "segments" / "dock-2").iterdir())
     assert len(spooled) == 2
+    # the next segment of the same camera script: the validated config is reused
+    again = make_h264(tmp_path / "dock-2_20261120T081000Z.mp4")
+    argv = ["-c", str(config), "ingest", "--camera", "dock-2", str(again)]
+    report = _run(f"main({argv!r})", tmp_path, env)
+    assert report["code"] == 0 and not again.exists()
+    loaded = set(report["modules"])  # type: ignore[call-overload]
+    assert not loaded & set(NOT_FOR_REPEATED_INGEST), sorted(loaded & set(NOT_FOR_REPEATED_INGEST))
+
+
+def test_a_config_broken_after_a_good_ingest_still_fails_ingest(tmp_path: Path) -> None:
+    config = tmp_path / "camvault.toml"
+    good = f'[spool]\ndir = "{tmp_path}/spool"\n[[cameras]]\nid = "dock-2"\n'
+    config.write_text(good)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    f = make_h264(tmp_path / "dock-2_20261120T080000Z.mp4")
+    argv = ["-c", str(config), "ingest", "--camera", "dock-2", str(f)]
+    assert _run(f"main({argv!r})", tmp_path, env)["code"] == 0
+    config.write_text(good + "[upload]\nconcurrency = 0\n")
+    g = make_h264(tmp_path / "dock-2_20261120T080500Z.mp4")
+    argv = ["-c", str(config), "ingest", "--camera", "dock-2", str(g)]
+    assert _run(f"main({argv!r})", tmp_path, env)["code"] == 2  # config error
+    assert g.exists()
 
 
 def test_ingest_of_an_unknown_camera_still_asks_the_catalog(tmp_path: Path) -> None:

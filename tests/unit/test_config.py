@@ -116,3 +116,108 @@ def test_prefix_is_normalized(tmp_path: Path) -> None:
     f = tmp_path / "x.toml"
     f.write_text("[s3]\nprefix = '/site-a'\n")
     assert load_settings(f, environ={}).s3.prefix == "site-a/"
+
+
+def test_layers_merge_key_by_key_init_over_env_over_file(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[s3]\nbucket = 'from-file'\nregion = 'eu-west-1'\n[upload]\nmax_retries = 7\n")
+    env = {"CAMVAULT_S3_BUCKET": "from-env", "CAMVAULT_UPLOAD_MAX_RETRIES": "5"}
+    s = load_settings(f, environ=env, overrides={"upload": {"max_retries": 9}})
+    # env beats the file for its key only; the file's other key in that table survives
+    assert (s.s3.bucket, s.s3.region) == ("from-env", "eu-west-1")
+    assert s.upload.max_retries == 9  # keyword overrides beat the environment
+    assert s.upload.concurrency == 4  # untouched keys keep their defaults
+
+
+def test_nested_delimiter_splits_once_so_keys_keep_underscores(tmp_path: Path) -> None:
+    env = {
+        "CAMVAULT_S3_MULTIPART_THRESHOLD_MB": "128",
+        "CAMVAULT_API_SIGNIN_MAX_FAILURES_PER_ADDR": "3",
+        "CAMVAULT_LIFECYCLE_EXPORT_EXPIRE_DAYS": "2",
+        "CAMVAULT_DATA_DIR": "/srv/cv",
+        "CAMVAULT_FLEET_MAX_CAMERAS": "4",
+    }
+    f = tmp_path / "c.toml"
+    f.write_text("")
+    s = load_settings(f, environ=env)
+    assert s.s3.multipart_threshold_mb == 128
+    assert s.api.signin_max_failures_per_addr == 3
+    assert s.lifecycle.export_expire_days == 2
+    assert s.data_dir == Path("/srv/cv")
+    assert s.fleet.max_cameras == 4
+
+
+def test_short_env_names_and_the_long_form_wins(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[node]\nid = 'node-a'\nlease_seconds = 30\n")
+    s = load_settings(
+        f,
+        environ={
+            "CAMVAULT_SEGMENT_SECONDS": "60",
+            "CAMVAULT_NODE_MAX_CAMERAS": "2",
+            "CAMVAULT_NODE_STOP_MARGIN_SECONDS": "4",
+            "CAMVAULT_NODE": "node-b",
+        },
+    )
+    assert s.recording.segment_seconds == 60
+    # CAMVAULT_NODE replaces the id of the [node] table, not the table's other keys
+    assert (s.node, s.fleet.lease_seconds, s.fleet.max_cameras) == ("node-b", 30.0, 2)
+    assert s.fleet.stop_margin_seconds == 4.0
+    both = {"CAMVAULT_SEGMENT_SECONDS": "60", "CAMVAULT_RECORDING_SEGMENT_SECONDS": "90"}
+    assert load_settings(f, environ=both).recording.segment_seconds == 90
+
+
+def test_toml_source_and_environment_named_in_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[api]\nport = 8080\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={"CAMVAULT_API_PORT": "99999"})
+    assert str(exc.value).startswith(f"invalid setting api.port in {f} + CAMVAULT_* environment: ")
+    f.write_text("[api]\nport = -1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={"UNRELATED": "1"})
+    assert str(exc.value).startswith(f"invalid setting api.port in {f}: ")
+    f.write_text("dta_dir = '/x'\n")  # a top-level typo is refused too
+    with pytest.raises(ConfigError, match="dta_dir"):
+        load_settings(f, environ={})
+
+
+def test_env_unknown_key_in_a_section_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(None, environ={"CAMVAULT_UPLOAD_CONCURENCY": "2"})
+    assert "upload.concurency in defaults + CAMVAULT_* environment" in str(exc.value)
+
+
+def test_settings_built_directly_read_neither_environment_nor_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from camvault.config import Settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "camvault.toml").write_text("[s3]\nbucket = 'file'\n")
+    monkeypatch.setenv("CAMVAULT_S3_REGION", "env")
+    s = Settings(s3={"bucket": "kw"})  # type: ignore[arg-type]
+    assert (s.s3.bucket, s.s3.region) == ("kw", "us-east-1")
+    assert Settings.model_validate({}).s3.bucket == "camvault"
+    assert load_settings().s3.region == "env"  # while load_settings reads both
+    assert load_settings().s3.bucket == "file"
+
+
+def test_env_values_are_single_values_never_json_or_whole_sections(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[[cameras]]\nid = 'a'\n")
+    # not setting names: a section as JSON, the camera list (file only), lower-case names
+    ignored = {
+        "CAMVAULT_S3": '{"bucket": "x"}',
+        "CAMVAULT_UPLOAD": "not json",
+        "CAMVAULT_CAMERAS": '[{"id": "b"}]',
+        "camvault_s3_bucket": "lower",
+    }
+    s = load_settings(f, environ=ignored)
+    assert (s.s3.bucket, [c.id for c in s.cameras]) == ("camvault", ["a"])
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={"CAMVAULT_LIFECYCLE_CAMERAS": '{"a": {"expire_after_days": 9}}'})
+    assert "invalid setting lifecycle.cameras in" in str(exc.value)

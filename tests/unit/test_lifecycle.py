@@ -10,12 +10,13 @@ import pytest
 from camvault import lifecycle
 from camvault.config import LifecycleSettings, load_settings
 from camvault.errors import ConfigError
+from camvault.wiring import retention_policy
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
 
-def lc(**kw: Any) -> LifecycleSettings:
-    return LifecycleSettings.model_validate(kw)
+def lc(**kw: Any) -> lifecycle.RetentionPolicy:
+    return retention_policy(LifecycleSettings.model_validate(kw))
 
 
 def ids(rules: list[dict[str, Any]]) -> list[str]:

@@ -18,6 +18,7 @@ from camvault.config import LifecycleSettings
 from camvault.retention import RetentionSync, SyncReport
 from camvault.s3.memory import MemoryObjectStore
 from camvault.s3.memory_archive import MemoryArchive
+from camvault.wiring import retention_policy
 from tests.support.twins import T0, catalogue, put_segment_object
 
 PREFIX = "site/"
@@ -46,14 +47,15 @@ class Twins:
             key = put_segment_object(self.store, cam, T0, prefix=PREFIX)
             catalogue(catalog, self.store, key)
             self.keys[cam] = key
-        self.rules = lifecycle.lifecycle_rules(LC, PREFIX, ["cam", "lobby"])
+        self.rules = lifecycle.lifecycle_rules(retention_policy(LC), PREFIX, ["cam", "lobby"])
 
     def sync(self, now: datetime, *, dry_run: bool = False, lc: Any = LC) -> SyncReport:
         return RetentionSync(
             LifecycleCatalog(self.db),
             MemoryArchive(self.store),
             lambda: self.rules,
-            lc,
+            retention_policy(lc),
+            drift_grace=timedelta(days=lc.drift_grace_days),
             prefix=PREFIX,
             clock=lambda: now,
         ).run(dry_run=dry_run)
@@ -156,13 +158,17 @@ def test_dry_run_reports_and_writes_nothing(tw: Twins) -> None:
 
 def test_rules_not_in_force_are_reported_per_camera(tw: Twins) -> None:
     tw.rules = lifecycle.lifecycle_rules(
-        LC.model_copy(update={"cameras": {}}), PREFIX, ["cam", "lobby"]
+        retention_policy(LC.model_copy(update={"cameras": {}})), PREFIX, ["cam", "lobby"]
     )  # the override was never applied
     report = tw.sync(T0 + timedelta(days=1))
     assert [(d.kind, d.camera_id) for d in report.drift] == [("rule_missing", "lobby")]
     assert "expire after 60 days" in report.drift[0].detail
     # a backend that refuses transitions (SeaweedFS: NotImplemented) kept only expirations
-    tw.rules = [r for r in lifecycle.lifecycle_rules(LC, PREFIX, ["cam"]) if "Transitions" not in r]
+    tw.rules = [
+        r
+        for r in lifecycle.lifecycle_rules(retention_policy(LC), PREFIX, ["cam"])
+        if "Transitions" not in r
+    ]
     [drift] = tw.sync(T0 + timedelta(days=1)).drift
     assert (drift.kind, drift.camera_id) == ("rule_missing", "cam")
     assert "transition to GLACIER after 30 days" in drift.detail

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 # ``register()`` import only the standard library and light camvault modules (errors, keys,
 # acl, models); each handler imports what it needs (tests/unit/test_cli_startup.py).
 Handler = Callable[["Settings", argparse.Namespace], int]
+# A sub-command may also set ``fast=``: tried first, without loading ``Settings``; it
+# returns an exit code, or None when the command needs the full settings after all.
+FastHandler = Callable[[argparse.Namespace], "int | None"]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -121,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     handler: Handler = args.handler
+    fast: FastHandler | None = getattr(args, "fast", None)
     try:
+        code = fast(args) if fast is not None else None
+        if code is not None:
+            return code
         from camvault.config import load_settings
 
         settings = load_settings(args.config)

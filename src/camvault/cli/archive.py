@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from camvault.ingest import Ingestor, IngestResult
     from camvault.models import Segment
     from camvault.spool import Spool
+    from camvault.wiring import IngestConfig
 
 
 def register(sub: Any) -> None:
@@ -42,7 +44,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     json_flag(p)
-    p.set_defaults(handler=cmd_ingest)
+    p.set_defaults(handler=cmd_ingest, fast=fast_ingest)
 
     p = sub.add_parser("upload", help="upload spooled segments and commit them to the catalog")
     p.add_argument(
@@ -69,19 +71,35 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    if args.watch:
-        return _watch(settings, args)
+def _check_ingest_args(args: argparse.Namespace) -> None:
     if not args.camera or not args.files:
         raise InputError("ingest needs --camera CAM and at least one FILE (or --watch)")
     if args.start is not None and len(args.files) > 1:
-        print("camvault: --start applies to one file; pass one FILE", file=sys.stderr)
-        return 2
-    from camvault.wiring import make_ingestor, open_spool, own_spool
+        raise InputError("--start applies to one file; pass one FILE")
+
+
+def fast_ingest(args: argparse.Namespace) -> int | None:
+    """``ingest --camera CAM FILE…`` of a camera listed in the config: the plain values
+    from ``config_snapshot`` (no pydantic once the config has been validated), no catalog,
+    no S3. None (= the full path, ``cmd_ingest``) for --watch, --upload or another camera."""
+    if args.watch or args.upload:
+        return None
+    from camvault.config_snapshot import load_ingest_config
+
+    cfg = load_ingest_config(args.config)  # a config error first, as in every command
+    _check_ingest_args(args)
+    if args.camera not in cfg.camera_ids:
+        return None  # the catalog must say whether the camera exists
+    return _ingest(cfg, args, lambda camera_id: False)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(settings, args)
+    _check_ingest_args(args)
+    from camvault.wiring import IngestConfig
 
     with ExitStack() as stack:
-        spool = open_spool(settings)
-        stack.callback(spool.close)
         app: list[App] = []
         app_lock = threading.Lock()
 
@@ -94,12 +112,29 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
                     app.append(stack.enter_context(App.open(settings)))
             return app[0].catalog.get_camera(camera_id) is not None
 
+        return _ingest(
+            IngestConfig.from_settings(settings), args, catalog_has_camera, settings=settings
+        )
+
+
+def _ingest(
+    cfg: IngestConfig,
+    args: argparse.Namespace,
+    catalog_has_camera: Callable[[str], bool],
+    *,
+    settings: Settings | None = None,  # for --upload
+) -> int:
+    from camvault.wiring import make_ingestor, open_spool, own_spool
+
+    with ExitStack() as stack:
+        spool = open_spool(cfg)
+        stack.callback(spool.close)
         upload = None
-        if args.upload:
-            own_spool(settings, spool)  # here, before any admit (see wiring.own_spool)
+        if args.upload and settings is not None:
+            own_spool(cfg, spool)  # here, before any admit (see wiring.own_spool)
             upload = _BackgroundUpload(settings, args, spool)
         try:
-            results = _ingest_files(make_ingestor(settings, spool, catalog_has_camera), args)
+            results = _ingest_files(make_ingestor(cfg, spool, catalog_has_camera), args)
         finally:
             if upload is not None:
                 upload.finish()

@@ -10,7 +10,6 @@ import hashlib
 import os
 import sys
 import time
-import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +105,8 @@ def _run(
 
 def _download(url: str, dest: Path, sha256: str) -> None:
     """Streamed to a temporary name, checked against the job's SHA-256, then renamed."""
+    import urllib.request  # here: `camvault --help` and `ingest` need no HTTP client
+
     tmp = dest.with_name(f".{dest.name}.part")
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as resp, tmp.open("wb") as f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, os_actor
@@ -70,17 +71,18 @@ def cmd_bucket_apply(settings: Settings, args: argparse.Namespace) -> int:
     from camvault import lifecycle
     from camvault.app import App
     from camvault.bucket import BucketAdmin, apply_bucket
+    from camvault.wiring import bucket_spec
 
     client, s3 = _client(settings)
-    lc = settings.lifecycle
+    spec = bucket_spec(s3, settings.lifecycle)
     known = {c.id for c in settings.cameras}
-    default = lifecycle.Retention.of(lc)
-    if any(lifecycle.outlives(default, lifecycle.Retention.of(lc, c)) for c in lc.cameras):
+    policy = spec.retention
+    if any(lifecycle.outlives(policy.default, r) for _, r in policy.cameras):
         # the default rule is written per camera: every camera the catalog knows counts
         with App.open(settings) as app:
             known |= {c.id for c in app.catalog.list_cameras()}
     report = apply_bucket(
-        BucketAdmin(client, s3.bucket), lc, s3, known_cameras=known, dry_run=args.dry_run
+        BucketAdmin(client, s3.bucket), spec, known_cameras=known, dry_run=args.dry_run
     )
     emit(args, report.as_dict(), lambda: _print_apply(report))
     return EXIT_PARTIAL if report.partial and not args.allow_partial else EXIT_OK
@@ -122,6 +124,7 @@ def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
     from camvault.glacier import S3Archive
     from camvault.restore import RestoreService
     from camvault.retention import RetentionSync
+    from camvault.wiring import retention_policy
 
     client, s3 = _client(settings)
     admin = BucketAdmin(client, s3.bucket)
@@ -138,7 +141,12 @@ def cmd_retention_sync(settings: Settings, args: argparse.Namespace) -> int:
         catalog = LifecycleCatalog(app.connector)
         archive = S3Archive(client, s3.bucket)
         report = RetentionSync(
-            catalog, archive, rules_in_force, settings.lifecycle, prefix=s3.prefix
+            catalog,
+            archive,
+            rules_in_force,
+            retention_policy(settings.lifecycle),
+            drift_grace=timedelta(days=settings.lifecycle.drift_grace_days),
+            prefix=s3.prefix,
         ).run(dry_run=args.dry_run)
         if not args.dry_run:
             report.restores_refreshed = RestoreService(catalog, archive).poll_pending()

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import boto3
 import botocore.exceptions
@@ -30,7 +30,6 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from camvault.config import S3Settings
 from camvault.errors import (
     ObjectConflict,
     StoragePermanentError,
@@ -196,8 +195,37 @@ def ensure_bucket(s3: S3Client, bucket: str, region: str) -> bool:
     return create_bucket(s3, bucket, region)
 
 
+class ClientOptions(Protocol):
+    """What ``make_client`` reads: plain values (``config.S3Settings`` has them, and so
+    may any small object), so this boundary does not depend on the settings model."""
+
+    @property
+    def region(self) -> str: ...
+    @property
+    def endpoint_url(self) -> str | None: ...  # "" / None = AWS
+    @property
+    def addressing_style(self) -> Literal["auto", "path", "virtual"]: ...
+    @property
+    def connect_timeout_seconds(self) -> float: ...
+    @property
+    def read_timeout_seconds(self) -> float: ...
+
+
+class TransferOptions(Protocol):
+    """What ``BotoObjectStore`` reads (``config.S3Settings`` has these)."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def multipart_threshold_mb(self) -> int: ...
+    @property
+    def multipart_chunk_mb(self) -> int: ...
+    @property
+    def transfer_concurrency(self) -> int: ...
+
+
 def make_client(
-    settings: S3Settings, *, max_pool: int = 32, credentials: tuple[str, str] | None = None
+    settings: ClientOptions, *, max_pool: int = 32, credentials: tuple[str, str] | None = None
 ) -> S3Client:
     """A boto3 S3 client; ``credentials`` only for the embedded server, else boto3's chain.
     Only ``App`` (and the stand-alone export worker) should call this."""
@@ -242,7 +270,7 @@ def _unsigned_payload_if_checksummed(request: Any, **_: Any) -> None:
 class BotoObjectStore:
     """``contract.ObjectStore`` + ``MultipartStore`` + ``ObjectAdmin`` on one boto3 client."""
 
-    def __init__(self, client: S3Client, settings: S3Settings) -> None:
+    def __init__(self, client: S3Client, settings: TransferOptions) -> None:
         self._s3 = client
         self.bucket = settings.bucket
         self.multipart_threshold = settings.multipart_threshold_mb * _MB

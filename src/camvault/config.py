@@ -110,7 +110,8 @@ class RecordingSettings(_Section):
 
 
 class UploadSettings(_Section):
-    """``[upload]``: concurrency, the retry and redrive schedule, the multipart sweeper and the S3 circuit breaker."""
+    """``[upload]``: concurrency, the retry and redrive schedule, the multipart sweeper
+    and the S3 circuit breaker."""
 
     concurrency: int = Field(4, ge=1, le=64)  # segments uploaded at once
     max_retries: int = Field(3, ge=0, le=20)  # retries after the first attempt, per round
@@ -215,7 +216,8 @@ class LifecycleSettings(_Section):
 
 
 class ApiSettings(_Section):
-    """``[api]``: the HTTP API: address, database login, sessions and sign-in throttle, limits, export workers."""
+    """``[api]``: the HTTP API: address, database login, sessions and sign-in throttle,
+    limits, export workers."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)

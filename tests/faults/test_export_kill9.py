@@ -127,10 +127,11 @@ def test_start_up_sweeps_what_a_killed_process_left(
     export_id = request(settings)
     kill_at(settings, tmp_path, "progress")  # ffmpeg was writing the clip
     tmp = settings.data_dir / "exports-tmp"
-    assert (tmp / f"export-{export_id}.mp4").exists()
+    assert (tmp / f"export-{export_id}.ffconcat").exists()  # its presigned URLs
+    assert not (tmp / f"export-{export_id}.mp4").exists()  # the clip goes straight to S3
     with App.open(settings) as app:
         runner = export_runner(app)
         assert runner.sweep_tmp() == 0  # the job's heartbeat is fresh: maybe still alive
         time.sleep(settings.api.export_stale_seconds + 0.5)
-        assert runner.sweep_tmp() == 2  # the clip and its ffconcat script
+        assert runner.sweep_tmp() == 1  # the ffconcat script
     assert not list(tmp.iterdir())

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import re
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -146,17 +148,27 @@ class ClipMetadata:
     creation_time: str
 
 
-def render_file(
+# the layout of every clip camvault writes (export objects and the streamed clip.mp4):
+# fragmented MP4 with an empty moov first — playable while it downloads, like +faststart,
+# but written front to back in one pass, so it can go to S3 as ffmpeg produces it
+FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
+MP4_LAYOUT = "fragmented"  # what the export row, the object's metadata and the API say
+_PIPE_BYTES = 1024 * 1024
+
+
+def render_stream(
     ffmpeg: str,
     plan: ClipPlan,
     script: Path,
-    out: Path,
     meta: ClipMetadata,
+    sink: Callable[[bytes], None],
     *,
     on_progress: Callable[[float], None],
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> None:
-    """Concat + cut into one MP4 with the index at the front (``+faststart``)."""
+    """Concat + cut into one fragmented MP4 on ffmpeg's stdout, handed to ``sink`` block
+    by block (up to 1 MB each) as it is produced; progress lines come on stderr (with
+    ``-loglevel error`` the rest of stderr is ffmpeg's complaint, if any)."""
     write_script(plan, script)
     cmd = [
         *base_cmd(ffmpeg, plan, script),
@@ -167,29 +179,47 @@ def render_file(
         "-metadata",
         f"creation_time={meta.creation_time}",
         "-movflags",
-        "+faststart",
+        FRAGMENTED,
         "-progress",
-        "pipe:1",
+        "pipe:2",
         "-nostats",
         "-f",
         "mp4",
-        "-y",
-        str(out),
+        "pipe:1",
     ]
     total = max(plan.seconds, 1e-3)
+    errors: list[str] = []
+
+    def read_stderr(stream: Any) -> None:
+        for raw in stream:
+            key, sep, value = raw.decode("utf-8", "replace").strip().partition("=")
+            if sep and key == "out_time_us" and value.lstrip("-").isdigit():
+                on_progress(min(99.0, max(0.0, int(value) / 1e6 / total * 100)))
+            elif not sep or " " in key:
+                errors.append(raw.decode("utf-8", "replace"))
+                del errors[:-50]
+
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         if on_start is not None:
             on_start(proc)
-        assert proc.stdout is not None and proc.stderr is not None
-        for raw in proc.stdout:
-            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-            if key == "out_time_us" and value.lstrip("-").isdigit():
-                on_progress(min(99.0, max(0.0, int(value) / 1e6 / total * 100)))
-        err = proc.stderr.read().decode("utf-8", "replace")
-        code = proc.wait()
+        fd = proc.stdout.fileno()
+        with contextlib.suppress(OSError, AttributeError):  # Linux: fewer, larger reads
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
+        reader.start()
+        try:
+            while data := os.read(fd, _PIPE_BYTES):
+                sink(data)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            code = proc.wait()
+            reader.join()
     if code != 0:
         # ffmpeg names its inputs: presigned URLs to whole objects, never for the job's row
-        err = _URL.sub("<presigned url>", err)
+        err = _URL.sub("<presigned url>", "".join(errors))
         raise InvalidMedia(f"ffmpeg could not cut the clip ({code}): {err[-500:]}")
 
 
@@ -202,7 +232,7 @@ async def stream_fragments(
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",
-        "frag_keyframe+empty_moov+default_base_moof",
+        FRAGMENTED,
         "-f",
         "mp4",
         "pipe:1",

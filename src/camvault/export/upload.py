@@ -1,0 +1,158 @@
+"""An export's bytes, hashed and uploaded as ffmpeg produces them.
+
+ffmpeg writes the clip (fragmented MP4) to a pipe; every block read from it is added to
+the clip's SHA-256, optionally copied to a local file (the CLI's output), and appended to
+the current part of a multipart upload. A full part goes to S3 on a small thread pool
+while the next one fills; at most ``concurrency`` parts are in flight, and the writer
+blocks (so ffmpeg blocks on its pipe) until one finishes: memory stays at about
+``(concurrency + 1) * part_size`` whatever the clip's length, and no byte is read twice.
+
+Never a partial object: the upload is completed only by ``complete()`` (after ffmpeg
+exited cleanly); any failure, and ``abort()``, abort it. A process killed mid-upload
+leaves an incomplete upload, which the next worker to take the job aborts
+(``abort_stale``) before starting its own — and the bucket's abort-incomplete rule and
+the multipart sweeper are the backstop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+MB = 1024 * 1024
+MIN_PART = 8 * MB
+MAX_PARTS = 10_000  # S3's limit
+
+
+class PartStore(Protocol):
+    bucket: str
+
+    def create_multipart(self, key: str, *, metadata: dict[str, str], content_type: str) -> str: ...
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes, crc32_b64: str
+    ) -> str: ...
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[tuple[int, str, str]]
+    ) -> str | None: ...
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool: ...
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    size: int
+    sha256: str  # hex, of the whole object
+    sse: str | None
+
+
+def part_size(expected_bytes: int) -> int:
+    """Parts of at least 8 MB, large enough that a clip of ``expected_bytes`` (+50 %)
+    stays within S3's 10,000 parts."""
+    need = -(-int(expected_bytes * 1.5) // (MAX_PARTS - 1))
+    return max(MIN_PART, -(-need // MB) * MB)
+
+
+def _crc_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+class StreamUpload:
+    """One multipart upload fed by ``write``; see the module docstring."""
+
+    def __init__(
+        self,
+        store: PartStore,
+        key: str,
+        *,
+        metadata: dict[str, str],
+        content_type: str = "video/mp4",
+        part_bytes: int = MIN_PART,
+        concurrency: int = 2,
+        tee: BinaryIO | None = None,
+        on_part: Callable[[int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self.key = key
+        self._part_bytes = part_bytes
+        self._tee = tee
+        self._on_part = on_part
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._buf: list[bytes] = []
+        self._buffered = 0
+        self._parts: list[Future[tuple[int, str, str]]] = []
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="export-part")
+        self.upload_id = store.create_multipart(key, metadata=metadata, content_type=content_type)
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        self._sha.update(data)
+        self._size += len(data)
+        if self._tee is not None:
+            self._tee.write(data)
+        self._buf.append(data)
+        self._buffered += len(data)
+        if self._buffered >= self._part_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        body = b"".join(self._buf)
+        self._buf, self._buffered = [], 0
+        number = len(self._parts) + 1
+        self._slots.acquire()  # backpressure: at most `concurrency` parts held in memory
+        for f in self._parts:  # fail fast: a part that failed stops the stream now
+            if f.done() and f.exception() is not None:
+                self._slots.release()
+                f.result()
+        self._parts.append(self._pool.submit(self._send, number, body))
+
+    def _send(self, number: int, body: bytes) -> tuple[int, str, str]:
+        try:
+            crc = _crc_b64(body)
+            etag = self._store.upload_part(self.key, self.upload_id, number, body, crc)
+            if self._on_part is not None:
+                self._on_part(number)
+            return number, etag, crc
+        finally:
+            self._slots.release()
+
+    def complete(self) -> Uploaded:
+        """The last part, then the object: whole, or (on any error) aborted."""
+        try:
+            if self._buf or not self._parts:
+                self._flush()  # the last part may be small (or empty: an empty clip)
+            parts = [f.result() for f in self._parts]
+            sse = self._store.complete_multipart(self.key, self.upload_id, parts)
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        self._pool.shutdown()
+        return Uploaded(self._size, self._sha.hexdigest(), sse)
+
+    def abort(self) -> None:
+        """Stop: wait for parts in flight, then abort the upload (nothing is stored)."""
+        if not self._open:
+            return
+        self._open = False
+        self._buf = []
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._store.abort_multipart_upload(self.key, self.upload_id)
+
+
+def abort_stale(store: PartStore, key: str) -> int:
+    """Abort every incomplete upload of exactly ``key`` (what a killed worker left);
+    returns how many."""
+    n = 0
+    for k, upload_id, _ in list(store.list_multipart_uploads(key)):
+        if k == key and store.abort_multipart_upload(k, upload_id):
+            n += 1
+    return n

@@ -30,7 +30,7 @@ class ReportingStore(S3ObjectStore):
     """``uploading``: a part is about to go out (the multipart upload exists, incomplete);
     ``uploaded``: the object was completed, the row is not done yet."""
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes, crc: str) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, body: Any, crc: str) -> str:
         if number == 1:
             say("uploading")
         return super().upload_part(key, upload_id, number, body, crc)

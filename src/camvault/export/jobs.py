@@ -502,7 +502,7 @@ class ExportRunner:
                 plan,
                 script,
                 _metadata(job, plan),
-                up.write,
+                up,
                 on_progress=progress,
                 on_start=beat.watch,
             )

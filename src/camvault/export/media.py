@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
@@ -141,6 +141,14 @@ def write_script(plan: ClipPlan, path: Path) -> Path:
     return path
 
 
+class Sink(Protocol):
+    """Where ``render_stream`` puts the clip: it reads ffmpeg's pipe into ``space()`` and
+    reports each read with ``commit(n)``."""
+
+    def space(self) -> memoryview: ...
+    def commit(self, n: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ClipMetadata:
     title: str
@@ -161,14 +169,14 @@ def render_stream(
     plan: ClipPlan,
     script: Path,
     meta: ClipMetadata,
-    sink: Callable[[bytes], None],
+    sink: Sink,
     *,
     on_progress: Callable[[float], None],
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> None:
-    """Concat + cut into one fragmented MP4 on ffmpeg's stdout, handed to ``sink`` block
-    by block (up to 1 MB each) as it is produced; progress lines come on stderr (with
-    ``-loglevel error`` the rest of stderr is ffmpeg's complaint, if any)."""
+    """Concat + cut into one fragmented MP4 on ffmpeg's stdout, read straight into
+    ``sink``'s buffer as it is produced; progress lines come on stderr (with ``-loglevel
+    error`` the rest of stderr is ffmpeg's complaint, if any)."""
     write_script(plan, script)
     cmd = [
         *base_cmd(ffmpeg, plan, script),
@@ -209,8 +217,13 @@ def render_stream(
         reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
         reader.start()
         try:
-            while data := os.read(fd, _PIPE_BYTES):
-                sink(data)
+            while True:
+                room = sink.space()
+                n = os.readv(fd, [room])
+                room.release()
+                if n == 0:
+                    break
+                sink.commit(n)
         except BaseException:
             proc.kill()
             raise

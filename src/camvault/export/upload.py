@@ -1,8 +1,8 @@
 """An export's bytes, hashed and uploaded as ffmpeg produces them.
 
-ffmpeg writes the clip (fragmented MP4) to a pipe; every block read from it is added to
-the clip's SHA-256, optionally copied to a local file (the CLI's output), and appended to
-the current part of a multipart upload. A full part goes to S3 on a small thread pool
+ffmpeg writes the clip (fragmented MP4) to a pipe; every block is read from it straight
+into the current part of a multipart upload, added to the clip's SHA-256 and optionally
+copied to a local file (the CLI's output). A full part goes to S3 on a small thread pool
 while the next one fills; at most ``concurrency`` parts are in flight, and the writer
 blocks (so ffmpeg blocks on its pipe) until one finishes: memory stays at about
 ``(concurrency + 1) * part_size`` whatever the clip's length, and no byte is read twice.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
+import queue
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +36,7 @@ class PartStore(Protocol):
 
     def create_multipart(self, key: str, *, metadata: dict[str, str], content_type: str) -> str: ...
     def upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes, crc32_b64: str
+        self, key: str, upload_id: str, number: int, body: bytes | bytearray, crc32_b64: str
     ) -> str: ...
     def complete_multipart(
         self, key: str, upload_id: str, parts: list[tuple[int, str, str]]
@@ -59,12 +59,16 @@ def part_size(expected_bytes: int) -> int:
     return max(MIN_PART, -(-need // MB) * MB)
 
 
-def _crc_b64(data: bytes) -> str:
+def _crc_b64(data: bytes | bytearray) -> str:
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 class StreamUpload:
-    """One multipart upload fed by ``write``; see the module docstring."""
+    """One multipart upload fed by ``space``/``commit`` (the producer reads straight into
+    the part being filled: no per-block bytes objects, no join); see the module docstring.
+
+    The part buffers are a fixed pool of ``concurrency + 1`` bytearrays, reused: memory
+    does not grow with the clip, and the allocator never fragments."""
 
     def __init__(
         self,
@@ -85,36 +89,58 @@ class StreamUpload:
         self._on_part = on_part
         self._sha = hashlib.sha256()
         self._size = 0
-        self._buf: list[bytes] = []
-        self._buffered = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._allocated = 0
+        self._max_buffers = concurrency + 1
+        self._buf = self._take()
+        self._view = memoryview(self._buf)
+        self._pos = 0
         self._parts: list[Future[tuple[int, str, str]]] = []
-        self._slots = threading.BoundedSemaphore(concurrency)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="export-part")
         self.upload_id = store.create_multipart(key, metadata=metadata, content_type=content_type)
         self._open = True
 
-    def write(self, data: bytes) -> None:
-        self._sha.update(data)
-        self._size += len(data)
-        if self._tee is not None:
-            self._tee.write(data)
-        self._buf.append(data)
-        self._buffered += len(data)
-        if self._buffered >= self._part_bytes:
-            self._flush()
+    def _take(self) -> bytearray:
+        """A free part buffer; blocks (backpressure on ffmpeg) while all are in flight."""
+        if self._free.empty() and self._allocated < self._max_buffers:
+            self._allocated += 1
+            return bytearray(self._part_bytes)
+        while True:
+            try:
+                return self._free.get(timeout=1.0)
+            except queue.Empty:
+                self._raise_failed()
 
-    def _flush(self) -> None:
-        body = b"".join(self._buf)
-        self._buf, self._buffered = [], 0
-        number = len(self._parts) + 1
-        self._slots.acquire()  # backpressure: at most `concurrency` parts held in memory
-        for f in self._parts:  # fail fast: a part that failed stops the stream now
+    def _raise_failed(self) -> None:
+        for f in self._parts:  # a part that failed stops the stream now
             if f.done() and f.exception() is not None:
-                self._slots.release()
                 f.result()
+
+    def space(self) -> memoryview:
+        """Where the next bytes go: the rest of the current part (never empty)."""
+        return self._view[self._pos :]
+
+    def commit(self, n: int) -> None:
+        """``n`` bytes were written at the start of ``space()``."""
+        block = self._view[self._pos : self._pos + n]
+        self._sha.update(block)
+        if self._tee is not None:
+            self._tee.write(block)
+        self._pos += n
+        self._size += n
+        if self._pos == self._part_bytes:
+            self._submit(self._buf)
+            self._raise_failed()
+            self._view.release()
+            self._buf = self._take()
+            self._view = memoryview(self._buf)
+            self._pos = 0
+
+    def _submit(self, body: bytearray) -> None:
+        number = len(self._parts) + 1
         self._parts.append(self._pool.submit(self._send, number, body))
 
-    def _send(self, number: int, body: bytes) -> tuple[int, str, str]:
+    def _send(self, number: int, body: bytearray) -> tuple[int, str, str]:
         try:
             crc = _crc_b64(body)
             etag = self._store.upload_part(self.key, self.upload_id, number, body, crc)
@@ -122,13 +148,16 @@ class StreamUpload:
                 self._on_part(number)
             return number, etag, crc
         finally:
-            self._slots.release()
+            if len(body) == self._part_bytes:
+                self._free.put(body)
 
     def complete(self) -> Uploaded:
         """The last part, then the object: whole, or (on any error) aborted."""
         try:
-            if self._buf or not self._parts:
-                self._flush()  # the last part may be small (or empty: an empty clip)
+            if self._pos or not self._parts:
+                # the last part may be small (or empty: an empty clip)
+                self._submit(bytearray(self._view[: self._pos]))
+            self._view.release()
             parts = [f.result() for f in self._parts]
             sse = self._store.complete_multipart(self.key, self.upload_id, parts)
         except BaseException:
@@ -143,7 +172,6 @@ class StreamUpload:
         if not self._open:
             return
         self._open = False
-        self._buf = []
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._store.abort_multipart_upload(self.key, self.upload_id)
 

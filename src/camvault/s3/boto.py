@@ -330,7 +330,7 @@ class BotoObjectStore:
         return str(r["UploadId"])
 
     def upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes, crc32_b64: str
+        self, key: str, upload_id: str, number: int, body: bytes | bytearray, crc32_b64: str
     ) -> str:
         """One part; S3 checks it against our CRC32 (wrong → BadDigest). Returns its ETag."""
         with translated(f"PUT part {number} of {key}"):
@@ -339,7 +339,8 @@ class BotoObjectStore:
                 Key=key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=body,
+                # botocore takes bytearray too (the stubs say bytes): a reused part buffer
+                Body=body,  # type: ignore[arg-type]
                 ContentLength=len(body),
                 ChecksumCRC32=crc32_b64,
             )

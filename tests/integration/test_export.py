@@ -124,6 +124,7 @@ def test_export_across_three_recordings_and_a_gap(
     assert done["mp4_layout"] == "fragmented"
     assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"moof") < data.find(b"mdat")
     assert b"mvex" in data[: data.find(b"moof")]
+    assert data.rfind(b"mfra") > data.rfind(b"moof")  # the random-access index, at the end
     with av.open(str(tmp_path / "decoded.mp4")) as c:
         meta = json.loads(c.metadata["comment"])
     assert meta["mp4_layout"] == "fragmented"

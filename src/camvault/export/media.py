@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -250,8 +250,11 @@ async def stream_fragments(
         "mp4",
         "pipe:1",
     ]
-    async for data in _stream(cmd, plan, script, chunk):
-        yield data
+    # aclosing: a consumer that stops early (client gone) closes _stream now, which
+    # kills ffmpeg — not whenever the event loop gets round to finalizing it
+    async with contextlib.aclosing(_stream(cmd, plan, script, chunk)) as relay:
+        async for data in relay:
+            yield data
 
 
 async def stream_ts(
@@ -260,8 +263,11 @@ async def stream_ts(
     """The clip as MPEG-TS (what an HLS player appends), with the strict cut of a window:
     video only, nothing before its first keyframe or at/after its end."""
     cmd = [*base_cmd(ffmpeg, plan, script, strict=True), "-f", "mpegts", "pipe:1"]
-    async for data in _stream(cmd, plan, script, chunk):
-        yield data
+    # aclosing: a consumer that stops early (client gone) closes _stream now, which
+    # kills ffmpeg — not whenever the event loop gets round to finalizing it
+    async with contextlib.aclosing(_stream(cmd, plan, script, chunk)) as relay:
+        async for data in relay:
+            yield data
 
 
 def _read_up_to(fd: int, size: int, first: bool) -> bytes:
@@ -278,7 +284,9 @@ def _read_up_to(fd: int, size: int, first: bool) -> bytes:
     return b"".join(parts)
 
 
-async def _stream(cmd: list[str], plan: ClipPlan, script: Path, chunk: int) -> AsyncIterator[bytes]:
+async def _stream(
+    cmd: list[str], plan: ClipPlan, script: Path, chunk: int
+) -> AsyncGenerator[bytes, None]:
     """ffmpeg's stdout relayed in ~``chunk``-sized sends. The pipe is ours, enlarged to
     1 MB, and read with blocking reads on a worker thread: one thread hop per chunk
     instead of an event-loop wake-up per 64 KB pipe read (the relay's CPU, not ffmpeg,

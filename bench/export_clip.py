@@ -59,8 +59,8 @@ def make_segment(path: Path, seconds: int, mbps: float) -> Path:
     return path
 
 
-def tree_rss_kb(root: int) -> tuple[int, int]:
-    """RSS of ``root`` with all its descendants, and of the descendants alone."""
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants (one scan of /proc)."""
     kids: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -71,10 +71,36 @@ def tree_rss_kb(root: int) -> tuple[int, int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         kids.setdefault(ppid, []).append(int(d.name))
-    total, children, todo = 0, 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo += kids.get(pid, [])
+    return out
+
+
+class Rescan:
+    """Call ``scan`` at most every ``every`` seconds, reuse its answer in between: RSS is
+    sampled every 20 ms, but a whole-/proc scan that often costs the sampling process
+    (the API's own, for the streamed route) a noticeable share of a core and of its GIL.
+    The processes measured here (ffmpeg, s5cmd, the CLI) live for seconds."""
+
+    def __init__(self, scan: Callable[[], list[int]], every: float = 0.25) -> None:
+        self._scan, self._every = scan, every
+        self._at = -1e9
+        self._pids: list[int] = []
+
+    def __call__(self) -> list[int]:
+        now = time.monotonic()
+        if now - self._at >= self._every:
+            self._pids, self._at = self._scan(), now
+        return self._pids
+
+
+def tree_rss_kb(root: int, pids: list[int]) -> tuple[int, int]:
+    """RSS of ``root`` with its descendants ``pids``, and of the descendants alone."""
+    total = children = 0
+    for pid in pids:
         rss = _rss_kb(pid)
         total += rss
         children += rss if pid != root else 0
@@ -104,6 +130,7 @@ def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> di
     t0 = time.perf_counter()
     w0 = weed_cpu()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    pids = Rescan(lambda: tree_pids(proc.pid))
     peak = peak_kids = 0
     ttfb = None
     candidates = (
@@ -114,7 +141,7 @@ def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> di
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             break
-        total, kids = tree_rss_kb(proc.pid)
+        total, kids = tree_rss_kb(proc.pid, pids())
         peak, peak_kids = max(peak, total), max(peak_kids, kids)
         if ttfb is None and any(p.exists() and p.stat().st_size > 0 for p in candidates):
             ttfb = time.perf_counter() - t0
@@ -234,9 +261,11 @@ def streamed(
     peak = [0, 0]  # this process (API + client) + ffmpeg; ffmpeg alone
     stop = [False]
 
+    ffmpeg_pids = Rescan(_ffmpeg_kids)
+
     def sample() -> None:
         while not stop[0]:
-            ff = sum(_rss_kb(p) for p in _ffmpeg_kids())
+            ff = sum(_rss_kb(p) for p in ffmpeg_pids())
             peak[0] = max(peak[0], _rss_kb(os.getpid()) + ff)
             peak[1] = max(peak[1], ff)
             time.sleep(0.02)

@@ -9,10 +9,11 @@ request audited, in one transaction.
 Run: a worker claims the row (``FOR UPDATE SKIP LOCKED``; a ``running`` row whose
 heartbeat is older than ``stale_seconds`` is taken over — its worker died), plans the cut
 from the recordings' keyframes, lets ffmpeg stream-copy them from presigned URLs into a
-local file, uploads that with SSE-S3 and marks the row ``done``. A job that fails, or
-whose worker died ``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there
-is never a partial object (the object is written by one PUT or a completed multipart
-upload, only after ffmpeg finished).
+fragmented MP4 on a pipe, which is hashed and uploaded (SSE-S3 multipart) as it is
+produced (``upload``), and marks the row ``done``. A job that fails, or whose worker died
+``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there is never a partial
+object (the multipart upload is completed only after ffmpeg finished cleanly, aborted on
+any failure, and a dead worker's upload is aborted by the worker taking its job over).
 """
 
 from __future__ import annotations
@@ -377,7 +378,6 @@ class ExportRunner:
         self.stale_seconds = stale_seconds
         self._node = node or os.uname().nodename
         self.part_concurrency = part_concurrency
-        self.on_part: Callable[[int], None] | None = None  # a part reached S3 (tests hook it)
 
     def worker_name(self) -> str:
         return f"{self._node}:{os.getpid()}:{threading.get_ident()}"
@@ -494,7 +494,6 @@ class ExportRunner:
             part_bytes=part_size(expected),
             concurrency=self.part_concurrency,
             tee=tee,
-            on_part=self.on_part,
         )
         try:
             render_stream(

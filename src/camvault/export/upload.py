@@ -20,7 +20,7 @@ import base64
 import hashlib
 import queue
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,13 +80,11 @@ class StreamUpload:
         part_bytes: int = MIN_PART,
         concurrency: int = 2,
         tee: BinaryIO | None = None,
-        on_part: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self.key = key
         self._part_bytes = part_bytes
         self._tee = tee
-        self._on_part = on_part
         self._sha = hashlib.sha256()
         self._size = 0
         self._free: queue.Queue[bytearray] = queue.Queue()
@@ -144,8 +142,6 @@ class StreamUpload:
         try:
             crc = _crc_b64(body)
             etag = self._store.upload_part(self.key, self.upload_id, number, body, crc)
-            if self._on_part is not None:
-                self._on_part(number)
             return number, etag, crc
         finally:
             if len(body) == self._part_bytes:

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import BinaryIO, Protocol
 
 MB = 1024 * 1024
-MIN_PART = 8 * MB
+MIN_PART = 5 * MB  # S3's minimum: the smallest buffers that still make a valid upload
 MAX_PARTS = 10_000  # S3's limit
 
 
@@ -53,7 +53,7 @@ class Uploaded:
 
 
 def part_size(expected_bytes: int) -> int:
-    """Parts of at least 8 MB, large enough that a clip of ``expected_bytes`` (+50 %)
+    """Parts of at least 5 MiB, large enough that a clip of ``expected_bytes`` (+50 %)
     stays within S3's 10,000 parts."""
     need = -(-int(expected_bytes * 1.5) // (MAX_PARTS - 1))
     return max(MIN_PART, -(-need // MB) * MB)

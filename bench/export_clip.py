@@ -1,8 +1,10 @@
 """Clip export of 1 h of 4 Mbit/s footage (12 x 5 min) vs the manual route.
 
 camvault: ``camvault export`` (a subprocess: request → job → ffmpeg concat stream copy
-reading the objects through presigned URLs → MP4 with +faststart → SSE-S3 upload →
-download to the output file). Manual: ``s5cmd cp`` of the 12 objects to a local directory,
+reading the objects through presigned URLs → fragmented MP4 on a pipe → hashed and
+uploaded (SSE-S3 multipart) as produced, and written to the output file from the same
+stream); also the job's own run (row ``started_at`` → ``finished_at``: what an API caller
+waits before the download link). Manual: ``s5cmd cp`` of the 12 objects to a local directory,
 then ``ffmpeg -f concat -c copy``. For each: wall time, time to the first byte of the
 output file, and the peak RSS of the whole process tree (sampled from /proc every 20 ms).
 Also the time to first byte of the streamed, clipped playback route for one recording.
@@ -57,8 +59,8 @@ def make_segment(path: Path, seconds: int, mbps: float) -> Path:
     return path
 
 
-def tree_rss_kb(root: int) -> tuple[int, int]:
-    """RSS of ``root`` with all its descendants, and of the descendants alone."""
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants (one scan of /proc)."""
     kids: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -69,28 +71,77 @@ def tree_rss_kb(root: int) -> tuple[int, int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         kids.setdefault(ppid, []).append(int(d.name))
-    total, children, todo = 0, 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo += kids.get(pid, [])
+    return out
+
+
+class Rescan:
+    """Call ``scan`` at most every ``every`` seconds, reuse its answer in between: RSS is
+    sampled every 20 ms, but a whole-/proc scan that often costs the sampling process
+    (the API's own, for the streamed route) a noticeable share of a core and of its GIL.
+    The processes measured here (ffmpeg, s5cmd, the CLI) live for seconds."""
+
+    def __init__(self, scan: Callable[[], list[int]], every: float = 0.25) -> None:
+        self._scan, self._every = scan, every
+        self._at = -1e9
+        self._pids: list[int] = []
+
+    def __call__(self) -> list[int]:
+        now = time.monotonic()
+        if now - self._at >= self._every:
+            self._pids, self._at = self._scan(), now
+        return self._pids
+
+
+def tree_rss_kb(root: int, pids: list[int]) -> tuple[int, int]:
+    """RSS of ``root`` with its descendants ``pids``, and of the descendants alone."""
+    total = children = 0
+    for pid in pids:
         rss = _rss_kb(pid)
         total += rss
         children += rss if pid != root else 0
     return total, children
 
 
+WEED_PID: list[int] = []  # the SeaweedFS server, for its CPU time per route
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of one process, seconds (0 when it is gone)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def weed_cpu() -> float:
+    return cpu_s(WEED_PID[0]) if WEED_PID else 0.0
+
+
 def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> dict[str, float]:
     """Run ``cmd``; wall seconds, seconds until ``first_byte`` (or a ``.part`` beside it)
-    has data, and peak RSS (MB) of its process tree."""
+    has data, peak RSS (MB) of its process tree, CPU seconds of the tree (wait4) and of
+    SeaweedFS meanwhile (CPU is what a shared 2-core machine's load distorts least)."""
     t0 = time.perf_counter()
+    w0 = weed_cpu()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    pids = Rescan(lambda: tree_pids(proc.pid))
     peak = peak_kids = 0
     ttfb = None
     candidates = (
         [] if first_byte is None else [first_byte, first_byte.with_name(f".{first_byte.name}.part")]
     )
-    while proc.poll() is None:
-        total, kids = tree_rss_kb(proc.pid)
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            break
+        total, kids = tree_rss_kb(proc.pid, pids())
         peak, peak_kids = max(peak, total), max(peak_kids, kids)
         if ttfb is None and any(p.exists() and p.stat().st_size > 0 for p in candidates):
             ttfb = time.perf_counter() - t0
@@ -103,6 +154,8 @@ def measured(cmd: list[str], env: dict[str, str], first_byte: Path | None) -> di
         "ttfb_s": ttfb if ttfb is not None else wall,
         "peak_rss_mb": peak / 1024,
         "peak_child_rss_mb": peak_kids / 1024,  # ffmpeg under camvault; none for the tools
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "s3_cpu_s": weed_cpu() - w0,
     }
 
 
@@ -208,9 +261,11 @@ def streamed(
     peak = [0, 0]  # this process (API + client) + ffmpeg; ffmpeg alone
     stop = [False]
 
+    ffmpeg_pids = Rescan(_ffmpeg_kids)
+
     def sample() -> None:
         while not stop[0]:
-            ff = sum(_rss_kb(p) for p in _ffmpeg_kids())
+            ff = sum(_rss_kb(p) for p in ffmpeg_pids())
             peak[0] = max(peak[0], _rss_kb(os.getpid()) + ff)
             peak[1] = max(peak[1], ff)
             time.sleep(0.02)
@@ -235,12 +290,21 @@ def streamed(
         from urllib.parse import urlencode
 
         q = urlencode({"start": T0.isoformat(), "end": end.isoformat()})
+        import resource
+
+        def own_cpu() -> float:
+            me = resource.getrusage(resource.RUSAGE_SELF)
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # ffmpeg, curl (reaped)
+            return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+        c0 = own_cpu()
         curl = measured(
             ["curl", "-sS", "-f", "-o", str(out), "-H", f"Authorization: Bearer {x_token}",
              f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
             dict(os.environ), out,
         )  # fmt: skip
         wall, ttfb = curl["wall_s"], curl["ttfb_s"]
+        cpu = own_cpu() - c0  # the API (+ sampler), its ffmpeg and curl
         stop[0] = True
         sampler.join()
         ff_alone = ffmpeg_alone(db_url, store, work, end)
@@ -251,6 +315,8 @@ def streamed(
                 "peak_rss_mb": peak[0] / 1024,
                 "peak_child_rss_mb": peak[1] / 1024,
                 "api_process_growth_mb": (peak[0] - peak[1] - base) / 1024,
+                "cpu_s": cpu,
+                "s3_cpu_s": curl["s3_cpu_s"],
             },
             "stream_bytes": out.stat().st_size,
             "media_ttfb_s": media_ttfb,
@@ -284,9 +350,11 @@ def ffmpeg_alone(db_url: str, store: Any, work: Path, end: datetime) -> dict[str
 
 def fmt_row(name: str, r: dict[str, float]) -> str:
     kids = r.get("peak_child_rss_mb")
+    cpu, s3 = r.get("cpu_s"), r.get("s3_cpu_s")
     return (
         f"{name:<26} {r['wall_s']:>7.1f} {r['ttfb_s']:>7.1f} {r['peak_rss_mb']:>12.1f}"
         f" {'' if kids is None else f'{kids:.1f}':>14}"
+        f" {'' if cpu is None else f'{cpu:.1f}':>7} {'' if s3 is None else f'{s3:.1f}':>7}"
     )
 
 
@@ -306,6 +374,7 @@ def main() -> None:
         say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s segment …")
         seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps)
         with SeaweedFS(work / "weed") as weed:
+            WEED_PID[:] = [weed.pid] if weed.pid else []
             s3 = weed.client()
             bucket = "bench"
             s3.create_bucket(Bucket=bucket)
@@ -333,6 +402,12 @@ def main() -> None:
                  "--end", end.isoformat(), "-o", str(out), "--json"],
                 env, out,
             )  # fmt: skip
+            with psycopg.connect(db_url) as c:
+                job_row = c.execute(
+                    "SELECT extract(epoch FROM finished_at - started_at) FROM exports"
+                ).fetchone()
+            assert job_row is not None
+            cv["job_run_s"] = float(job_row[0])
             say("manual: s5cmd cp + ffmpeg -f concat -c copy …")
             dl = work / "dl"
             s5 = shutil.which("s5cmd") or str(Path(sys.executable).parent / "s5cmd")
@@ -354,6 +429,8 @@ def main() -> None:
                 "wall_s": get["wall_s"] + cat["wall_s"],
                 "ttfb_s": get["wall_s"] + cat["ttfb_s"],
                 "peak_rss_mb": max(get["peak_rss_mb"], cat["peak_rss_mb"]),
+                "cpu_s": get["cpu_s"] + cat["cpu_s"],
+                "s3_cpu_s": get["s3_cpu_s"] + cat["s3_cpu_s"],
             }
             say("streamed clip route and clipped playback …")
             st = streamed(db_url, weed, bucket, work, end, args.segment_seconds)
@@ -362,8 +439,12 @@ def main() -> None:
         stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
         print(f"\nclip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
               f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
-        print(f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}")
+        print(
+            f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}"
+            f" {'CPU s':>7} {'S3 CPU':>7}"
+        )
         print(fmt_row("camvault export", cv))
+        print(f"  its job run (row started → finished): {cv['job_run_s']:.1f} s")
         print(fmt_row("  s5cmd cp", get))
         print(fmt_row("  ffmpeg concat copy", cat))
         print(fmt_row("manual total", manual))
@@ -377,6 +458,10 @@ def main() -> None:
         )
         print(f"clipped playback stream (one recording), time to first byte: {stream_ttfb:.2f} s")
         print("* fetched by curl; peak RSS of the API process (this bench process) + its ffmpeg")
+        print(
+            "CPU s: the route's processes (user + system); S3 CPU: SeaweedFS's meanwhile "
+            f"(uptime load at the end: {os.getloadavg()[0]:.1f})"
+        )
         RESULTS.mkdir(exist_ok=True)
         result = {
             "at": datetime.now(UTC).isoformat(),

@@ -1,6 +1,7 @@
 """The process the export SIGKILL trials kill: claims one export job and runs it,
 reporting each step (``claimed``, ``progress``, ``uploading``, ``uploaded``, ``done``)
-and pausing after it, so the test can kill it at a chosen point.
+and pausing after it, so the test can kill it at a chosen point (ffmpeg's output is
+uploaded while it is produced, so ``progress`` and ``uploading`` may come in either order).
 
 ``python -m tests.faults.export_worker SETTINGS_JSON``
 """
@@ -15,7 +16,6 @@ from typing import Any
 from camvault.app import App, s3_settings
 from camvault.config import Settings
 from camvault.export.worker import export_runner
-from camvault.models import StoredObject
 from camvault.storage import S3ObjectStore, make_client
 
 PAUSE = 1.0
@@ -27,9 +27,16 @@ def say(what: str) -> None:
 
 
 class ReportingStore(S3ObjectStore):
-    def put_file(self, path: Path, key: str, **kw: Any) -> StoredObject | None:
-        say("uploading")
-        out = super().put_file(path, key, **kw)
+    """``uploading``: a part is about to go out (the multipart upload exists, incomplete);
+    ``uploaded``: the object was completed, the row is not done yet."""
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: Any, crc: str) -> str:
+        if number == 1:
+            say("uploading")
+        return super().upload_part(key, upload_id, number, body, crc)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Any) -> str | None:
+        out = super().complete_multipart(key, upload_id, parts)
         say("uploaded")
         return out
 

@@ -120,10 +120,14 @@ def test_export_across_three_recordings_and_a_gap(
     ]
     assert got == want
     assert start - GOP <= got[0] <= start
-    # faststart: the index comes before the media
-    assert data.find(b"moov") < data.find(b"mdat")
+    # fragmented MP4, moov first (plays while downloading), as the job and object say
+    assert done["mp4_layout"] == "fragmented"
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"moof") < data.find(b"mdat")
+    assert b"mvex" in data[: data.find(b"moof")]
+    assert data.rfind(b"mfra") > data.rfind(b"moof")  # the random-access index, at the end
     with av.open(str(tmp_path / "decoded.mp4")) as c:
         meta = json.loads(c.metadata["comment"])
+    assert meta["mp4_layout"] == "fragmented"
     assert meta["gaps"] == [
         {"start": (T0 + 40 * SEC).isoformat(), "end": (T0 + 50 * SEC).isoformat()}
     ]
@@ -132,6 +136,9 @@ def test_export_across_three_recordings_and_a_gap(
     assert row["state"] == "done" and row["requester_name"] == "exporter"
     head = world["s3"].head_object(Bucket=world["bucket"], Key=row["s3_key"])
     assert head["ServerSideEncryption"] == "AES256"
+    assert head["Metadata"]["camvault-mp4-layout"] == "fragmented"
+    assert head["ETag"].strip('"').endswith("-1")  # one multipart upload, completed
+    assert world["s3"].list_multipart_uploads(Bucket=world["bucket"]).get("Uploads", []) == []
     assert row["s3_key"].startswith(f"exports/{CAM}/{job['id']}_")
     actions = [
         (a["user_name"], a["action"]) for a in rows(db_url, "SELECT * FROM audit_log ORDER BY id")

@@ -19,6 +19,7 @@ from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.schemas import CAMERA_PATTERN, SpanOut
 from camvault.errors import ExportForbidden, ExportNotReady, InputError, ObjectArchived
 from camvault.export.jobs import ExportJob, Origin
+from camvault.export.media import MP4_LAYOUT
 from camvault.export.service import ClipServices
 
 router = APIRouter(prefix="/api", tags=["exports"])
@@ -53,6 +54,12 @@ class ExportOut(BaseModel):
     actual_start: datetime | None
     actual_end: datetime | None
     gaps: list[SpanOut] = Field(description="stretches without footage, kept as gaps")
+    mp4_layout: str = Field(
+        MP4_LAYOUT,
+        description="fragmented: a fragmented MP4 (moov first, then keyframe-aligned "
+        "moof/mdat fragments, an mfra index at the end); like +faststart it plays while "
+        "downloading, and it is written to S3 as ffmpeg produces it",
+    )
     recording_ids: list[int]
     size_bytes: int | None
     sha256: str | None

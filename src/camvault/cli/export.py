@@ -1,7 +1,8 @@
 """``camvault export``: one clip as an MP4 file, by the same code path as the API's
-export jobs (request → job row → ffmpeg stream copy → S3 object under exports/ →
-download). Runs the job in this process; a progress bar on a terminal, ``--json`` for
-scripts."""
+export jobs (request → job row → ffmpeg stream copy → S3 object under exports/). Runs
+the job in this process and writes the output file from the same stream it uploads (no
+download of the object back); when a `serve` worker ran the job instead, downloads the
+object. A progress bar on a terminal, ``--json`` for scripts."""
 
 from __future__ import annotations
 
@@ -74,11 +75,18 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         store = export_store(settings)
         runner = export_runner(app, store)
         show = _progress(not args.json and sys.stderr.isatty())
-        job = _run(runner, requests, who, job, show)
-        if job.state != "done" or not job.s3_key:
-            emit(args, _out(job, None), lambda: print(f"export {job.id} failed: {job.error}"))
-            return EXIT_PARTIAL
-        _download(store.presign_get(job.s3_key, 3600), args.output, job.sha256 or "")
+        part = args.output.with_name(f".{args.output.name}.part")
+        try:
+            job, teed = _run(runner, requests, who, job, show, part)
+            if job.state != "done" or not job.s3_key:
+                emit(args, _out(job, None), lambda: print(f"export {job.id} failed: {job.error}"))
+                return EXIT_PARTIAL
+            if teed and part.stat().st_size == job.size_bytes:
+                os.replace(part, args.output)  # the object's bytes, written as uploaded
+            else:  # a `serve` worker ran it: fetch the object
+                _download(store.presign_get(job.s3_key, 3600), args.output, job.sha256 or "")
+        finally:
+            part.unlink(missing_ok=True)
         out = _out(job, args.output)
         emit(args, out, lambda: _human(job, args.output))
         return EXIT_OK
@@ -90,17 +98,23 @@ def _run(
     who: Identity | None,
     job: ExportJob,
     show: Any,
-) -> ExportJob:
-    """Run the job here; if a `serve` worker claimed it first, wait for it — and take it
-    over should that worker die (its heartbeat goes stale)."""
+    part: Path,
+) -> tuple[ExportJob, bool]:
+    """Run the job here, writing the clip to ``part`` as it is uploaded (True: ``part``
+    holds the finished object's bytes); if a `serve` worker claimed it first, wait for it —
+    and take it over should that worker die (its heartbeat goes stale)."""
+    teed = False
     while job.state in ("queued", "running"):
         claimed = runner.claim(job.id)
         if claimed is not None:
-            runner.run(claimed, show)
+            with part.open("wb") as f:
+                ran = runner.run(claimed, show, tee=f)
+            teed = ran.state == "done"
         else:
+            teed = False
             time.sleep(0.5)
         job = requests.get(who, job.id)
-    return job
+    return job, teed
 
 
 def _download(url: str, dest: Path, sha256: str) -> None:

@@ -9,29 +9,27 @@ request audited, in one transaction.
 Run: a worker claims the row (``FOR UPDATE SKIP LOCKED``; a ``running`` row whose
 heartbeat is older than ``stale_seconds`` is taken over — its worker died), plans the cut
 from the recordings' keyframes, lets ffmpeg stream-copy them from presigned URLs into a
-local file, uploads that with SSE-S3 and marks the row ``done``. A job that fails, or
-whose worker died ``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there
-is never a partial object (the object is written by one PUT or a completed multipart
-upload, only after ffmpeg finished).
+fragmented MP4 on a pipe, which is hashed and uploaded (SSE-S3 multipart) as it is
+produced (``upload``), and marks the row ``done``. A job that fails, or whose worker died
+``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there is never a partial
+object (the multipart upload is completed only after ffmpeg finished cleanly, aborted on
+any failure, and a dead worker's upload is aborted by the worker taking its job over).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from camvault.catalog.access import Identity, spans
 from camvault.catalog.connector import Connector, Row, Session
@@ -47,7 +45,14 @@ from camvault.errors import (
     ObjectArchived,
 )
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
-from camvault.export.media import ClipMetadata, probe_keyframes, render_file, with_origins
+from camvault.export.media import (
+    MP4_LAYOUT,
+    ClipMetadata,
+    probe_keyframes,
+    render_stream,
+    with_origins,
+)
+from camvault.export.upload import StreamUpload, Uploaded, abort_stale, part_size
 from camvault.lifecycle import EXPORTS_DIR
 from camvault.models import Recording
 from camvault.storage import S3ObjectStore
@@ -366,6 +371,7 @@ class ExportRunner:
         ffmpeg: str,
         stale_seconds: float = 60.0,
         node: str = "",
+        part_concurrency: int = 2,
     ) -> None:
         self._db = connector
         self._store = store
@@ -374,6 +380,7 @@ class ExportRunner:
         self._ffmpeg = ffmpeg
         self.stale_seconds = stale_seconds
         self._node = node or os.uname().nodename
+        self.part_concurrency = part_concurrency
 
     def worker_name(self) -> str:
         return f"{self._node}:{os.getpid()}:{threading.get_ident()}"
@@ -393,20 +400,26 @@ class ExportRunner:
         self.run(job, on_progress)
         return True
 
-    def run(self, job: ExportJob, on_progress: Callable[[float], None] | None = None) -> ExportJob:
+    def run(
+        self,
+        job: ExportJob,
+        on_progress: Callable[[float], None] | None = None,
+        tee: BinaryIO | None = None,
+    ) -> ExportJob:
+        """Run a claimed job. ``tee``: also write the clip there as it is produced (the
+        CLI's output file: the same bytes as the object, without downloading them back)."""
         # the name the claim wrote: run() may be called on another thread than claim()
         worker = job.worker or self.worker_name()
         key = job.s3_key or export_key(self._prefix, job)
-        out = self._tmp / f"export-{job.id}.mp4"
         script = self._tmp / f"export-{job.id}.ffconcat"
         if job.attempts > MAX_ATTEMPTS:
-            _remove(out, script)  # what the dead worker left, if it ran on this node
+            _remove(script)  # what the dead worker left, if it ran on this node
             return self._fail(job, key, worker, f"the worker died {job.attempts - 1} times")
         beat = _Heartbeat(self._db, job.id, worker, self.stale_seconds / 3)
         self._tmp.mkdir(parents=True, exist_ok=True)
         try:
             with beat:
-                plan = self._plan(job)
+                plan, expected = self._plan(job)
                 with self._db.transaction() as s:
                     if not s.fetchone(
                         q("plan_export"),
@@ -428,29 +441,8 @@ class ExportRunner:
                     if on_progress is not None:
                         on_progress(p)
 
-                render_file(
-                    self._ffmpeg,
-                    plan,
-                    script,
-                    out,
-                    _metadata(job, plan),
-                    on_progress=progress,
-                    on_start=beat.watch,
-                )
-                beat.check()
-                size, sha_hex, sha_b64, crc_b64 = _digests(out)
-                stored = self._store.put_file(
-                    out,
-                    key,
-                    metadata={"camvault-export-id": str(job.id), "camvault-camera": job.camera_id},
-                    size=size,
-                    sha256_b64=sha_b64,
-                    crc32_b64=crc_b64,
-                    if_none_match=False,
-                )
-                if stored is None:
-                    stored = self._store.head(key)
-                beat.check()
+                up = self._render_upload(job, plan, key, script, expected, beat, progress, tee)
+                size, sha_hex, stored_sse = up.size, up.sha256, up.sse
             with self._db.transaction() as s:
                 row = s.fetchone(
                     q("finish_export"),
@@ -459,7 +451,7 @@ class ExportRunner:
                         "worker": worker,
                         "size_bytes": size,
                         "sha256": sha_hex,
-                        "sse": stored.sse if stored else None,
+                        "sse": stored_sse,
                     },
                 )
                 if row is None:
@@ -478,7 +470,50 @@ class ExportRunner:
             log.warning("export %s failed: %s", job.id, exc)
             return self._fail(job, key, worker, f"{type(exc).__name__}: {exc}")
         finally:
-            _remove(out, script)
+            _remove(script)
+
+    def _render_upload(
+        self,
+        job: ExportJob,
+        plan: ClipPlan,
+        key: str,
+        script: Path,
+        expected: int,
+        beat: _Heartbeat,
+        progress: Callable[[float], None],
+        tee: BinaryIO | None,
+    ) -> Uploaded:
+        """ffmpeg → SHA-256 (+ ``tee``) → multipart upload, all in one pass; the object is
+        completed only after ffmpeg exited cleanly and the job is still ours."""
+        abort_stale(self._store, key)  # a killed worker's upload of this job
+        up = StreamUpload(
+            self._store,
+            key,
+            metadata={
+                "camvault-export-id": str(job.id),
+                "camvault-camera": job.camera_id,
+                "camvault-mp4-layout": MP4_LAYOUT,
+            },
+            part_bytes=part_size(expected),
+            concurrency=self.part_concurrency,
+            tee=tee,
+        )
+        try:
+            render_stream(
+                self._ffmpeg,
+                plan,
+                script,
+                _metadata(job, plan),
+                up,
+                on_progress=progress,
+                on_start=beat.watch,
+            )
+            beat.check()
+            return up.complete()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                up.abort()
+            raise
 
     def sweep_tmp(self) -> int:
         """Remove temporary files a killed process left here: those of jobs no live worker
@@ -500,7 +535,8 @@ class ExportRunner:
                 removed += 1
         return removed
 
-    def _plan(self, job: ExportJob) -> ClipPlan:
+    def _plan(self, job: ExportJob) -> tuple[ClipPlan, int]:
+        """The plan, and the clip's size at most (its recordings' bytes: sizes the parts)."""
         with self._db.transaction() as s:
             rows = s.fetchall(
                 q("recordings_by_id"), {"ids": list(job.recording_ids), "camera_id": job.camera_id}
@@ -508,7 +544,8 @@ class ExportRunner:
         recs = [recording_from_row(r) for r in rows]
         ttl = int(max(3600, 4 * (job.range_end - job.range_start).total_seconds()))
         sources = [self._source(r, ttl) for r in recs]
-        return plan_sources(sources, job.range_start, job.range_end, job.allowed_start)
+        plan = plan_sources(sources, job.range_start, job.range_end, job.allowed_start)
+        return plan, sum(r.size_bytes for r in recs)
 
     def _source(self, rec: Recording, ttl: int) -> Source:
         assert rec.id is not None
@@ -517,8 +554,10 @@ class ExportRunner:
         )
 
     def _fail(self, job: ExportJob, key: str, worker: str | None, error: str) -> ExportJob:
-        # the object (if a previous attempt wrote one) goes first: never a failed row
-        # pointing at footage, never an object without a done row
+        # the object (if a previous attempt wrote one) and any upload a killed worker left
+        # go first: never a failed row pointing at footage, never an object without a done row
+        with contextlib.suppress(Exception):
+            abort_stale(self._store, key)
         with contextlib.suppress(Exception):
             self._store.delete(key)
         with self._db.transaction() as s:
@@ -564,28 +603,12 @@ def _metadata(job: ExportJob, plan: ClipPlan) -> ClipMetadata:
         "actual": [plan.actual_start.isoformat(), plan.actual_end.isoformat()],
         "cut": plan.cut,
         "gaps": plan.gaps_json(),
+        "mp4_layout": MP4_LAYOUT,
     }
     return ClipMetadata(
         title=f"{job.camera_id} {plan.actual_start.isoformat()}",
         comment=json.dumps(comment, separators=(",", ":")),
         creation_time=plan.actual_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    )
-
-
-def _digests(path: Path) -> tuple[int, str, str, str]:
-    sha = hashlib.sha256()
-    crc = 0
-    size = 0
-    with path.open("rb") as f:
-        while block := f.read(1024 * 1024):
-            sha.update(block)
-            crc = zlib.crc32(block, crc)
-            size += len(block)
-    return (
-        size,
-        sha.hexdigest(),
-        base64.b64encode(sha.digest()).decode(),
-        base64.b64encode(crc.to_bytes(4, "big")).decode(),
     )
 
 

@@ -73,13 +73,8 @@ def tmp_dir(settings: Settings) -> Path:
 
 
 def export_store(settings: Settings) -> S3ObjectStore:
-    """The store exports upload through: few, small multipart parts in flight, so an
-    export's memory stays bounded whatever the clip's length (s3transfer buffers parts)."""
-    client, s3 = s3_client(
-        settings,
-        transfer_concurrency=min(2, settings.s3.transfer_concurrency),
-        multipart_chunk_mb=8,
-    )
+    """The store exports upload through (part by part: ``export.upload``)."""
+    client, s3 = s3_client(settings)
     return S3ObjectStore(client, s3)
 
 
@@ -94,6 +89,8 @@ def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
         ffmpeg=ffmpeg_exe(s.recording.ffmpeg),
         stale_seconds=s.api.export_stale_seconds,
         node=s.node,
+        # at most 2 parts in flight (+1 filling): an export's memory stays bounded
+        part_concurrency=min(2, s.s3.transfer_concurrency),
     )
 
 

@@ -32,6 +32,9 @@ MAX_PARTS = 10_000  # S3's limit
 
 
 class PartStore(Protocol):
+    """The multipart calls an export's upload needs (``BotoObjectStore`` and the twin have
+    them): each raises the S3 boundary's errors; ``abort_multipart_upload`` is safe to repeat."""
+
     bucket: str
 
     def create_multipart(self, key: str, *, metadata: dict[str, str], content_type: str) -> str: ...
@@ -47,6 +50,8 @@ class PartStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Uploaded:
+    """A completed export object: its size, SHA-256 and the SSE S3 reported."""
+
     size: int
     sha256: str  # hex, of the whole object
     sse: str | None

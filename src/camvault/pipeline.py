@@ -144,8 +144,7 @@ class Pipeline:
             sent = SentBytes()
             try:
                 obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
-                self.spool.record_attempt(seg.id, None)
-                self.s3.answered()
+                self.s3.answered()  # the attempt is counted by mark_uploaded below
                 break
             except Exception as exc:  # anything: a worker thread must never die on one segment
                 last = exc
@@ -162,7 +161,7 @@ class Pipeline:
             self._fail_round(seg, last)
             return
         self._end_round(seg, failed, "succeeded")
-        seg = self.spool.mark_uploaded(seg.id, obj)
+        seg = self.spool.mark_uploaded(seg.id, obj, attempted=True)
         self.on_event("uploaded", seg, obj.etag)
         self.commit(seg)
 
@@ -385,7 +384,6 @@ class Pipeline:
         self.attempt_log.flush()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
-        self.sweep()
         seen: set[str] = set()
         seen_lock = threading.Lock()
 
@@ -406,7 +404,9 @@ class Pipeline:
                     continue
                 self._process_guarded(seg, stop)
 
-        self._run_threads(work)
+        # the multipart sweep (a LIST round trip) runs beside the uploads, not before the
+        # first one: it only aborts uploads older than stale_multipart_seconds, never ours
+        self._run_threads(work, self.sweep)
         return self.tally
 
     def run(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> Tally:
@@ -455,7 +455,7 @@ class Pipeline:
         self._run_threads(work, housekeeping, watch_s3, watch_pg)
         return self.tally
 
-    def _run_threads(self, work: Callable[[], None], *extra: Callable[[], None]) -> None:
+    def _run_threads(self, work: Callable[[], object], *extra: Callable[[], object]) -> None:
         threads = [
             threading.Thread(target=work, name=f"upload-{i}", daemon=True)
             for i in range(self.concurrency)

@@ -627,12 +627,15 @@ class Spool:
                 (now, now),
             ).rowcount
 
-    def mark_uploaded(self, seg_id: str, obj: StoredObject) -> Segment:
+    def mark_uploaded(self, seg_id: str, obj: StoredObject, *, attempted: bool = False) -> Segment:
+        """``attempted``: also count the successful attempt (one journal commit, one fsync,
+        instead of ``record_attempt`` and this one)."""
         with self._tx() as c:
             c.execute(
                 "UPDATE segments SET state='uploaded', etag=?, storage_class=?, sse=?,"
-                " last_error=NULL, next_attempt_at=NULL, updated_at=? WHERE id=?",
-                (obj.etag, obj.storage_class, obj.sse, _ts(utcnow()), seg_id),
+                " attempts=attempts+?, last_error=NULL, next_attempt_at=NULL, updated_at=?"
+                " WHERE id=?",
+                (obj.etag, obj.storage_class, obj.sse, int(attempted), _ts(utcnow()), seg_id),
             )
         return self.get(seg_id)
 

@@ -384,6 +384,9 @@ class Pipeline:
         self.attempt_log.flush()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
+        # before any worker claims: a multipart upload a crash left for a segment that is
+        # queued again is aborted only while nobody is uploading that key (test_kill9)
+        self.sweep()
         seen: set[str] = set()
         seen_lock = threading.Lock()
 
@@ -404,9 +407,7 @@ class Pipeline:
                     continue
                 self._process_guarded(seg, stop)
 
-        # the multipart sweep (a LIST round trip) runs beside the uploads, not before the
-        # first one: it only aborts uploads older than stale_multipart_seconds, never ours
-        self._run_threads(work, self.sweep)
+        self._run_threads(work)
         return self.tally
 
     def run(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> Tally:
@@ -455,7 +456,7 @@ class Pipeline:
         self._run_threads(work, housekeeping, watch_s3, watch_pg)
         return self.tally
 
-    def _run_threads(self, work: Callable[[], object], *extra: Callable[[], object]) -> None:
+    def _run_threads(self, work: Callable[[], None], *extra: Callable[[], None]) -> None:
         threads = [
             threading.Thread(target=work, name=f"upload-{i}", daemon=True)
             for i in range(self.concurrency)

@@ -147,8 +147,7 @@ class Pipeline:
             sent = SentBytes()
             try:
                 obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
-                self.spool.record_attempt(seg.id, None)
-                self.s3.answered()
+                self.s3.answered()  # the attempt is counted by mark_uploaded below
                 break
             except Exception as exc:  # anything: a worker thread must never die on one segment
                 last = exc
@@ -165,7 +164,7 @@ class Pipeline:
             self._fail_round(seg, last)
             return
         self._end_round(seg, failed, "succeeded")
-        seg = self.spool.mark_uploaded(seg.id, obj)
+        seg = self.spool.mark_uploaded(seg.id, obj, attempted=True)
         self.on_event("uploaded", seg, obj.etag)
         self.commit(seg)
 
@@ -388,6 +387,8 @@ class Pipeline:
         self.attempt_log.flush()
         self.flush_errors()
         self.retry_commits(ignore_delay=True)
+        # before any worker claims: a multipart upload a crash left for a segment that is
+        # queued again is aborted only while nobody is uploading that key (test_kill9)
         self.sweep()
         seen: set[str] = set()
         seen_lock = threading.Lock()

@@ -627,12 +627,15 @@ class Spool:
                 (now, now),
             ).rowcount
 
-    def mark_uploaded(self, seg_id: str, obj: StoredObject) -> Segment:
+    def mark_uploaded(self, seg_id: str, obj: StoredObject, *, attempted: bool = False) -> Segment:
+        """``attempted``: also count the successful attempt (one journal commit, one fsync,
+        instead of ``record_attempt`` and this one)."""
         with self._tx() as c:
             c.execute(
                 "UPDATE segments SET state='uploaded', etag=?, storage_class=?, sse=?,"
-                " last_error=NULL, next_attempt_at=NULL, updated_at=? WHERE id=?",
-                (obj.etag, obj.storage_class, obj.sse, _ts(utcnow()), seg_id),
+                " attempts=attempts+?, last_error=NULL, next_attempt_at=NULL, updated_at=?"
+                " WHERE id=?",
+                (obj.etag, obj.storage_class, obj.sse, int(attempted), _ts(utcnow()), seg_id),
             )
         return self.get(seg_id)
 
@@ -721,11 +724,29 @@ class Spool:
                 " AND next_attempt_at IS NULL",
                 (_ts(utcnow()),),
             ).rowcount
-        for seg in self.segments(SegmentState.COMMITTED):
-            if Path(seg.path).exists():
-                Path(seg.path).unlink()
-                fixed["committed_files"] += 1
+        for leftover in self._committed_files():
+            leftover.unlink()
+            fixed["committed_files"] += 1
         return fixed
+
+    def _committed_files(self) -> list[Path]:
+        """Files whose row is committed (a crash came between the commit and the unlink).
+        Found from the files on disk — the pending ones, a few — not from the committed
+        rows, which are kept ``keep_committed_days`` (tens of thousands on a busy node)
+        and would be read on every `upload --once` / `ingest --upload` start."""
+        found = []
+        with self._lock:
+            for cam_dir in self.files_dir.iterdir():
+                if not cam_dir.is_dir():
+                    continue
+                for f in cam_dir.iterdir():
+                    row = self._conn.execute(
+                        "SELECT state, path FROM segments WHERE id=?", (f.name.split(".")[0],)
+                    ).fetchone()
+                    # the exact path: a ".part" copy in progress is never taken for it
+                    if row is not None and row["state"] == "committed" and row["path"] == str(f):
+                        found.append(f)
+        return found
 
     def _source_of(self, seg_id: str) -> str:
         row = self._conn.execute(

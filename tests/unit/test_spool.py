@@ -87,6 +87,26 @@ def test_recover_requeues_and_finishes_interrupted_work(tmp_path: Path) -> None:
     assert [s.id for s in again.due_commits()] == [b.id], "a cut-off commit is due at once"
 
 
+def test_recover_deletes_the_file_of_a_commit_cut_off_before_the_unlink(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    done = spool.admit(new_segment(tmp_path, "a.mp4", 0))
+    pending = spool.admit(new_segment(tmp_path, "b.mp4", 5))
+    for seg in (done, pending):
+        assert spool.claim() is not None
+        spool.mark_uploaded(seg.id, stored_object(seg.s3_key), attempted=True)
+    body = Path(done.path).read_bytes()
+    spool.mark_committed(done.id)
+    Path(done.path).write_bytes(body)  # as if killed between the commit and the unlink
+    part = Path(done.path).with_name(Path(done.path).name + ".part")
+    part.write_bytes(b"a copy in progress is not ours to delete")
+    spool.close()
+    again = Spool(tmp_path / "spool")
+    assert again.recover()["committed_files"] == 1
+    assert not Path(done.path).exists() and part.exists()
+    assert Path(pending.path).exists(), "an uploaded, uncommitted segment keeps its file"
+    assert again.get(pending.id).attempts == 1
+
+
 def test_crash_during_staging_is_recovered(tmp_path: Path) -> None:
     """Kill a process right after the journal row, before the file move."""
     spool_dir = tmp_path / "spool"

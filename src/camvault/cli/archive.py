@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     json_flag(p)
-    p.set_defaults(handler=cmd_ingest, fast=fast_ingest)
+    p.set_defaults(handler=cmd_ingest, fast=fast_ingest, fast_exit=True)
 
     p = sub.add_parser("upload", help="upload spooled segments and commit them to the catalog")
     p.add_argument(
@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
         "spool (default 60; 0 = fail at once)",
     )
     json_flag(p)
-    p.set_defaults(handler=cmd_upload)
+    p.set_defaults(handler=cmd_upload, fast_exit=True)
 
     p = sub.add_parser("run", help="everything on one node (embedded servers if unconfigured)")
     p.add_argument(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -29,7 +28,7 @@ from typing import Protocol
 from camvault.errors import CamvaultError, CatalogUnavailable, InvalidMedia, SpoolFull
 from camvault.ingest import IngestResult
 from camvault.probe import probe
-from camvault.recorder import ffmpeg_log, metrics
+from camvault.recorder import metrics
 from camvault.recorder.command import (
     MP4_AUDIO_CODECS,
     VIDEO_CODECS,
@@ -182,7 +181,6 @@ class CameraRecorder:
         try:
             run.dir.mkdir(parents=True, mode=0o700)
             source = write_source(run.dir, self.source.url, timeout_seconds=self.timeout)
-            log_fd = ffmpeg_log.open_for_ffmpeg(run.dir)
         except OSError as exc:  # e.g. the spool disk is full: no run, retried with backoff
             shutil.rmtree(run.dir, ignore_errors=True)
             return None, f"cannot start recording: {exc.strerror or exc}"
@@ -191,10 +189,7 @@ class CameraRecorder:
         cmd = ffmpeg_command(
             self.ffmpeg, source, run.dir, self.source.segment_seconds, audio=keep_audio
         )
-        try:
-            run.proc = start_ffmpeg(cmd, log_fd, die_with_parent=self.die_with_parent)
-        finally:
-            os.close(log_fd)  # ffmpeg has its own copy
+        run.proc = start_ffmpeg(cmd, die_with_parent=self.die_with_parent)
         self._save_state(run)  # with ffmpeg's pid: it outlives a killed recorder
         log.info(
             "camera %s: run %s recording %s (%s%s, %d s segments)",
@@ -205,21 +200,23 @@ class CameraRecorder:
             f"+{audio[0]}" if keep_audio else "",
             self.source.segment_seconds,
         )
-        said = ffmpeg_log.LogTail(run.dir / ffmpeg_log.LOG_FILE, lambda s: self._said(run, s))
+        errors = threading.Thread(
+            target=self._pump_stderr, args=(run,), name=f"ffmpeg-log-{cam}", daemon=True
+        )
+        errors.start()
         self.runs += 1
         while not run.exited and not stop.wait(self.poll):
-            said.read()
             self._collect(run)
             self._retry_leftovers(current=run.dir)
         if stop.is_set():
             stop_gracefully(run.proc, self.grace)
         run.proc.wait()
         forget_source(run.dir)
-        said.read(final=True)
-        ffmpeg_log.forget(run.dir)  # read: its lines may quote the URL, password and all
-        if run.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                run.proc.stdin.close()
+        errors.join(timeout=5)
+        for pipe in (run.proc.stdin, run.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         self._collect(run)
         ended = self._clock()
         code = run.proc.returncode
@@ -238,11 +235,13 @@ class CameraRecorder:
         self._cleanup(run)
         return run, reason
 
-    def _said(self, run: Run, line: str) -> None:
-        """A line of ffmpeg's log; the last one is the run's end reason if ffmpeg fails."""
-        line = self._redact(line)
-        run.last_error = line[:300]
-        log.warning("camera %s: ffmpeg: %s", self.source.camera_id, line)
+    def _pump_stderr(self, run: Run) -> None:
+        assert run.proc is not None and run.proc.stderr is not None
+        for raw in run.proc.stderr:
+            line = self._redact(raw.decode("utf-8", "replace").rstrip())
+            if line:
+                run.last_error = line[:300]
+                log.warning("camera %s: ffmpeg: %s", self.source.camera_id, line)
 
     # handing finished segments to the spool --------------------------------------------
     def _collect(self, run: Run) -> None:
@@ -358,7 +357,6 @@ class CameraRecorder:
             run = Run(state.run_id, run_dir, handed=set(state.handed))
             forget_source(run_dir)
             stop_leftover_ffmpeg(state.ffmpeg_pid, run_dir, self.grace, cam)
-            ffmpeg_log.forget(run_dir)  # unread, but no URL may stay at rest
             self.timeline.new_run()
             if state.next_start is not None:
                 self.timeline.advance(state.next_start, 0.0)  # continue that run's timeline

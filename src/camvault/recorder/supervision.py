@@ -78,24 +78,22 @@ if _SIGNAL is not None:
 
 def _sigint_on_parent_death() -> None:
     """In the forked child: SIGINT when the thread that started us dies (Linux prctl
-    PR_SET_PDEATHSIG = 1), so that ffmpeg finishes its segment. Its stderr is a file
-    (``ffmpeg_log``), which outlives the parent as a pipe would not; SIGPIPE ignored all
-    the same (its stdin pipe dies with the parent). Elsewhere a no-op."""
+    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored — its stderr pipe dies with the parent, and
+    ffmpeg must finish writing its segment, not die on its last log line. Elsewhere a no-op."""
     if _PRCTL is not None and _SIGNAL is not None:
         _SIGNAL(signal.SIGPIPE, 1)  # SIG_IGN
         _PRCTL(1, signal.SIGINT)
 
 
-def start_ffmpeg(cmd: list[str], log_fd: int, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
-    """Start a run's ffmpeg; its stderr goes to ``log_fd`` (the run's ``ffmpeg_log``, read
-    and logged, redacted, by the recorder), stdin kept open (``segmenter.stop_gracefully``
-    asks it to stop by writing ``q``)."""
+def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    """Start a run's ffmpeg; its stderr is piped (to be logged, redacted), stdin kept open
+    (``segmenter.stop_gracefully`` asks it to stop by writing ``q``)."""
     return subprocess.Popen(
         cmd,
         env={**os.environ, **command.FFMPEG_ENV},  # looked up per run: the bench varies it
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
-        stderr=log_fd,
+        stderr=subprocess.PIPE,
         start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
         preexec_fn=_sigint_on_parent_death if die_with_parent else None,
     )

@@ -95,9 +95,11 @@ def test_killed_node_keeps_its_partial_segment(
             assert node.wait(90) == 0
     partial = rows[-1]
     assert len(rows) == len(before) + 1 and partial["node_id"] == "k9"
-    # it reaches to within a fragment of the kill, and starts where its footage did
+    # it reaches to within a fragment of the kill, and starts where its footage did. Below
+    # zero: an ffmpeg that finishes cleanly on its SIGINT records on until it has handled it
+    # (measured up to ~0.56 s after the kill), so its footage may end after the kill
     lost = (killed_at - partial["end_time"]).total_seconds()
-    assert -0.5 <= lost <= FRAGMENT + 0.5, (lost, partial["duration_seconds"])
+    assert -1.0 <= lost <= FRAGMENT + 0.5, (lost, partial["duration_seconds"])
     if segment == "second":
         assert abs(partial["start_time"] - before[0]["end_time"]) <= FRAME
     else:

@@ -78,8 +78,12 @@ if _SIGNAL is not None:
 
 def _sigint_on_parent_death() -> None:
     """In the forked child: SIGINT when the thread that started us dies (Linux prctl
-    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored — its stderr pipe dies with the parent, and
-    ffmpeg must finish writing its segment, not die on its last log line. Elsewhere a no-op."""
+    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored (its stderr pipe dies with the parent).
+    Elsewhere a no-op. Caveat (measured, issue 11): the kernel sends the signal again at
+    each reparenting to another live thread of the dying recorder, and a second SIGINT makes
+    ffmpeg abort its I/O ("Immediate exit requested"), so a killed multi-threaded recorder's
+    ffmpeg often ends without its last fragment; a stderr file instead of the pipe does not
+    change that, a single-threaded parent does."""
     if _PRCTL is not None and _SIGNAL is not None:
         _SIGNAL(signal.SIGPIPE, 1)  # SIG_IGN
         _PRCTL(1, signal.SIGINT)

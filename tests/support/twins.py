@@ -29,6 +29,36 @@ class ListAlerts:
         return [a.kind for a in self.sent]
 
 
+def make_segment(
+    body: bytes,
+    key: str,
+    *,
+    camera_id: str = "cam",
+    start: datetime = T0,
+    path: str = "",
+    state: SegmentState = SegmentState.UPLOADED,
+    segment_id: str = "s",
+) -> Segment:
+    """A 5-minute H.264 segment of ``body`` bound for ``key``, as the spool hands it on."""
+    return Segment(
+        id=segment_id,
+        camera_id=camera_id,
+        path=path,
+        start_time=start,
+        end_time=start + timedelta(seconds=300),
+        duration_seconds=300.0,
+        size_bytes=len(body),
+        checksum_algorithm="sha256",
+        checksum=hashlib.sha256(body).hexdigest(),
+        codec="h264",
+        width=640,
+        height=360,
+        ext="mp4",
+        s3_key=key,
+        state=state,
+    )
+
+
 def put_segment_object(
     store: MemoryObjectStore,
     camera_id: str,
@@ -42,23 +72,7 @@ def put_segment_object(
     """A camvault object at its real key with the ``x-amz-meta-*`` headers the uploader
     writes (SSE-S3 applied); returns the key."""
     key = object_key(prefix, camera_id, start, "mp4")
-    seg = Segment(
-        id="s",
-        camera_id=camera_id,
-        path="",
-        start_time=start,
-        end_time=start + timedelta(seconds=300),
-        duration_seconds=300.0,
-        size_bytes=len(body),
-        checksum_algorithm="sha256",
-        checksum=hashlib.sha256(body).hexdigest(),
-        codec="h264",
-        width=640,
-        height=360,
-        ext="mp4",
-        s3_key=key,
-        state=SegmentState.UPLOADED,
-    )
+    seg = make_segment(body, key, camera_id=camera_id, start=start)
     store.objects[key] = MemoryObject(
         body, object_metadata(seg), SSE, storage_class, last_modified or start
     )

@@ -4,10 +4,8 @@ integration test reaches — MissingAfterPut, VerifyMismatch, SSENotApplied, 412
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import zlib
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,31 +15,15 @@ from camvault.models import Segment, SegmentState
 from camvault.retry import is_retryable
 from camvault.s3.memory import MemoryObjectStore
 from camvault.uploader import Uploader
+from tests.support.twins import make_segment
 
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 KEY = "site/cam/2026/11/20/080000.mp4"
 
 
 def _segment(tmp_path: Path, body: bytes) -> tuple[Segment, str]:
     path = tmp_path / "seg.mp4"
     path.write_bytes(body)
-    seg = Segment(
-        id="s1",
-        camera_id="cam",
-        path=str(path),
-        start_time=T0,
-        end_time=T0 + timedelta(seconds=300),
-        duration_seconds=300.0,
-        size_bytes=len(body),
-        checksum_algorithm="sha256",
-        checksum=hashlib.sha256(body).hexdigest(),
-        codec="h264",
-        width=640,
-        height=360,
-        ext="mp4",
-        s3_key=KEY,
-        state=SegmentState.UPLOADING,
-    )
+    seg = make_segment(body, KEY, path=str(path), state=SegmentState.UPLOADING, segment_id="s1")
     return seg, base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
 
 

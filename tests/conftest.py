@@ -24,6 +24,7 @@ from psycopg import sql
 from camvault.catalog.migrate import migrate
 from camvault.config import Settings
 from camvault.embedded import EmbeddedPostgres, SeaweedFS
+from tests.support.pg import cloned_db, with_db
 
 pytest_plugins = ["tests.support.moto_s3", "tests.support.camera"]
 
@@ -52,12 +53,6 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _with_db(url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("CAMVAULT_TEST_DATABASE_URL", DEFAULT_TEST_DB)
@@ -76,7 +71,7 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    migrate(_with_db(pg_admin_url, name))
+    migrate(with_db(pg_admin_url, name))
     yield name
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(
@@ -86,18 +81,8 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    name = f"camvault_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    yield _with_db(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with cloned_db(pg_admin_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

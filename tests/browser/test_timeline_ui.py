@@ -23,7 +23,6 @@ import av
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from camvault.acl import Permission
 from camvault.catalog.connector import PsycopgConnector
@@ -32,6 +31,7 @@ from camvault.sessions import set_password
 from tests.integration.access_env import add_cameras, api_client, service_access
 from tests.integration.export_env import clip_api
 from tests.media import _run, make_h264, make_h265
+from tests.support.pg import cloned_db
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -86,48 +86,44 @@ def _add(
     return int(row[0])
 
 
+def _set_passwords(db_url: str, *users: str) -> None:
+    owner = PsycopgConnector(db_url, max_size=1)
+    try:
+        for user in users:
+            with owner.transaction() as s:
+                row = s.fetchone("SELECT id FROM users WHERE name = %(n)s", {"n": user})
+            assert row is not None
+            set_password(owner, row["id"], PASSWORD)
+    finally:
+        owner.close()
+
+
 @pytest.fixture(scope="module")
 def site(
     pg_admin_url: str, template_db: str, seaweed: SeaweedFS, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
-    name = f"camvault_ui_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    info["dbname"] = name
-    db_url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-    s3 = seaweed.client()
-    bucket = f"ui-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=bucket)
-    media = tmp_path_factory.mktemp("footage")
-    add_cameras(db_url, "lobby-1", "vault-9", "garage-2")
-    starts = [T0 + timedelta(seconds=s) for s in (0, 4, 8, 30, 34, 38)]
-    ids = []
-    with psycopg.connect(db_url) as conn:
-        for i, st in enumerate(starts):
-            cls = "GLACIER" if i == 5 else "STANDARD"
-            ids.append(_add(conn, s3, bucket, _clip(media / f"{i}.mp4", st), st, cls))
-        hevc = make_h265(media / "hevc.mp4", seconds=CLIP, gop=15)
-        _add(conn, s3, bucket, hevc, T0, "STANDARD", cam="garage-2", codec="hevc")
-    with service_access(db_url) as acc:
-        acc.add_user("guard")
-        acc.add_user("outsider")
-        acc.add_user("investigator")
-        acc.add_grant(camera_id="lobby-1", user="investigator", permission=Permission.EXPORT)
-        acc.add_grant(camera_id="lobby-1", user="guard")
-        acc.add_grant(camera_id="garage-2", user="guard")
-    owner = PsycopgConnector(db_url, max_size=1)
-    for user in ("guard", "outsider", "investigator"):
-        with owner.transaction() as s:
-            row = s.fetchone("SELECT id FROM users WHERE name = %(n)s", {"n": user})
-        assert row is not None
-        set_password(owner, row["id"], PASSWORD)
-    owner.close()
-    try:
+    with cloned_db(pg_admin_url, template_db, "camvault_ui") as db_url:
+        s3 = seaweed.client()
+        bucket = f"ui-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(Bucket=bucket)
+        media = tmp_path_factory.mktemp("footage")
+        add_cameras(db_url, "lobby-1", "vault-9", "garage-2")
+        starts = [T0 + timedelta(seconds=s) for s in (0, 4, 8, 30, 34, 38)]
+        ids = []
+        with psycopg.connect(db_url) as conn:
+            for i, st in enumerate(starts):
+                cls = "GLACIER" if i == 5 else "STANDARD"
+                ids.append(_add(conn, s3, bucket, _clip(media / f"{i}.mp4", st), st, cls))
+            hevc = make_h265(media / "hevc.mp4", seconds=CLIP, gop=15)
+            _add(conn, s3, bucket, hevc, T0, "STANDARD", cam="garage-2", codec="hevc")
+        with service_access(db_url) as acc:
+            acc.add_user("guard")
+            acc.add_user("outsider")
+            acc.add_user("investigator")
+            acc.add_grant(camera_id="lobby-1", user="investigator", permission=Permission.EXPORT)
+            acc.add_grant(camera_id="lobby-1", user="guard")
+            acc.add_grant(camera_id="garage-2", user="guard")
+        _set_passwords(db_url, "guard", "outsider", "investigator")
         with api_client(
             db_url,
             s3_endpoint=seaweed.endpoint_url,
@@ -135,11 +131,6 @@ def site(
             credentials=(seaweed.access_key, seaweed.secret_key),
         ) as (client, _):
             yield {"url": str(client.base_url).rstrip("/"), "db": db_url, "ids": ids}
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(scope="module")
@@ -361,38 +352,22 @@ WINDOW = (T0 + timedelta(seconds=2.5), T0 + timedelta(seconds=9.2))  # over 3 x 
 def clip_site(
     pg_admin_url: str, template_db: str, seaweed: SeaweedFS, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
-    name = f"camvault_uix_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    info["dbname"] = name
-    db_url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-    s3 = seaweed.client()
-    bucket = f"uix-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=bucket)
-    media = tmp_path_factory.mktemp("footage-x")
-    add_cameras(db_url, DOCK)
-    with psycopg.connect(db_url) as conn:
-        for i in range(3):
-            st = T0 + timedelta(seconds=CLIP * i)
-            _add(conn, s3, bucket, _clip(media / f"d{i}.mp4", st), st, "STANDARD", cam=DOCK)
-    with service_access(db_url) as acc:
-        acc.add_user("temp")
-        acc.add_user("exporter")
-        acc.add_grant(camera_id=DOCK, user="temp", window_start=WINDOW[0], window_end=WINDOW[1])
-        acc.add_grant(camera_id=DOCK, user="exporter", permission=Permission.EXPORT)
-    owner = PsycopgConnector(db_url, max_size=1)
-    for user in ("temp", "exporter"):
-        with owner.transaction() as s:
-            row = s.fetchone("SELECT id FROM users WHERE name = %(n)s", {"n": user})
-        assert row is not None
-        set_password(owner, row["id"], PASSWORD)
-    owner.close()
-    try:
+    with cloned_db(pg_admin_url, template_db, "camvault_uix") as db_url:
+        s3 = seaweed.client()
+        bucket = f"uix-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(Bucket=bucket)
+        media = tmp_path_factory.mktemp("footage-x")
+        add_cameras(db_url, DOCK)
+        with psycopg.connect(db_url) as conn:
+            for i in range(3):
+                st = T0 + timedelta(seconds=CLIP * i)
+                _add(conn, s3, bucket, _clip(media / f"d{i}.mp4", st), st, "STANDARD", cam=DOCK)
+        with service_access(db_url) as acc:
+            acc.add_user("temp")
+            acc.add_user("exporter")
+            acc.add_grant(camera_id=DOCK, user="temp", window_start=WINDOW[0], window_end=WINDOW[1])
+            acc.add_grant(camera_id=DOCK, user="exporter", permission=Permission.EXPORT)
+        _set_passwords(db_url, "temp", "exporter")
         with clip_api(
             db_url,
             endpoint=seaweed.endpoint_url,
@@ -401,11 +376,6 @@ def clip_site(
             tmp=tmp_path_factory.mktemp("clips"),
         ) as api:
             yield {"url": str(api.client.base_url).rstrip("/"), "db": db_url}
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def _x_of(page: Any, at: datetime) -> tuple[float, float]:

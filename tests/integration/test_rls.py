@@ -17,6 +17,7 @@ from camvault.catalog.access import AccessCatalog, Identity, RoleConnector
 from camvault.catalog.migrate import migrate
 from camvault.models import Recording
 from tests.integration.access_env import T0, add_cameras, add_recordings, service_access
+from tests.support.pg import with_db
 
 API_LOGIN = "camvault_test_api_login"
 SERVICE_LOGIN = "camvault_test_service_login"
@@ -291,7 +292,7 @@ def test_non_superuser_owner_migrates_and_is_subject_to_force(pg_admin_url: str)
                 sql.Identifier(dbname), sql.Identifier(owner)
             )
         )
-    url = _as(_with_db(pg_admin_url, dbname), owner)
+    url = _as(with_db(pg_admin_url, dbname), owner)
     try:
         migrate(url)
         assert migrate(url) == []  # idempotent, roles included
@@ -319,9 +320,3 @@ def test_non_superuser_owner_migrates_and_is_subject_to_force(pg_admin_url: str)
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
-
-
-def _with_db(url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
 from camvault.api.metrics import MetricsSource
 from camvault.api.middleware import IDENTITY_STATE
-from camvault.api.params import ApiError
+from camvault.api.params import MAX_BIGINT, ApiError
 from camvault.api.playback import PlaybackGate, Presigner, StorageClassGate
 from camvault.api.web_auth import cookie_identity
 from camvault.catalog.access import AccessCatalog, AuditEntry, Identity
@@ -173,3 +173,9 @@ def admin_caller(
 
 CallerDep = Annotated[Caller, Depends(caller)]
 AdminDep = Annotated[Caller, Depends(admin_caller)]
+
+
+# path and query parameters several routers share
+RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
+VisibleStart = Annotated[str | None, Query(description="ISO 8601; default: visible start")]
+VisibleEnd = Annotated[str | None, Query(description="ISO 8601; default: visible end")]

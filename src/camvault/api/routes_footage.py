@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from camvault.api import params
-from camvault.api.deps import CallerDep
-from camvault.api.params import MAX_BIGINT, ApiError
+from camvault.api.deps import CallerDep, RecordingId
+from camvault.api.params import ApiError
 from camvault.api.playback import presign, unchanged
 from camvault.api.routes_media import media_path
 from camvault.api.schemas import (
@@ -28,8 +28,6 @@ from camvault.catalog.access import AuditEntry
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["footage"])
-
-RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
 
 
 def _not_found(what: str) -> ApiError:

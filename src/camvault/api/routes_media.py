@@ -19,12 +19,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from camvault.api import params
-from camvault.api.deps import CallerDep
-from camvault.api.params import MAX_BIGINT, ApiError
+from camvault.api.deps import CallerDep, RecordingId, VisibleEnd, VisibleStart
+from camvault.api.params import ApiError
 from camvault.api.playback import presign, unchanged
 from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
@@ -35,8 +35,6 @@ from camvault.export.media import stream_fragments
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["footage"])
-
-RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
 
 
 def media_path(rec: Recording) -> str:
@@ -65,8 +63,8 @@ def window(
 def recording_media(
     c: CallerDep,
     recording_id: RecordingId,
-    start: Annotated[str | None, Query(description="ISO 8601; default: visible start")] = None,
-    end: Annotated[str | None, Query(description="ISO 8601; default: visible end")] = None,
+    start: VisibleStart = None,
+    end: VisibleEnd = None,
 ) -> StreamingResponse:
     """The visible part of a recording as fragmented MP4 (stream copy, no re-encode)."""
     svc = clips(c)

@@ -18,12 +18,12 @@ import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from camvault.acl import Permission, Principal, effective
-from camvault.api.deps import CallerDep
-from camvault.api.params import MAX_BIGINT, ApiError
+from camvault.api.deps import CallerDep, RecordingId
+from camvault.api.params import ApiError
 from camvault.api.playback import archived
 from camvault.app import s3_client
 from camvault.catalog.connector import Connector
@@ -36,8 +36,6 @@ from camvault.models import Recording
 from camvault.restore import TIERS, Actor, RestoreService, RestoreStatus
 
 router = APIRouter(prefix="/api", tags=["lifecycle"])
-
-RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
 
 
 class RestoreIn(BaseModel):

@@ -29,14 +29,14 @@ from typing import IO, Annotated
 from urllib.parse import urlencode
 
 import imageio_ffmpeg
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from camvault.acl import Permission, Principal, applies_to
 from camvault.api import params
-from camvault.api.deps import Caller, CallerDep
-from camvault.api.params import MAX_BIGINT, ApiError
+from camvault.api.deps import Caller, CallerDep, RecordingId, VisibleEnd, VisibleStart
+from camvault.api.params import ApiError
 from camvault.api.playback import presign, unchanged
 from camvault.api.routes_media import window
 from camvault.catalog.access import AuditEntry
@@ -49,7 +49,6 @@ from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["timeline"])
 
-RecordingId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="recording id")]
 Start = Annotated[str | None, Query(description="ISO 8601; default end - 24 h")]
 End = Annotated[str | None, Query(description="ISO 8601; default now")]
 MAX_PLAYLIST_ENTRIES = 2000  # a day of 1-minute segments, with room
@@ -245,8 +244,8 @@ def playlist(c: CallerDep, camera_id: str, start: Start = None, end: End = None)
 def media(
     c: CallerDep,
     recording_id: RecordingId,
-    start: Annotated[str | None, Query(description="ISO 8601; default: visible start")] = None,
-    end: Annotated[str | None, Query(description="ISO 8601; default: visible end")] = None,
+    start: VisibleStart = None,
+    end: VisibleEnd = None,
 ) -> StreamingResponse:
     """The recording remuxed to MPEG-TS (stream copy). Only for a recording the caller may
     see and that is not in Glacier. Where only part of it is visible (a windowed grant), or

@@ -33,6 +33,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -110,6 +111,20 @@ def _cpu_seconds() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
+def _proc_cpu(pid: int | str) -> float | None:
+    """CPU seconds (user + system) of one process so far, from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _steady(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two snapshots by the processes alive at both."""
+    return sum(after[p] - before[p] for p in before if p in after)
+
+
 def _alive(server: RtspCamera) -> bool:
     proc = server._proc
     return proc is not None and proc.poll() is None
@@ -146,11 +161,21 @@ def run_phase(
     samples: list[tuple[int, int, int, int, int]] = []  # rss, pss, ffmpeg pss, self pss, n
     stop_sampling = threading.Event()
     started_all = time.monotonic() + args.stagger * len(cams) + 3.0
+    # Steady state: CPU between the first sample with every camera connected and the last
+    # one, per process from /proc — ffmpeg's start-up (it decodes ~5 s of stream to probe
+    # it) and this sampler's own /proc reading (its thread CPU) are left out.
+    steady: dict[str, Any] = {}
+
+    def snapshot() -> tuple[float, dict[int, float], float, float]:
+        kids = {p: c for p in _ffmpeg_pids() if (c := _proc_cpu(p)) is not None}
+        return time.monotonic(), kids, _proc_cpu("self") or 0.0, time.thread_time()
 
     def sample() -> None:
         while not stop_sampling.wait(1.0):
             if time.monotonic() < started_all:
                 continue  # steady state only: every camera connected
+            steady.setdefault("first", snapshot())
+            steady["last"] = snapshot()
             pids = _ffmpeg_pids()
             me = _mem_kb("self")
             kids = [_mem_kb(p) for p in pids]
@@ -190,6 +215,17 @@ def run_phase(
     pct_per_cam = 100.0 * cpu / wall / args.cameras
     pct_per_4mbps = pct_per_cam * (4.0 / mbps) if mbps else 0.0
     expected = args.seconds - args.stagger * len(cams)
+    steady_ffmpeg = steady_camvault = steady_wall = 0.0
+    if "first" in steady and steady["last"] is not steady["first"]:
+        (w0, k0, me0, th0), (w1, k1, me1, th1) = steady["first"], steady["last"]
+        steady_wall = w1 - w0
+        steady_ffmpeg = _steady(k0, k1)
+        steady_camvault = (me1 - me0) - (th1 - th0)  # the sampler thread is the bench's
+    steady_pct = (
+        100.0 * (steady_ffmpeg + steady_camvault) / steady_wall / args.cameras
+        if steady_wall
+        else 0.0
+    )
     problems = []
     if not _alive(server):
         problems.append("the RTSP server died")
@@ -223,6 +259,15 @@ def run_phase(
         "cpu_seconds_ffmpeg": round(cpu_ffmpeg, 2),
         "cpu_seconds_camvault": round(cpu_self, 2),
         "cpu_pct_per_4mbps_camera": round(pct_per_4mbps, 3),
+        "steady_seconds": round(steady_wall, 1),
+        "steady_cpu_pct_per_camera": round(steady_pct, 3),
+        "steady_cpu_pct_per_4mbps_camera": round(steady_pct * (4.0 / mbps) if mbps else 0.0, 3),
+        "steady_cpu_pct_ffmpeg_per_camera": round(
+            100.0 * steady_ffmpeg / steady_wall / args.cameras if steady_wall else 0.0, 3
+        ),
+        "steady_cpu_pct_camvault_per_camera": round(
+            100.0 * steady_camvault / steady_wall / args.cameras if steady_wall else 0.0, 3
+        ),
         "pss_mb_per_camera": round(pss_per_cam, 1),
         "pss_mb_ffmpeg_each": round(median(2) / mib, 1),
         "pss_mb_camvault_process": round(median(3) / 1024, 1),
@@ -232,6 +277,38 @@ def run_phase(
         "load1": round(os.getloadavg()[0], 2),
         "problems": problems,
     }
+
+
+def run_anchor(server: RtspCamera, args: argparse.Namespace) -> dict[str, Any]:
+    """The reference in the same run: ``args.cameras`` bare ffmpegs receiving the same
+    stream (RTSP/TCP, stream copy) into ``-f null`` — no segments, no files, no camvault.
+    What any ffmpeg-based recorder pays at least; measured over the same steady window."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    cmd = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-threads", "1",
+           "-rtsp_transport", "tcp", "-i", server.url, "-map", "0:v:0", "-c", "copy",
+           "-f", "null", "-"]  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(args.cameras):
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+            time.sleep(args.stagger)
+        time.sleep(3.0)
+        w0, k0 = time.monotonic(), {p.pid: _proc_cpu(p.pid) for p in procs}
+        time.sleep(max(1.0, args.seconds - args.stagger * args.cameras - 3.0))
+        w1, k1 = time.monotonic(), {p.pid: _proc_cpu(p.pid) for p in procs}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+    alive = [p for p in k0 if k0[p] is not None and k1.get(p) is not None]
+    cpu = sum(k1[p] - k0[p] for p in alive)  # type: ignore[operator]
+    problems = [] if len(alive) == args.cameras else [f"only {len(alive)} ffmpegs ran through"]
+    if not _alive(server):
+        problems.append("the RTSP server died")
+    pct = 100.0 * cpu / (w1 - w0) / args.cameras
+    return {"variant": "anchor", "steady_seconds": round(w1 - w0, 1),
+            "steady_cpu_pct_per_camera": round(pct, 3), "problems": problems}  # fmt: skip
 
 
 def main() -> int:
@@ -275,14 +352,29 @@ def main() -> int:
     try:
         for rep in range(args.repeats):
             # alternate the order (ABBA) so drift in the machine's load hits all variants
-            for variant in variants if rep % 2 == 0 else variants[::-1]:
+            order = [*variants, "anchor"]
+            for variant in order if rep % 2 == 0 else order[::-1]:
                 if not _alive(server):
                     phases.append({"variant": variant, "problems": ["the RTSP server died"]})
                     break
+                if variant == "anchor":
+                    r = run_anchor(server, args)
+                    phases.append(r)
+                    print(
+                        f"  anchor    bare ffmpeg → null: steady cpu "
+                        f"{r['steady_cpu_pct_per_camera']:.3f} %/cam"
+                        + (f"  PROBLEMS: {r['problems']}" if r["problems"] else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    continue
                 r = run_phase(server, work, args, variant)
                 phases.append(r)
                 print(
-                    f"  {variant:<9} cpu {r['cpu_pct_per_4mbps_camera']:.3f} %/cam  "
+                    f"  {variant:<9} cpu {r['cpu_pct_per_4mbps_camera']:.3f} %/cam (steady "
+                    f"{r['steady_cpu_pct_per_camera']:.3f}: ffmpeg "
+                    f"{r['steady_cpu_pct_ffmpeg_per_camera']:.3f} + camvault "
+                    f"{r['steady_cpu_pct_camvault_per_camera']:.3f})  "
                     f"PSS {r['pss_mb_per_camera']:5.1f} MB/cam (ffmpeg {r['pss_mb_ffmpeg_each']}"
                     f" each, camvault {r['pss_mb_camvault_process']} in all)  RSS "
                     f"{r['rss_mb_per_camera']:5.1f} MB/cam  {r['segments']} segments  "
@@ -306,15 +398,25 @@ def main() -> int:
             k: round(statistics.median(ph[k] for ph in mine), 3)
             for k in (
                 "cpu_pct_per_4mbps_camera",
+                "steady_cpu_pct_per_camera",
+                "steady_cpu_pct_per_4mbps_camera",
+                "steady_cpu_pct_ffmpeg_per_camera",
+                "steady_cpu_pct_camvault_per_camera",
                 "pss_mb_per_camera",
                 "pss_mb_ffmpeg_each",
                 "rss_mb_per_camera",
                 "cameras_per_2_core_node_at_70pct",
             )
         }
+    anchors = [ph for ph in phases if ph["variant"] == "anchor" and not ph["problems"]]
+    anchor = (
+        round(statistics.median(ph["steady_cpu_pct_per_camera"] for ph in anchors), 3)
+        if anchors
+        else 0.0
+    )
     main_variant = "tuned" if "tuned" in summary else (variants[-1] if variants else "")
     best = summary.get(main_variant, {})
-    valid = not problems and bool(best)
+    valid = not problems and bool(best) and bool(anchors)
     result = {
         "cameras": args.cameras,
         "seconds_per_phase": args.seconds,
@@ -323,23 +425,35 @@ def main() -> int:
         "summary": summary,
         "goal_pct_per_camera": GOAL_PCT,
         "goal_pss_mb_per_camera": GOAL_PSS_MB,
-        "meets_cpu_goal": valid and best["cpu_pct_per_4mbps_camera"] <= GOAL_PCT,
+        "anchor_bare_ffmpeg_steady_cpu_pct_per_camera": anchor,
+        "steady_ratio_to_anchor": (
+            round(best["steady_cpu_pct_per_camera"] / anchor, 2) if valid and anchor else None
+        ),
+        "meets_cpu_goal": valid and best["steady_cpu_pct_per_4mbps_camera"] <= GOAL_PCT,
         "meets_memory_goal": valid and best["pss_mb_per_camera"] <= GOAL_PSS_MB,
         "meets_goal": valid
-        and best["cpu_pct_per_4mbps_camera"] <= GOAL_PCT
+        and best["steady_cpu_pct_per_4mbps_camera"] <= GOAL_PCT
         and best["pss_mb_per_camera"] <= GOAL_PSS_MB,
         "problems": problems,
         "at": datetime.now(UTC).isoformat(),
     }
     print(f"\n{args.cameras} cameras x {args.mbps} Mbit/s, {args.seconds:.0f} s per phase")
-    print(f"{'variant':<10}{'CPU %/cam':>10}{'PSS MB/cam':>11}{'ffmpeg PSS':>11}{'RSS MB/cam':>11}")
+    print(
+        f"{'variant':<10}{'CPU %/cam':>10}{'steady':>8}{'ffmpeg':>8}{'camvault':>9}"
+        f"{'PSS MB/cam':>11}{'ffmpeg PSS':>11}{'RSS MB/cam':>11}"
+    )
     for v, m in summary.items():
         print(
-            f"{v:<10}{m['cpu_pct_per_4mbps_camera']:>10.3f}{m['pss_mb_per_camera']:>11.1f}"
+            f"{v:<10}{m['cpu_pct_per_4mbps_camera']:>10.3f}{m['steady_cpu_pct_per_camera']:>8.3f}"
+            f"{m['steady_cpu_pct_ffmpeg_per_camera']:>8.3f}"
+            f"{m['steady_cpu_pct_camvault_per_camera']:>9.3f}{m['pss_mb_per_camera']:>11.1f}"
             f"{m['pss_mb_ffmpeg_each']:>11.1f}{m['rss_mb_per_camera']:>11.1f}"
         )
+    print(f"{'anchor':<10}{'':>10}{anchor:>8.3f}  (bare ffmpeg RTSP → -f null, same run)")
+    if result["steady_ratio_to_anchor"] is not None:
+        print(f"{main_variant} steady CPU / anchor: {result['steady_ratio_to_anchor']}")
     print(
-        f"goals: CPU <= {GOAL_PCT} %/cam: {result['meets_cpu_goal']}; "
+        f"goals: steady CPU <= {GOAL_PCT} %/cam: {result['meets_cpu_goal']}; "
         f"PSS <= {GOAL_PSS_MB} MB/cam: {result['meets_memory_goal']}; "
         f"meets_goal {result['meets_goal']}"
     )

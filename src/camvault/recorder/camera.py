@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -122,6 +123,7 @@ class CameraRecorder:
         self.runs = 0
         self._leftovers = False  # a run left segments it could not spool (disk full …)
         self._leftovers_tried = 0.0
+        self._collected: tuple[str, int, int, int] | None = None  # see ``_collect``
 
     # the supervision loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -245,6 +247,13 @@ class CameraRecorder:
 
     # handing finished segments to the spool --------------------------------------------
     def _collect(self, run: Run) -> None:
+        # Most polls find nothing new: two stats instead of a glob and a list parse. A new
+        # segment file changes the directory's mtime, a cut appends to list.csv; an ended
+        # ffmpeg or an unfinished earlier pass always looks again.
+        mark = None if run.exited else _change_mark(run.dir)
+        if mark is not None and mark == self._collected:
+            return
+        self._collected = None
         files = run.files()
         if files and not run.connected:
             run.connected = True
@@ -265,7 +274,8 @@ class CameraRecorder:
             if name in run.handed:
                 continue
             if not self._hand_over(run, name, media.get(name), crashed=name in crashed):
-                break  # the catalog cannot confirm the camera now; try again next poll
+                return  # the catalog cannot confirm the camera now; try again next poll
+        self._collected = mark
 
     def _hand_over(
         self, run: Run, name: str, media_seconds: float | None, *, crashed: bool = False
@@ -420,3 +430,13 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _change_mark(run_dir: Path) -> tuple[str, int, int, int] | None:
+    """What changes whenever ffmpeg starts a segment file or lists a finished one."""
+    try:
+        d = os.stat(run_dir)
+        lst = os.stat(run_dir / "list.csv")
+    except FileNotFoundError:
+        return None  # no cut yet (or no directory): look every time
+    return str(run_dir), d.st_mtime_ns, lst.st_mtime_ns, lst.st_size

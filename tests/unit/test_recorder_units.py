@@ -59,6 +59,37 @@ def test_new_run_never_starts_before_previous_end() -> None:
     assert q.start == end and q.note and "overlap" in q.note
 
 
+def test_a_handed_on_floor_keeps_two_holders_apart() -> None:
+    """A fleet hand-off: the old holder noticed its run's first segment 0.9 s late (so its
+    whole run is placed 0.9 s late), the new holder noticed its first one on time. Keys
+    name segments by start second: unseeded, the new holder's first segment would share
+    the old one's last second (one key, two objects) and overlap it; with the old holder's
+    last end as its floor, it does neither."""
+    old = Timeline()
+    first = old.place(4.0, T0 + _s(5.1))  # truly 0.2-4.2 s, placed 1.1-5.1
+    last = old.place(1.2, T0 + _s(6.3))  # truly 4.2-5.4 (stopped 1.2 s after the cut)
+    assert last.start == old.advance(first.start, 4.0) == T0 + _s(5.1)
+    old_end = old.advance(last.start, 1.2)
+    # the new holder's first segment: truly 5.7-7.7 (a 0.3 s hand-off), seen at its end
+    unseeded = Timeline().place(2.0, T0 + _s(7.7))
+    assert unseeded.start == T0 + _s(5.7) < old_end
+    assert unseeded.start.replace(microsecond=0) == last.start.replace(microsecond=0)
+    q = Timeline(floor=old_end).place(2.0, T0 + _s(7.7))
+    assert q.start == old_end == T0 + _s(6.3) and q.note and "overlap" in q.note
+    assert q.start.replace(microsecond=0) > last.start.replace(microsecond=0)
+
+
+def test_raise_floor_never_lowers_it() -> None:
+    tl = Timeline()
+    tl.raise_floor(None)
+    assert tl.floor is None
+    tl.raise_floor(T0 + _s(5))
+    tl.raise_floor(T0 + _s(2))
+    assert tl.floor == T0 + _s(5)
+    tl.new_run()
+    assert tl.place(1.0, T0 + _s(3)).start == T0 + _s(5)
+
+
 def test_place_needs_aware_time() -> None:
     with pytest.raises(ValueError, match="timezone"):
         Timeline().place(1.0, datetime(2026, 1, 1))

@@ -85,11 +85,16 @@ class Timeline:
             start = self.floor
         return Placement(start, note)
 
+    def raise_floor(self, at: datetime | None) -> None:
+        """Nothing starts before ``at`` either (e.g. the end of the last segment another
+        recorder of the camera placed: a fleet hand-off)."""
+        if at is not None and (self.floor is None or at > self.floor):
+            self.floor = at
+
     def advance(self, start: datetime, duration_seconds: float) -> datetime:
         """Record that the segment placed at ``start`` lasts ``duration_seconds``; returns
         its end, where the run's next segment starts."""
         end = start + timedelta(seconds=max(0.0, duration_seconds))
         self._next = end
-        if self.floor is None or end > self.floor:
-            self.floor = end
+        self.raise_floor(end)
         return end

@@ -2,9 +2,12 @@
 
 ``{prefix}{camera_id}/{YYYY}/{MM}/{DD}/{camera_id}_{YYYYmmddTHHMMSS}Z.{ext}``
 
-Sub-second starts are truncated to the second in the key (two segments of one camera
-cannot start within the same second: segments are minutes long), so the key is stable
-across retries and replays. ``parse_key`` inverts it for the reconciler.
+Sub-second starts are truncated to the second in the key, so the key is stable across
+retries and replays. Two segments of one camera cannot start within the same second:
+segments are minutes long, and the last one before a fleet hand-off over a second
+(``HANDOFF_MIN_SEGMENT``), while the next holder starts nothing before its end (the lease
+carries it: the two nodes' recorders place their runs on their own clocks, up to ~1 s
+apart). ``parse_key`` inverts it for the reconciler.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import pytest
 from camvault.app import App
 from camvault.cli import main as cli
 from camvault.config import load_settings
+from camvault.models import SegmentState
 from tests import recording as rec
 from tests.faults import fleet_gaps as gaps
 from tests.faults.proxy import FaultProxy
@@ -304,7 +305,8 @@ def test_fleet_failover_handoff_and_cut_off_node(
         with App.open(direct) as app:
             left[name] = app.spool.stats()["pending"]
             rec.drain(app)
-            assert app.spool.stats()["pending"] == 0
+            held = [(g.s3_key, g.last_error) for g in app.spool.segments(SegmentState.CONFLICT)]
+            assert app.spool.stats()["pending"] == 0, (app.spool.stats()["by_state"], held)
     rows = _recordings(db_url)
     assert {r["node_id"] for r in rows} == {"n1", "n2", "n3"}
     # the killed node's last segments (its ffmpeg finalized them as it died) were salvaged

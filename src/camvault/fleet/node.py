@@ -376,7 +376,8 @@ class Node:
         )
         self._running[cam] = run
         run.thread.start()
-        log.info("node %s: recording %s (lease epoch %d)", self.node_id, cam, grant.epoch)
+        after = f", nothing before {floor.isoformat(timespec='milliseconds')}" if floor else ""
+        log.info("node %s: recording %s (lease epoch %d%s)", self.node_id, cam, grant.epoch, after)
 
     def _record(self, cam: str, run: Running) -> None:
         """The recorder's thread. When it ends (open segment finalized and spooled) a

@@ -1,6 +1,6 @@
 """What a node knows of each camera it holds (``Grant``) and records (``Running``), when a
 recording camera may be handed on, and where the next holder's timeline starts. Plain
-state, no I/O (``camvault.fleet.node``)."""
+state and rules, no I/O (``camvault.fleet.node``)."""
 
 from __future__ import annotations
 

@@ -4,10 +4,10 @@
 
 Sub-second starts are truncated to the second in the key, so the key is stable across
 retries and replays. Two segments of one camera cannot start within the same second:
-segments are minutes long, and the last one before a fleet hand-off over a second
-(``HANDOFF_MIN_SEGMENT``), while the next holder starts nothing before its end (the lease
-carries it: the two nodes' recorders place their runs on their own clocks, up to ~1 s
-apart). ``parse_key`` inverts it for the reconciler.
+within a run they are minutes long, and a fleet node taking a camera over starts nothing
+before the previous holder's last segment ended nor in the second that one began (the
+lease carries where: the nodes' recorders place runs on their own clocks, up to ~1 s
+apart; ``Timeline.handoff_floor``). ``parse_key`` inverts it for the reconciler.
 """
 
 from __future__ import annotations

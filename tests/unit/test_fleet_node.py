@@ -342,14 +342,16 @@ def test_a_camera_restarted_on_the_same_node_starts_after_its_own_last_segment()
     node.tick()
     node.supervise()
     old = recs["c1"]
-    end = _recorded(old, datetime.now(UTC) - timedelta(seconds=3), 2.0)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    end = _recorded(old, base, 2.0)
     store.seg = 4
     node.tick()  # (the renewal keeps ``end``)
-    later = _recorded(old, end, 0.5)  # the stopping recorder finalizes its open segment
+    _recorded(old, end, 0.5)  # the stopping recorder finalizes its open segment, 0.5 s
     node.supervise()  # settings changed: stopped, not released
     old.finish.set()
     _wait(lambda: node.supervise() or recs["c1"] is not old)  # restarted once it ended
-    assert recs["c1"].floor == later and store.released == []
+    # after that segment, and not in the second it began (keys name segments by it)
+    assert recs["c1"].floor == base + timedelta(seconds=3) and store.released == []
     recs["c1"].finish.set()
 
 

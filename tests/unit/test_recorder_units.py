@@ -79,6 +79,24 @@ def test_a_handed_on_floor_keeps_two_holders_apart() -> None:
     assert q.start.replace(microsecond=0) > last.start.replace(microsecond=0)
 
 
+def test_the_handoff_floor_is_never_in_the_second_the_last_segment_began() -> None:
+    """Seen in testing: a stop that raced ffmpeg's cut left a 0.4 s last segment
+    (33.170-33.570): the next holder, anchored at 33.6, would share second 33 — its key."""
+    old = Timeline()
+    assert old.handoff_floor() is None  # nothing placed: no floor to hand on
+    first = old.place(2.0, T0 + _s(33.17))
+    old.advance(first.start, 2.0)
+    last = old.place(0.4, T0 + _s(33.6))
+    assert last.start == T0 + _s(33.17)
+    assert old.advance(last.start, 0.4) == old.floor == T0 + _s(33.57)
+    assert old.handoff_floor() == T0 + _s(34)
+    q = Timeline(floor=old.handoff_floor()).place(2.0, T0 + _s(35.6))
+    assert q.start == T0 + _s(34) and q.note
+    # a last segment over a second long: its end is in a later second already
+    old.advance(old.place(1.2, T0 + _s(35.2)).start, 1.2)
+    assert old.handoff_floor() == old.floor == T0 + _s(34.77)
+
+
 def test_raise_floor_never_lowers_it() -> None:
     tl = Timeline()
     tl.raise_floor(None)

@@ -26,9 +26,9 @@ ON CONFLICT (camera_id) DO NOTHING;
 
 -- name: renew
 -- Renew what we still hold; an expired lease is not renewed (it may be someone else's
--- by now: it must be claimed again, with a new epoch). It also keeps last_end, the end of
--- the latest segment we placed of each camera we record (%(cameras)s/%(ends)s, in pairs),
--- for whoever holds it next after a failover; it never moves back (greatest skips NULL).
+-- by now: it must be claimed again, with a new epoch). It also keeps last_end, where the
+-- next holder may start (after our latest segment of each camera we record: %(cameras)s/
+-- %(ends)s, in pairs), for a failover; it never moves back (greatest skips NULL).
 UPDATE camera_leases l
    SET expires_at = now() + make_interval(secs => %(ttl)s), renewed_at = now(),
        last_end = greatest(l.last_end, e.last_end)
@@ -106,7 +106,7 @@ SELECT camera_id, url, pg_notify('camvault_leases', %(donor)s) AS woken FROM ask
 -- new epoch, expiry by the database clock — so it needs no claim round of its own; else
 -- it is free at once for anyone. Either way the waiting node(s) are woken by NOTIFY
 -- (delivered on commit, so never before the lease is theirs to take). It keeps last_end,
--- the end of the holder's last segment: the next holder starts nothing before it.
+-- after the holder's last segment: the next holder starts nothing before it.
 WITH target AS (
     SELECT l.camera_id, n.node_id AS heir
       FROM camera_leases l

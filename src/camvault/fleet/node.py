@@ -100,7 +100,7 @@ class Node:
         self._grants: dict[str, Grant] = {}
         self._running: dict[str, Running] = {}
         self._releases: list[tuple[str, int]] = []
-        # cameras whose recorder ended (until released): the end of its last segment
+        # cameras whose recorder ended (until released): where the next one may start
         self._ends: dict[str, datetime] = {}
         self._draining = False
         self._stopping = False
@@ -388,7 +388,7 @@ class Node:
             with self._lock:
                 if self._running.get(cam) is run:
                     del self._running[cam]
-                end = run.recorder.timeline.floor
+                end = run.recorder.timeline.handoff_floor()
                 if end is not None:
                     self._ends[cam] = end
                 if run.release:

@@ -31,11 +31,11 @@ __all__ = [
 # shutdown do not wait.)
 HANDOFF_MIN_RUN = 3.0
 # Nor within this long of ffmpeg's latest cut: object keys name a segment by its start
-# *second*. The new holder starts its timeline no earlier than the end of the old
-# holder's last segment (the lease's last_end: the two recorders' clocks anchor runs up
-# to ~1 s apart, so without it the two could share a second — a different object at the
-# same key — or overlap). A last segment over a second long then puts the next start in a
-# later second.
+# *second*, and the new holder starts its timeline after the old holder's last segment
+# (the lease's last_end; the two recorders' clocks anchor runs up to ~1 s apart) and in a
+# later second than it began (``Timeline.handoff_floor``). A last segment over a second
+# long leaves the next holder's first where its own clock puts it; a shorter one — a cut
+# can still land between this decision and ffmpeg's stop — pushes it up to ~1 s later.
 HANDOFF_MIN_SEGMENT = 1.2
 # A handed-on last_end further than this ahead of our own clock is the old holder's clock
 # running ahead, not footage: starting after it would shift our whole run that late.
@@ -89,11 +89,11 @@ def handed_floor(camera_id: str, last_end: datetime | None, now: datetime) -> da
 
 
 def latest_ends(ended: dict[str, datetime], running: dict[str, Running]) -> dict[str, datetime]:
-    """By camera, the end of the latest segment placed: of recorders that ended (``ended``,
-    until released) and of those recording now."""
+    """By camera, where the next holder may start (``Timeline.handoff_floor``): of
+    recorders that ended (``ended``, until released) and of those recording now."""
     ends = dict(ended)
     for cam, run in running.items():
-        end = run.recorder.timeline.floor
+        end = run.recorder.timeline.handoff_floor()
         if end is not None:
             ends[cam] = end
     return ends

@@ -43,8 +43,9 @@ class Held:
     url: str | None
     segment_seconds: int | None
     handoff_to: str | None = None
-    # end of the latest segment any holder placed of this camera (as of its release or
-    # last renewal): a recorder starting now starts nothing before it (None: not known)
+    # where the next holder may start: after the latest segment any holder placed of this
+    # camera (as of its release or last renewal), and in a later second than that one
+    # began (keys name segments by start second); None: not known
     last_end: datetime | None = None
 
 
@@ -152,8 +153,8 @@ class FleetStore:
     def renew(
         self, node_id: str, ttl: float, ends: Mapping[str, datetime] | None = None
     ) -> list[Held]:
-        """Renew every live lease of ``node_id`` (one statement); ``ends``: by camera, the
-        end of the latest segment we placed (kept as the lease's ``last_end``)."""
+        """Renew every live lease of ``node_id`` (one statement); ``ends``: by camera,
+        where a next holder may start (kept as the lease's ``last_end``)."""
         cams = sorted(ends or {})
         params = {
             "node_id": node_id,
@@ -220,8 +221,8 @@ class FleetStore:
         last_end: datetime | None = None,
     ) -> Released | None:
         """Give the lease up (None: it was not ours any more). Asked for by a live node, it
-        passes to that node in the same transaction (``Released.heir``). ``last_end``: the
-        end of our last segment of the camera, where the next holder's timeline starts."""
+        passes to that node in the same transaction (``Released.heir``). ``last_end``: where
+        the next holder's timeline may start (after our last segment of the camera)."""
         row = self._one(
             "release",
             {

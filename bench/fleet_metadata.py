@@ -91,9 +91,9 @@ class TimedStore(FleetStore):
         self.renewals: list[float] = []
         self.lock = threading.Lock()
 
-    def renew(self, node_id: str, ttl: float) -> list[Held]:
+    def renew(self, node_id: str, ttl: float, ends: Any = None) -> list[Held]:
         t = time.perf_counter()
-        held = super().renew(node_id, ttl)
+        held = super().renew(node_id, ttl, ends)
         with self.lock:
             self.renewals.append(time.perf_counter() - t)
         return held

@@ -2,9 +2,12 @@
 
 ``{prefix}{camera_id}/{YYYY}/{MM}/{DD}/{camera_id}_{YYYYmmddTHHMMSS}Z.{ext}``
 
-Sub-second starts are truncated to the second in the key (two segments of one camera
-cannot start within the same second: segments are minutes long), so the key is stable
-across retries and replays. ``parse_key`` inverts it for the reconciler.
+Sub-second starts are truncated to the second in the key, so the key is stable across
+retries and replays. Two segments of one camera cannot start within the same second:
+within a run they are minutes long, and a fleet node taking a camera over starts nothing
+before the previous holder's last segment ended nor in the second that one began (the
+lease carries where: the nodes' recorders place runs on their own clocks, up to ~1 s
+apart; ``Timeline.handoff_floor``). ``parse_key`` inverts it for the reconciler.
 """
 
 from __future__ import annotations

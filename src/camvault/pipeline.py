@@ -271,6 +271,16 @@ class Pipeline:
     def _conflict(self, seg: Segment, exc: BaseException) -> None:
         seg = self.spool.get(seg.id)
         self.spool.mark_conflict(seg.id, str(exc))
+        # never retried on its own: said at ERROR (besides the alert) and counted
+        # (camvault_upload_conflicts; held ones: camvault_spool_conflicts)
+        log.error(
+            "camera %s: segment %s held in the spool for an operator (state conflict; "
+            "nothing overwritten, nothing deleted; file %s): %s",
+            seg.camera_id,
+            seg.s3_key,
+            seg.path,
+            exc,
+        )
         self._record_error(seg, exc)
         self.alerts.send(self._alert("conflict", seg, exc))
         self.tally.add(conflicts=1, last_error=str(exc))

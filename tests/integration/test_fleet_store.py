@@ -132,6 +132,47 @@ def test_handoff_to_a_dead_node_frees_the_lease(store: FleetStore) -> None:
     assert store.claim("c", 4, ttl=30) == [(cam, epoch + 1)]  # anyone's at once
 
 
+def _last_end(db_url: str, cam: str) -> datetime | None:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT last_end FROM camera_leases WHERE camera_id = %s", (cam,)
+        ).fetchone()
+    assert row is not None
+    value: datetime | None = row[0]
+    return value
+
+
+def test_the_last_segment_end_goes_with_the_lease(store: FleetStore, db_url: str) -> None:
+    """Renewals keep the end of the holder's latest segment (never moving it back), the
+    release writes its last one, and the next holder reads it with the lease — handed over
+    or claimed; a holder whose epoch is gone writes nothing."""
+    _beat(store, "a", "b")
+    store.claim("a", 4, ttl=30)
+    t = datetime(2026, 11, 29, 1, 5, 3, 250_000, tzinfo=UTC)
+    held = {h.camera_id: h for h in store.renew("a", 30, {"cam-0": t, "cam-1": t, "nope": t})}
+    assert held["cam-0"].last_end == t and held["cam-2"].last_end is None
+    held = {h.camera_id: h for h in store.renew("a", 30, {"cam-0": t - timedelta(seconds=9)})}
+    assert held["cam-0"].last_end == t  # a late renewal does not move it back
+    # hand-off: the release writes the old holder's last end, the heir renews it
+    ((cam, _),) = store.request_handoff("b", donor="a")
+    assert cam == "cam-0"
+    epoch = held[cam].epoch
+    end = t + timedelta(seconds=4.2)
+    assert store.release("a", cam, epoch, 30, end) == Released(cam, "b", epoch + 1)
+    (got,) = [h for h in store.renew("b", 30) if h.camera_id == cam]
+    assert (got.epoch, got.last_end) == (epoch + 1, end)
+    # fencing: the old epoch writes nothing, by release or renewal
+    later = end + timedelta(seconds=60)
+    assert store.release("a", cam, epoch, 30, later) is None
+    assert cam not in {h.camera_id for h in store.renew("a", 30, {cam: later})}
+    assert _last_end(db_url, cam) == end
+    # a release without an end (never recorded) keeps what was there; a claim reads it
+    assert store.release("b", cam, epoch + 1, 30, None) == Released(cam, None, epoch + 1)
+    assert _last_end(db_url, cam) == end
+    assert store.claim_named("c", [cam], ttl=30) == [(cam, epoch + 2)]
+    assert [h.last_end for h in store.renew("c", 30)] == [end]
+
+
 def test_record_claims_named_cameras_and_is_never_asked_to_hand_over(
     store: FleetStore,
 ) -> None:

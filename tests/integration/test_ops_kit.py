@@ -93,6 +93,7 @@ def test_dashboard_queries_only_metrics_a_node_exports(make_settings: Any) -> No
     exported = _exported(text)
     assert 'camvault_lease_claims_total{node="ops-node"} 1.0' in text
     assert re.search(r'camvault_spool_depth\{node="ops-node"\} ', text), text
+    assert re.search(r'camvault_spool_conflicts\{node="ops-node"\} 0\.0', text), text
     dash = json.loads((DEPLOY / "grafana" / "camvault-fleet.json").read_text())
     assert dash["panels"] and dash["uid"]
     queried: set[str] = set()

@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,46 @@ def test_segments_are_contiguous_frame_by_frame(
     # anchored on the recorder's clock: the last segment ended about when we stopped
     last_end = rows[-1]["end_time"]
     assert abs((rows[-1]["created_at"] - last_end).total_seconds()) < 60
+
+
+def test_a_handed_on_floor_is_where_the_first_segment_starts(
+    camera: RtspCamera, make_settings: Any, db_url: str, bucket: str
+) -> None:
+    """A fleet hand-off: the previous holder's last segment ends at ``floor`` by its clock
+    (ahead of where this recorder anchors its own first segment). The first segment starts
+    exactly there — it neither overlaps that one nor shares its start second (the key) —
+    and the next ones abut it."""
+    import imageio_ffmpeg
+
+    from camvault.recorder import CameraRecorder, CameraSource
+
+    settings = rec.camera_settings(make_settings, camera.url)
+    results: list[IngestResult] = []
+    with App.open(settings) as app:
+        app.register_cameras()
+        floor = datetime.now(UTC) + timedelta(seconds=10)  # later than any anchor of ours
+        recorder = CameraRecorder(
+            CameraSource(rec.CAM, camera.url, 2),
+            app.ingestor().ingest,
+            work_dir=settings.spool.dir / "recording",
+            ffmpeg=imageio_ffmpeg.get_ffmpeg_exe(),
+            on_result=results.append,
+            floor=floor,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=recorder.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            rec.wait_for(lambda: len(results) >= 2, 60, "2 recorded segments")
+        finally:
+            stop.set()
+            thread.join(30)
+        rec.drain(app)
+    assert all(r.ok for r in results), [r.reason for r in results]
+    rows = rec.recordings(db_url)
+    assert len(rows) >= 3 and rows[0]["start_time"] == floor
+    for a, b in itertools.pairwise(rows):
+        assert b["start_time"] == a["end_time"]
 
 
 def test_camera_restart_keeps_partial_segment_and_records_gap(

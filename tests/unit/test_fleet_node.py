@@ -5,12 +5,15 @@ releases the lease only after the recorder finished."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from camvault.errors import CatalogUnavailable
 from camvault.fleet.leases import LeaseTiming
 from camvault.fleet.node import HANDOFF_MIN_RUN, HANDOFF_MIN_SEGMENT, Node
+from camvault.fleet.running import MAX_FLOOR_LEAD, handed_floor
 from camvault.fleet.store import FleetView, Held, Released
+from camvault.recorder.timeline import Timeline
 
 
 class FakeStore:
@@ -23,6 +26,9 @@ class FakeStore:
         self.released: list[str] = []
         self.events: list[str] = []
         self.live = 1  # live nodes in the view
+        self.last_end: dict[str, datetime] = {}
+        self.released_ends: list[datetime | None] = []  # what each release carried
+        self.seg = 2  # every camera's segment seconds
 
     def _check(self) -> None:
         if self.down:
@@ -35,10 +41,13 @@ class FakeStore:
         self._check()
         return self.draining
 
-    def renew(self, node_id: str, ttl: float) -> list[Held]:
+    def renew(self, node_id: str, ttl: float, ends: Any = None) -> list[Held]:
         self._check()
+        for c, end in (ends or {}).items():
+            if self.holder.get(c) == node_id:
+                self.last_end[c] = max(end, self.last_end.get(c, end))
         return [
-            Held(c, 1, "rtsp://cam/" + c, 2, self.handoff.get(c))
+            Held(c, 1, "rtsp://cam/" + c, self.seg, self.handoff.get(c), self.last_end.get(c))
             for c, h in self.holder.items()
             if h == node_id
         ]
@@ -68,19 +77,29 @@ class FakeStore:
             self.holder[c] = node_id
         return [(c, 1) for c in free]
 
-    def release(self, node_id: str, camera_id: str, epoch: int, ttl: float) -> Released:
+    def release(
+        self, node_id: str, camera_id: str, epoch: int, ttl: float, last_end: Any = None
+    ) -> Released:
         self._check()
         self.events.append(f"release {camera_id}")
+        self.released_ends.append(last_end)
+        if last_end is not None:
+            self.last_end[camera_id] = max(last_end, self.last_end.get(camera_id, last_end))
         self.released.append(camera_id)
-        self.holder.pop(camera_id, None)
-        self.handoff.pop(camera_id, None)
-        return Released(camera_id, None, epoch)
+        heir = self.handoff.pop(camera_id, None)  # a hand-off: the lease passes to it
+        if heir is None:
+            self.holder.pop(camera_id, None)
+        else:
+            self.holder[camera_id] = heir
+        return Released(camera_id, heir, epoch)
 
 
 class FakeRecorder:
-    def __init__(self, cam: str, log: list[str]) -> None:
+    def __init__(self, cam: str, log: list[str], floor: datetime | None = None) -> None:
         self.cam, self.log = cam, log
         self.finish = threading.Event()  # the test decides when "finalizing" is over
+        self.floor = floor  # as handed to make_recorder
+        self.timeline = Timeline()  # the real one: the node reads its floor
 
     def run(self, stop: threading.Event) -> None:
         self.log.append(f"start {self.cam}")
@@ -89,14 +108,16 @@ class FakeRecorder:
         self.log.append(f"stopped {self.cam}")
 
 
-def _node(store: FakeStore, clock: list[float]) -> tuple[Node, dict[str, FakeRecorder]]:
+def _node(
+    store: FakeStore, clock: list[float], name: str = "a"
+) -> tuple[Node, dict[str, FakeRecorder]]:
     recs: dict[str, FakeRecorder] = {}
 
-    def make(cam: str, url: str, seg: int | None) -> Any:
-        recs[cam] = FakeRecorder(cam, store.events)
+    def make(cam: str, url: str, seg: int | None, floor: datetime | None) -> Any:
+        recs[cam] = FakeRecorder(cam, store.events, floor)
         return recs[cam]
 
-    node = Node("a", store, make, LeaseTiming(6, 2), clock=lambda: clock[0])  # type: ignore[arg-type]
+    node = Node(name, store, make, LeaseTiming(6, 2), clock=lambda: clock[0])  # type: ignore[arg-type]
     return node, recs
 
 
@@ -199,8 +220,8 @@ def test_a_lease_passed_to_us_mid_round_is_not_asked_for_twice() -> None:
     node.tick()  # registers
     renew = store.renew
 
-    def renew_then_pass(node_id: str, ttl: float) -> list[Held]:
-        held = renew(node_id, ttl)
+    def renew_then_pass(node_id: str, ttl: float, ends: Any = None) -> list[Held]:
+        held = renew(node_id, ttl, ends)
         store.holder["c1"] = "a"  # b's release passed c1 to us just after our renewal
         return held
 
@@ -216,7 +237,7 @@ def test_only_mode_claims_exactly_its_cameras_and_takes_no_share() -> None:
     node = Node(
         "host.record-1",
         store,  # type: ignore[arg-type]
-        lambda cam, url, seg: FakeRecorder(cam, store.events),  # type: ignore[arg-type,return-value]
+        lambda cam, url, seg, floor: FakeRecorder(cam, store.events),  # type: ignore[arg-type,return-value]
         LeaseTiming(6, 2),
         only=frozenset({"c1", "c2"}),
         say=said.append,
@@ -271,3 +292,75 @@ def test_no_hand_off_just_after_a_cut() -> None:
     node.supervise()
     assert node.recording() == []
     recs["c1"].finish.set()
+
+
+def _recorded(rec: FakeRecorder, start: datetime, seconds: float) -> datetime:
+    """The fake recorder placed a segment: its timeline ends there now."""
+    return rec.timeline.advance(start, seconds)
+
+
+def test_the_last_segment_end_goes_with_the_lease_to_the_next_holder() -> None:
+    """Keys name segments by start second and each recorder anchors its run on its own
+    clock: the old holder's release carries the end of its last segment (renewals keep it
+    too, for a failover), and the next holder's recorder starts nothing before it."""
+    store = FakeStore(["c1"])
+    clock = [0.0]
+    a, recs_a = _node(store, clock)
+    a.tick()
+    a.tick()
+    a.supervise()
+    assert recs_a["c1"].floor is None  # nobody recorded c1 before
+    now = datetime.now(UTC)
+    first = _recorded(recs_a["c1"], now - timedelta(seconds=6), 4.0)
+    a.tick()
+    assert store.last_end == {"c1": first}  # the renewal kept it
+    last = _recorded(recs_a["c1"], first, 1.3)
+    store.handoff["c1"] = "b"
+    a.tick()
+    clock[0] = HANDOFF_MIN_RUN
+    a.supervise()
+    recs_a["c1"].finish.set()
+    _wait(lambda: a._releases == [("c1", 1)])  # queued by the ended recorder's thread
+    a.tick()
+    assert store.events[-1] == "release c1" and store.released_ends == [last]
+    b, recs_b = _node(store, clock, "b")
+    b.tick()
+    b.tick()  # claims c1
+    b.supervise()
+    assert recs_b["c1"].floor == last
+    for r in (*recs_a.values(), *recs_b.values()):
+        r.finish.set()
+
+
+def test_a_camera_restarted_on_the_same_node_starts_after_its_own_last_segment() -> None:
+    """A settings change restarts the recorder without a release: the new one starts
+    after the old one's last segment, not after the (older) one the last renewal kept."""
+    store = FakeStore(["c1"])
+    clock = [0.0]
+    node, recs = _node(store, clock)
+    node.tick()
+    node.tick()
+    node.supervise()
+    old = recs["c1"]
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    end = _recorded(old, base, 2.0)
+    store.seg = 4
+    node.tick()  # (the renewal keeps ``end``)
+    _recorded(old, end, 0.5)  # the stopping recorder finalizes its open segment, 0.5 s
+    node.supervise()  # settings changed: stopped, not released
+    old.finish.set()
+    _wait(lambda: node.supervise() or recs["c1"] is not old)  # restarted once it ended
+    # after that segment, and not in the second it began (keys name segments by it)
+    assert recs["c1"].floor == base + timedelta(seconds=3) and store.released == []
+    recs["c1"].finish.set()
+
+
+def test_a_floor_ahead_of_our_clock_is_not_waited_for() -> None:
+    """A last_end in our future is the previous holder's clock running ahead: starting
+    after it would shift the whole run; a floor just behind our clock is taken."""
+    now = datetime(2026, 11, 29, 1, 5, 3, tzinfo=UTC)
+    assert handed_floor("c1", None, now) is None
+    assert handed_floor("c1", now - timedelta(seconds=1), now) == now - timedelta(seconds=1)
+    near = now + MAX_FLOOR_LEAD
+    assert handed_floor("c1", near, now) == near
+    assert handed_floor("c1", near + timedelta(milliseconds=1), now) is None

@@ -4,6 +4,7 @@ spool on local disk. No server; backoff is zero, so retries do not sleep."""
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -186,11 +187,16 @@ def test_later_round_that_succeeds_sends_a_recovery_notice(world: World) -> None
     assert world.store.objects[seg.s3_key].body == b"video"
 
 
-def test_different_object_at_the_key_is_held_as_a_conflict(world: World) -> None:
+def test_different_object_at_the_key_is_held_as_a_conflict(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     seg = world.segment(body=b"ours")
     theirs = MemoryObject(b"someone else's", {"checksum": "sha256:00"}, "AES256")
     world.store.objects[seg.s3_key] = theirs
-    done = world.process(seg)
+    with caplog.at_level(logging.ERROR, logger="camvault.pipeline"):
+        done = world.process(seg)
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert seg.s3_key in said and "held in the spool for an operator" in said, said
     assert done.state is SegmentState.CONFLICT and Path(seg.path).read_bytes() == b"ours"
     assert world.store.objects[seg.s3_key].body == b"someone else's", "never overwritten"
     assert world.db.recordings == {}

@@ -59,6 +59,55 @@ def test_new_run_never_starts_before_previous_end() -> None:
     assert q.start == end and q.note and "overlap" in q.note
 
 
+def test_a_handed_on_floor_keeps_two_holders_apart() -> None:
+    """A fleet hand-off: the old holder noticed its run's first segment 0.9 s late (so its
+    whole run is placed 0.9 s late), the new holder noticed its first one on time. Keys
+    name segments by start second: unseeded, the new holder's first segment would share
+    the old one's last second (one key, two objects) and overlap it; with the old holder's
+    last end as its floor, it does neither."""
+    old = Timeline()
+    first = old.place(4.0, T0 + _s(5.1))  # truly 0.2-4.2 s, placed 1.1-5.1
+    last = old.place(1.2, T0 + _s(6.3))  # truly 4.2-5.4 (stopped 1.2 s after the cut)
+    assert last.start == old.advance(first.start, 4.0) == T0 + _s(5.1)
+    old_end = old.advance(last.start, 1.2)
+    # the new holder's first segment: truly 5.7-7.7 (a 0.3 s hand-off), seen at its end
+    unseeded = Timeline().place(2.0, T0 + _s(7.7))
+    assert unseeded.start == T0 + _s(5.7) < old_end
+    assert unseeded.start.replace(microsecond=0) == last.start.replace(microsecond=0)
+    q = Timeline(floor=old_end).place(2.0, T0 + _s(7.7))
+    assert q.start == old_end == T0 + _s(6.3) and q.note and "overlap" in q.note
+    assert q.start.replace(microsecond=0) > last.start.replace(microsecond=0)
+
+
+def test_the_handoff_floor_is_never_in_the_second_the_last_segment_began() -> None:
+    """Seen in testing: a stop that raced ffmpeg's cut left a 0.4 s last segment
+    (33.170-33.570): the next holder, anchored at 33.6, would share second 33 — its key."""
+    old = Timeline()
+    assert old.handoff_floor() is None  # nothing placed: no floor to hand on
+    first = old.place(2.0, T0 + _s(33.17))
+    old.advance(first.start, 2.0)
+    last = old.place(0.4, T0 + _s(33.6))
+    assert last.start == T0 + _s(33.17)
+    assert old.advance(last.start, 0.4) == old.floor == T0 + _s(33.57)
+    assert old.handoff_floor() == T0 + _s(34)
+    q = Timeline(floor=old.handoff_floor()).place(2.0, T0 + _s(35.6))
+    assert q.start == T0 + _s(34) and q.note
+    # a last segment over a second long: its end is in a later second already
+    old.advance(old.place(1.2, T0 + _s(35.2)).start, 1.2)
+    assert old.handoff_floor() == old.floor == T0 + _s(34.77)
+
+
+def test_raise_floor_never_lowers_it() -> None:
+    tl = Timeline()
+    tl.raise_floor(None)
+    assert tl.floor is None
+    tl.raise_floor(T0 + _s(5))
+    tl.raise_floor(T0 + _s(2))
+    assert tl.floor == T0 + _s(5)
+    tl.new_run()
+    assert tl.place(1.0, T0 + _s(3)).start == T0 + _s(5)
+
+
 def test_place_needs_aware_time() -> None:
     with pytest.raises(ValueError, match="timezone"):
         Timeline().place(1.0, datetime(2026, 1, 1))

@@ -30,6 +30,7 @@ SOURCE_METRICS = {
     "camvault_spool_depth": "Segments in the local spool not yet committed",
     "camvault_spool_pending_bytes": "Bytes in the local spool not yet committed",
     "camvault_spool_quarantined": "Files in quarantine",
+    "camvault_spool_conflicts": "Segments held in the spool: a different object/row is at the key",
     "camvault_spool_free_bytes": "Free bytes on the spool's filesystem",
     "camvault_spool_min_free_bytes": "[spool] min_free_mb in bytes: below it camvault alerts",
 }

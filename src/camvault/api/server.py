@@ -43,6 +43,7 @@ def metrics_source(app: App, tally: Callable[[], Tally] | None = None) -> Metric
             "camvault_spool_depth": stats["pending"],
             "camvault_spool_pending_bytes": stats["pending_bytes"],
             "camvault_spool_quarantined": stats["quarantined"],
+            "camvault_spool_conflicts": stats["by_state"]["conflict"],
             "camvault_spool_free_bytes": space.free_bytes,
             "camvault_spool_min_free_bytes": space.min_free_bytes,
         }

@@ -26,12 +26,17 @@ ON CONFLICT (camera_id) DO NOTHING;
 
 -- name: renew
 -- Renew what we still hold; an expired lease is not renewed (it may be someone else's
--- by now: it must be claimed again, with a new epoch).
+-- by now: it must be claimed again, with a new epoch). It also keeps last_end, where the
+-- next holder may start (after our latest segment of each camera we record: %(cameras)s/
+-- %(ends)s, in pairs), for a failover; it never moves back (greatest skips NULL).
 UPDATE camera_leases l
-   SET expires_at = now() + make_interval(secs => %(ttl)s), renewed_at = now()
+   SET expires_at = now() + make_interval(secs => %(ttl)s), renewed_at = now(),
+       last_end = greatest(l.last_end, e.last_end)
   FROM cameras c
+  LEFT JOIN unnest(%(cameras)s::text[], %(ends)s::timestamptz[]) AS e (camera_id, last_end)
+    ON e.camera_id = c.id
  WHERE l.holder = %(node_id)s AND l.expires_at > now() AND c.id = l.camera_id
-RETURNING l.camera_id, l.epoch, l.handoff_to, c.url, c.segment_seconds, c.enabled;
+RETURNING l.camera_id, l.epoch, l.handoff_to, c.url, c.segment_seconds, c.enabled, l.last_end;
 
 -- name: fleet_view
 -- Live nodes (heartbeat within the lease time, not draining), recordable cameras, and
@@ -100,7 +105,8 @@ SELECT camera_id, url, pg_notify('camvault_leases', %(donor)s) AS woken FROM ask
 -- by a live node (a hand-off): the lease passes to that node in this same transaction —
 -- new epoch, expiry by the database clock — so it needs no claim round of its own; else
 -- it is free at once for anyone. Either way the waiting node(s) are woken by NOTIFY
--- (delivered on commit, so never before the lease is theirs to take).
+-- (delivered on commit, so never before the lease is theirs to take). It keeps last_end,
+-- after the holder's last segment: the next holder starts nothing before it.
 WITH target AS (
     SELECT l.camera_id, n.node_id AS heir
       FROM camera_leases l
@@ -117,7 +123,8 @@ done AS (
            renewed_at = CASE WHEN t.heir IS NULL THEN l.renewed_at ELSE now() END,
            expires_at = CASE WHEN t.heir IS NULL THEN now()
                              ELSE now() + make_interval(secs => %(ttl)s) END,
-           handoff_to = NULL
+           handoff_to = NULL,
+           last_end = greatest(l.last_end, %(last_end)s::timestamptz)
       FROM target t
      WHERE l.camera_id = t.camera_id
     RETURNING l.camera_id, l.holder AS heir, l.epoch)

@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from camvault.errors import CamvaultError
 from camvault.fleet import metrics as m
@@ -39,6 +40,8 @@ from camvault.fleet.running import (
     HANDOFF_MIN_SEGMENT,
     Grant,
     Running,
+    handed_floor,
+    latest_ends,
     waiting_text,
 )
 from camvault.fleet.store import FleetStore, Held
@@ -47,8 +50,9 @@ from camvault.recorder import CameraRecorder
 
 log = logging.getLogger(__name__)
 
-# (camera id, url, segment seconds) → the camera's supervised recorder
-MakeRecorder = Callable[[str, str, int | None], CameraRecorder]
+# (camera id, url, segment seconds, floor: nothing starts before it) → the camera's
+# supervised recorder
+MakeRecorder = Callable[[str, str, int | None, datetime | None], CameraRecorder]
 
 
 class Node:
@@ -96,6 +100,8 @@ class Node:
         self._grants: dict[str, Grant] = {}
         self._running: dict[str, Running] = {}
         self._releases: list[tuple[str, int]] = []
+        # cameras whose recorder ended (until released): where the next one may start
+        self._ends: dict[str, datetime] = {}
         self._draining = False
         self._stopping = False
         self._handoff_pending = False
@@ -134,7 +140,7 @@ class Node:
             self._flush_releases()
             sent = self.clock()
             began = time.perf_counter()
-            held = self.store.renew(node, ttl)
+            held = self.store.renew(node, ttl, self._latest_ends())
             m.RENEW_SECONDS.labels(node).observe(time.perf_counter() - began)
             m.LAST_RENEWAL.labels(node).set(time.time())
             count, releasing, new = self._set_grants(held, deadline(sent, self.timing))
@@ -226,7 +232,8 @@ class Node:
         """Our leases as just renewed; returns (held, of which being released, cameras new
         to us). A new camera kicks the supervisor: it starts now, not at its next pass."""
         fresh = {
-            h.camera_id: Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to) for h in held
+            h.camera_id: Grant(h.epoch, until, h.url, h.segment_seconds, h.handoff_to, h.last_end)
+            for h in held
         }
         with self._lock:
             old, self._grants = self._grants, fresh
@@ -240,8 +247,12 @@ class Node:
         """A claim returns no camera details: renew once more to fetch them (and to start
         the new cameras at once rather than one renewal interval later)."""
         sent = self.clock()
-        held = self.store.renew(self.node_id, self.timing.ttl)
+        held = self.store.renew(self.node_id, self.timing.ttl, self._latest_ends())
         self._set_grants(held, deadline(sent, self.timing))
+
+    def _latest_ends(self) -> dict[str, datetime]:
+        with self._lock:  # renewals keep them in the leases, for a failover
+            return latest_ends(self._ends, self._running)
 
     def _shed(self, n: int) -> None:
         with self._lock:
@@ -260,13 +271,16 @@ class Node:
                 if not self._releases:
                     return
                 cam, epoch = self._releases[0]
-            done = self.store.release(self.node_id, cam, epoch, self.timing.ttl)
+                end = self._ends.get(cam)
+            done = self.store.release(self.node_id, cam, epoch, self.timing.ttl, end)
             if done is not None:
                 m.RELEASES.labels(self.node_id).inc()
                 to = f"passed to {done.heir}" if done.heir else "freed"
                 log.info("node %s: released %s (epoch %d): %s", self.node_id, cam, epoch, to)
             with self._lock:
                 self._releases.remove((cam, epoch))
+                if self._ends.get(cam) == end:
+                    self._ends.pop(cam, None)
                 grant = self._grants.get(cam)
                 if grant is not None and grant.epoch == epoch:
                     del self._grants[cam]
@@ -352,14 +366,18 @@ class Node:
 
     def _start(self, cam: str, grant: Grant) -> None:
         assert grant.url is not None
-        rec = self.make_recorder(cam, grant.url, grant.segment_seconds)
+        # ours start no earlier than any holder's last segment (ours too: a restart)
+        ends = [t for t in (grant.floor, self._ends.get(cam)) if t is not None]
+        floor = handed_floor(cam, max(ends, default=None), datetime.now(UTC))
+        rec = self.make_recorder(cam, grant.url, grant.segment_seconds, floor)
         run = Running(grant.epoch, grant.url, grant.segment_seconds, rec, started=self.clock())
         run.thread = threading.Thread(
             target=self._record, args=(cam, run), name=f"rec-{cam}", daemon=True
         )
         self._running[cam] = run
         run.thread.start()
-        log.info("node %s: recording %s (lease epoch %d)", self.node_id, cam, grant.epoch)
+        after = f", nothing before {floor.isoformat(timespec='milliseconds')}" if floor else ""
+        log.info("node %s: recording %s (lease epoch %d%s)", self.node_id, cam, grant.epoch, after)
 
     def _record(self, cam: str, run: Running) -> None:
         """The recorder's thread. When it ends (open segment finalized and spooled) a
@@ -370,6 +388,9 @@ class Node:
             with self._lock:
                 if self._running.get(cam) is run:
                     del self._running[cam]
+                end = run.recorder.timeline.handoff_floor()
+                if end is not None:
+                    self._ends[cam] = end
                 if run.release:
                     self._releases.append((cam, run.epoch))
             self._wake.set()

@@ -7,6 +7,7 @@ the ``Connector`` (no lock held across a network wait), every time is the DB's `
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,10 @@ class Held:
     url: str | None
     segment_seconds: int | None
     handoff_to: str | None = None
+    # where the next holder may start: after the latest segment any holder placed of this
+    # camera (as of its release or last renewal), and in a later second than that one
+    # began (keys name segments by start second); None: not known
+    last_end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +150,20 @@ class FleetStore:
         return self._all("list_leases")
 
     # leases --------------------------------------------------------------------------
-    def renew(self, node_id: str, ttl: float) -> list[Held]:
-        """Renew every live lease of ``node_id`` (one statement)."""
+    def renew(
+        self, node_id: str, ttl: float, ends: Mapping[str, datetime] | None = None
+    ) -> list[Held]:
+        """Renew every live lease of ``node_id`` (one statement); ``ends``: by camera,
+        where a next holder may start (kept as the lease's ``last_end``)."""
+        cams = sorted(ends or {})
+        params = {
+            "node_id": node_id,
+            "ttl": ttl,
+            "cameras": cams,
+            "ends": [ends[c] for c in cams] if ends else [],
+        }
         with self._db.transaction() as s:
-            rows = s.fetchall(query("renew", _SQL), {"node_id": node_id, "ttl": ttl})
+            rows = s.fetchall(query("renew", _SQL), params)
         return [
             Held(
                 r["camera_id"],
@@ -156,6 +171,7 @@ class FleetStore:
                 r["url"] if r["enabled"] else None,
                 r["segment_seconds"],
                 r["handoff_to"],
+                r["last_end"],
             )
             for r in rows
         ]
@@ -196,11 +212,26 @@ class FleetStore:
             )
         return [(r["camera_id"], int(r["epoch"])) for r in rows]
 
-    def release(self, node_id: str, camera_id: str, epoch: int, ttl: float) -> Released | None:
+    def release(
+        self,
+        node_id: str,
+        camera_id: str,
+        epoch: int,
+        ttl: float,
+        last_end: datetime | None = None,
+    ) -> Released | None:
         """Give the lease up (None: it was not ours any more). Asked for by a live node, it
-        passes to that node in the same transaction (``Released.heir``)."""
+        passes to that node in the same transaction (``Released.heir``). ``last_end``: where
+        the next holder's timeline may start (after our last segment of the camera)."""
         row = self._one(
-            "release", {"node_id": node_id, "camera_id": camera_id, "epoch": epoch, "ttl": ttl}
+            "release",
+            {
+                "node_id": node_id,
+                "camera_id": camera_id,
+                "epoch": epoch,
+                "ttl": ttl,
+                "last_end": last_end,
+            },
         )
         return None if row is None else Released(row["camera_id"], row["heir"], int(row["epoch"]))
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from camvault import __version__
@@ -144,7 +144,9 @@ def build_node(
     ffmpeg = r.ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
     probes = PreparedProbes(r.timeout_seconds)
 
-    def make_recorder(camera_id: str, url: str, segment_seconds: int | None) -> CameraRecorder:
+    def make_recorder(
+        camera_id: str, url: str, segment_seconds: int | None, floor: datetime | None = None
+    ) -> CameraRecorder:
         leased.add(camera_id)
         return CameraRecorder(
             CameraSource(camera_id, url, segment_seconds or r.segment_seconds),
@@ -161,6 +163,7 @@ def build_node(
             on_result=on_result,
             die_with_parent=True,
             probe_stream=probes.probe,
+            floor=floor,
         )
 
     def segment_age(camera_id: str) -> float | None:

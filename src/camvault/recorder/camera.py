@@ -102,6 +102,7 @@ class CameraRecorder:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_result: Callable[[IngestResult], None] | None = None,
         die_with_parent: bool = False,
+        floor: datetime | None = None,
     ) -> None:
         self.source = source
         # fleet nodes: ffmpeg finalizes its segment and exits when the recorder dies, so a
@@ -119,6 +120,10 @@ class CameraRecorder:
         self._clock = clock
         self._on_result = on_result or (lambda r: None)
         self._redact = Redactor(source.url)
+        # ``floor``: the previous holder's last segment ends there (fleet hand-off); nothing
+        # we record starts before it. Set after the start-up salvage, which places segments
+        # of our own earlier runs by their saved state.
+        self._floor = floor
         self.timeline = Timeline()
         self.runs = 0
         self._leftovers = False  # a run left segments it could not spool (disk full …)
@@ -131,6 +136,7 @@ class CameraRecorder:
         metrics.camera_started(cam)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._salvage()
+        self.timeline.raise_floor(self._floor)
         failures = 0
         offline_since: datetime | None = None
         while not stop.is_set():

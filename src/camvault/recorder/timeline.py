@@ -16,6 +16,9 @@ wrong, or jump), only for *how long* — the media timestamps measure durations 
 - Nothing ever starts before the end of the previous segment (``floor``), across runs too,
   so a camera whose clock or timestamps jump backwards cannot produce overlapping rows, and
   durations come from the packets, so none is negative.
+- Across recorders (a fleet hand-off) the next one is given ``handoff_floor``: the end of
+  our last segment, and never the second that segment began in (object keys name segments
+  by start second).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Timeline:
         self.max_slew = timedelta(seconds=max_slew_seconds)
         self.max_lead = max_lead_seconds
         self._next: datetime | None = None  # where the run's next segment starts
+        self._last_start: datetime | None = None  # of the latest segment placed
 
     @property
     def in_run(self) -> bool:
@@ -85,11 +89,26 @@ class Timeline:
             start = self.floor
         return Placement(start, note)
 
+    def raise_floor(self, at: datetime | None) -> None:
+        """Nothing starts before ``at`` either (e.g. the end of the last segment another
+        recorder of the camera placed: a fleet hand-off)."""
+        if at is not None and (self.floor is None or at > self.floor):
+            self.floor = at
+
     def advance(self, start: datetime, duration_seconds: float) -> datetime:
         """Record that the segment placed at ``start`` lasts ``duration_seconds``; returns
         its end, where the run's next segment starts."""
         end = start + timedelta(seconds=max(0.0, duration_seconds))
         self._next = end
-        if self.floor is None or end > self.floor:
-            self.floor = end
+        self._last_start = start
+        self.raise_floor(end)
         return end
+
+    def handoff_floor(self) -> datetime | None:
+        """Where another recorder of this camera (the next holder of a fleet lease) may
+        start: after our latest segment, and in a later second than that one started —
+        object keys name segments by start second, and a last segment cut short (a stop
+        that raced ffmpeg's cut: 0.4 s, seen) can end in the second it began."""
+        if self.floor is None or self._last_start is None:
+            return self.floor
+        return max(self.floor, self._last_start.replace(microsecond=0) + timedelta(seconds=1))

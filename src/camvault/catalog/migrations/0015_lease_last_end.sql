@@ -1,0 +1,12 @@
+-- camvault catalog, version 15: a camera's lease carries where its next holder may start
+-- recording: the end of the latest segment its holder placed (or the second after that
+-- segment's start, if it ended within it).
+--
+-- Object keys name a segment by its start second, and each recorder anchors its first
+-- segment on its own wall clock ("seen finished - media duration", up to ~1 s late). Two
+-- holders' timelines can therefore differ by up to ~1 s: at a hand-off the new holder's
+-- first segment could start in the old holder's last start second (the same key) or
+-- overlap its last segment. The old holder writes last_end on release (and with every
+-- renewal, for a failover); the new holder starts nothing before it.
+-- NULL: not known (never recorded, or recorded before version 15).
+ALTER TABLE camera_leases ADD COLUMN last_end timestamptz;

@@ -450,6 +450,26 @@ class BotoObjectStore:
         with translated(f"DELETE {key}"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def read_range(self, key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        """GET ``len(into)`` bytes of ``key`` from ``offset`` straight into ``into`` (no
+        intermediate bytes object); returns (bytes that arrived — fewer only at the object's
+        end, the object's size). A range starting past the end: ``InvalidRange``."""
+        want = len(into)
+        with translated(f"GET {key} bytes {offset}+{want}"):
+            r = self._s3.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + want - 1}"
+            )
+            body = r["Body"]
+            got = 0
+            try:
+                # the stubs say IO[bytes]; botocore's StreamingBody.readinto takes a buffer
+                while got < want and (n := body.readinto(into[got:])):  # type: ignore[arg-type]
+                    got += n
+            finally:
+                body.close()
+        total = str(r.get("ContentRange", "")).rpartition("/")[2]
+        return got, int(total) if total.isdigit() else offset + got
+
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return str(
             self._s3.generate_presigned_url(

@@ -30,7 +30,7 @@ from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
 from camvault.export.clip import Source
-from camvault.export.feed import RangeReader
+from camvault.export.feed import DEFAULT_FEED, RangeReader
 from camvault.export.jobs import Origin, plan_sources
 from camvault.export.media import stream_fragments
 from camvault.models import Recording
@@ -166,7 +166,7 @@ def stream_clip(
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"clip-{uuid.uuid4().hex}.ffconcat"
-    reader = c.svc.store if isinstance(c.svc.store, RangeReader) else None
+    reader = c.svc.store if isinstance(c.svc.store, RangeReader) and svc.feed else None
     headers = {
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
@@ -177,7 +177,9 @@ def stream_clip(
     }
     return StreamingResponse(
         # the inputs through parallel ranged GETs, not ffmpeg's one HTTP connection
-        stream_fragments(svc.ffmpeg, plan, script, strict=False, store=reader),
+        stream_fragments(
+            svc.ffmpeg, plan, script, strict=False, store=reader, feed=svc.feed or DEFAULT_FEED
+        ),
         media_type="video/mp4",
         headers=headers,
     )

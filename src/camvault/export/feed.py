@@ -62,7 +62,7 @@ class FeedOptions:
     """How the inputs are fetched: parts of ``part_bytes``, ``parallel`` GETs in flight,
     ``ahead`` parts buffered at most (fetched or in flight; memory = ahead * part_bytes)."""
 
-    part_bytes: int = 8 * MB
+    part_bytes: int = 4 * MB
     parallel: int = 4
     ahead: int = 6
 

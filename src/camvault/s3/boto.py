@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SSE: Final = "AES256"
 STORAGE_CLASS = "STANDARD"
 _MB = 1024 * 1024
+_READ_SLICE = 64 * 1024  # read_range's reads (see there)
 
 PERMANENT_CODES = frozenset(
     {
@@ -462,8 +463,13 @@ class BotoObjectStore:
             body = r["Body"]
             got = 0
             try:
-                # the stubs say IO[bytes]; botocore's StreamingBody.readinto takes a buffer
-                while got < want and (n := body.readinto(into[got:])):  # type: ignore[arg-type]
+                # slices: urllib3's readinto reads a bytes object of the size asked and
+                # copies it; small ones stay in malloc's bins, part-sized ones raise glibc's
+                # mmap threshold and grow each GET thread's arena. The stubs say IO[bytes];
+                # botocore's StreamingBody.readinto takes a buffer.
+                while got < want and (
+                    n := body.readinto(into[got : got + _READ_SLICE])  # type: ignore[arg-type]
+                ):
                     got += n
             finally:
                 body.close()

@@ -12,9 +12,10 @@ Also the time to first byte of the streamed, clipped playback route for one reco
     python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4] [--no-feed]
 
 Both camvault routes read the recordings with parallel ranged GETs fed to ffmpeg through
-FIFOs (``export.feed``); ``--no-feed`` lets ffmpeg read the presigned URLs itself (the old
-way, for an A/B in the same conditions). The PUT bound: ``s5cmd cp`` uploading a file of
-the clip's size (SeaweedFS's PUT CPU is what the job route cannot go below).
+FIFOs (``export.feed``, 4 x 4 MiB in flight, 6 buffered); ``--no-feed`` lets ffmpeg read
+the presigned URLs itself (camvault's default, for an A/B in the same conditions). The PUT
+bound: ``s5cmd cp`` uploading a file of the clip's size (SeaweedFS's PUT CPU is what the
+job route cannot go below).
 
 Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
 bench/results/export.json.
@@ -400,7 +401,7 @@ def main() -> None:
                 f'data_dir = "{work / "data"}"\n[database]\nurl = "{db_url}"\n'
                 f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
                 f'addressing_style = "path"\n[spool]\ndir = "{work / "spool"}"\n'
-                + ("[api]\nexport_fetch_parallel = 0\n" if args.no_feed else "")
+                + f"[api]\nexport_fetch_parallel = {0 if args.no_feed else 4}\n"
             )
             end = T0 + timedelta(seconds=args.segments * args.segment_seconds)
             say("camvault export …")

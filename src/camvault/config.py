@@ -247,11 +247,12 @@ class ApiSettings(_Section):
     max_export_minutes: int = Field(240, ge=1, le=24 * 60)
     export_workers: int = Field(2, ge=0, le=16)
     export_stale_seconds: float = Field(60.0, ge=1)
-    # exports (job and streamed clip) read their recordings with ranged GETs through the
-    # S3 client (export.feed): this many in flight (0 = ffmpeg reads the presigned URLs
-    # itself, one connection), parts of this size, at most this many parts buffered —
-    # memory per running export = export_fetch_ahead * export_fetch_part_mb
-    export_fetch_parallel: int = Field(4, ge=0, le=32)
+    # exports (job and streamed clip) may read their recordings with parallel ranged GETs
+    # through the S3 client (export.feed): this many in flight, parts of this size, at most
+    # this many parts buffered (memory per running export = ahead * part_mb). 0 = ffmpeg
+    # reads the presigned URLs itself over one connection: faster against a local S3 with
+    # 2 cores (the feed's copies cost CPU, bench/export_clip.py), try 4 against a remote S3
+    export_fetch_parallel: int = Field(0, ge=0, le=32)
     export_fetch_part_mb: int = Field(4, ge=1, le=64)
     export_fetch_ahead: int = Field(6, ge=1, le=64)
 

@@ -45,7 +45,7 @@ from camvault.errors import (
     ObjectArchived,
 )
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
-from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions
+from camvault.export.feed import Feed, FeedOptions
 from camvault.export.media import (
     MP4_LAYOUT,
     ClipMetadata,
@@ -373,7 +373,7 @@ class ExportRunner:
         stale_seconds: float = 60.0,
         node: str = "",
         part_concurrency: int = 2,
-        feed: FeedOptions | None = DEFAULT_FEED,
+        feed: FeedOptions | None = None,
     ) -> None:
         self._db = connector
         self._store = store

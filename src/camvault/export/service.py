@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from camvault.export.feed import DEFAULT_FEED, FeedOptions
+from camvault.export.feed import FeedOptions
 from camvault.export.jobs import ExportRequests
 
 
@@ -18,4 +18,4 @@ class ClipServices:
     requests: ExportRequests
     ffmpeg: str
     tmp_dir: Path
-    feed: FeedOptions | None = DEFAULT_FEED  # None: ffmpeg reads the presigned URLs itself
+    feed: FeedOptions | None = None  # None: ffmpeg reads the presigned URLs itself

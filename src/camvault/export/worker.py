@@ -11,7 +11,7 @@ from pathlib import Path
 
 from camvault.app import App, s3_client
 from camvault.catalog.connector import Connector
-from camvault.config import Settings
+from camvault.config import ApiSettings, Settings
 from camvault.errors import CamvaultError
 from camvault.export.feed import FeedOptions
 from camvault.export.jobs import ExportRequests, ExportRunner
@@ -66,13 +66,12 @@ def clip_services(settings: Settings, api_connector: Connector) -> ClipServices:
         ExportRequests(api_connector, max_minutes=settings.api.max_export_minutes),
         ffmpeg=ffmpeg_exe(settings.recording.ffmpeg),
         tmp_dir=tmp_dir(settings),
-        feed=feed_options(settings),
+        feed=feed_options(settings.api),
     )
 
 
-def feed_options(settings: Settings) -> FeedOptions | None:
+def feed_options(a: ApiSettings) -> FeedOptions | None:
     """How exports fetch their recordings (``[api] export_fetch_*``); None: ffmpeg's HTTP."""
-    a = settings.api
     if a.export_fetch_parallel <= 0:
         return None
     return FeedOptions(
@@ -105,7 +104,7 @@ def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
         node=s.node,
         # at most 2 parts in flight (+1 filling): an export's memory stays bounded
         part_concurrency=min(2, s.s3.transfer_concurrency),
-        feed=feed_options(s),
+        feed=feed_options(s.api),
     )
 
 

@@ -176,7 +176,7 @@ def stream_clip(
         "Content-Disposition": f'attachment; filename="{cam}_{t0:%Y%m%dT%H%M%S}Z.mp4"',
     }
     return StreamingResponse(
-        # the inputs through parallel ranged GETs, not ffmpeg's one HTTP connection
+        # [api] export_fetch_parallel > 0: the inputs through parallel ranged GETs
         stream_fragments(
             svc.ffmpeg, plan, script, strict=False, store=reader, feed=svc.feed or DEFAULT_FEED
         ),

@@ -1,12 +1,16 @@
 """Feeding ffmpeg's concat demuxer from parallel, prefetched ranged GETs.
 
 ffmpeg reading presigned URLs fetches each object over one sequential HTTP connection, one
-object after the other: the clip took ~2x the manual route (parallel download, then
-concat). Here the objects are read with ranged GETs through the S3 boundary, ``parallel``
-at a time and at most ``ahead`` parts of ``part_bytes`` buffered, in clip order, and each
-object's bytes are written into its own FIFO, which the concat script names instead of the
-URL. ffmpeg opens one FIFO after the other, so memory stays at ``ahead * part_bytes``
-(fixed buffers, reused) whatever the clip's length.
+object after the other. Here the objects are read with ranged GETs through the S3
+boundary, ``parallel`` at a time and at most ``ahead`` parts of ``part_bytes`` buffered, in
+clip order, and each object's bytes are written into its own FIFO, which the concat script
+names instead of the URL. ffmpeg opens one FIFO after the other, so memory stays at
+``ahead * part_bytes`` (fixed buffers, reused) whatever the clip's length.
+
+Opt-in (``[api] export_fetch_parallel``): against a local SeaweedFS on 2 cores one
+connection already reads ~400 MB/s and the feed's two extra copies (socket → buffer →
+FIFO) cost more CPU than the parallelism saves (``bench/export_clip.py --no-feed`` vs
+without). It is meant for an S3 whose single connection is the limit.
 
 Only entries without an ``inpoint`` are fed: MP4 inputs are read front to back (the moov
 comes first in camvault's segments, fragmented or +faststart), but the concat demuxer

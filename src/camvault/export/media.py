@@ -61,9 +61,10 @@ _PRCTL = _libc_prctl()  # resolved here: the forked child must not load librarie
 
 def _die_with_parent() -> None:
     """In the forked ffmpeg: SIGKILL when the thread that started it dies (Linux
-    PR_SET_PDEATHSIG). An ffmpeg fed through FIFOs (``feed``) whose feeder was killed would
-    otherwise block for ever opening the next FIFO. The starting thread (a job's, the event
-    loop's) outlives ffmpeg in every route."""
+    PR_SET_PDEATHSIG). Defence in depth for an ffmpeg fed through FIFOs (``feed``): if its
+    feeder is killed while it waits to open the next FIFO with nothing left to write, no
+    broken stdout pipe would ever end it (in the kill -9 test it died of that pipe anyway).
+    The starting thread (a job's, the event loop's) outlives ffmpeg in every route."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGKILL)
 
@@ -237,7 +238,10 @@ def render_stream(
                 del errors[:-50]
 
     with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=None if feed is None else _die_with_parent,
     ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         if on_start is not None:
@@ -341,7 +345,10 @@ async def _stream(
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=wfd, stderr=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent
+            *cmd,
+            stdout=wfd,
+            stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=None if feed is None else _die_with_parent,
         )
     except BaseException:
         os.close(rfd)

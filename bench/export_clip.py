@@ -9,7 +9,13 @@ then ``ffmpeg -f concat -c copy``. For each: wall time, time to the first byte o
 output file, and the peak RSS of the whole process tree (sampled from /proc every 20 ms).
 Also the time to first byte of the streamed, clipped playback route for one recording.
 
-    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4]
+    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4] [--no-feed]
+
+Both camvault routes read the recordings with parallel ranged GETs fed to ffmpeg through
+FIFOs (``export.feed``, 4 x 4 MiB in flight, 6 buffered); ``--no-feed`` lets ffmpeg read
+the presigned URLs itself (camvault's default, for an A/B in the same conditions). The PUT
+bound: ``s5cmd cp`` uploading a file of the clip's size (SeaweedFS's PUT CPU is what the
+job route cannot go below).
 
 Needs PostgreSQL (CAMVAULT_TEST_DATABASE_URL, default the local server); writes
 bench/results/export.json.
@@ -218,7 +224,7 @@ def _ffmpeg_kids() -> list[int]:
 
 
 def streamed(
-    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int
+    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int, feed: bool
 ) -> dict[str, Any]:
     """The API in this process: (1) the streamed clip of the whole range (no job, no
     object) — wall, TTFB, peak RSS of this process + its ffmpeg; (2) TTFB of the clipped
@@ -231,6 +237,7 @@ def streamed(
     from camvault.catalog.access import AccessCatalog, RoleConnector
     from camvault.catalog.connector import PsycopgConnector
     from camvault.config import ApiSettings, S3Settings
+    from camvault.export.feed import DEFAULT_FEED
     from camvault.export.jobs import ExportRequests
     from camvault.export.media import ffmpeg_exe
     from camvault.export.service import ClipServices
@@ -253,7 +260,8 @@ def streamed(
     as_api = RoleConnector(conn, "camvault_api")
     svc = ApiServices(
         access=AccessCatalog(as_api), store=store, settings=ApiSettings(),
-        clips=ClipServices(ExportRequests(as_api, max_minutes=240), ffmpeg_exe(), work / "clips"),
+        clips=ClipServices(ExportRequests(as_api, max_minutes=240), ffmpeg_exe(), work / "clips",
+                           feed=DEFAULT_FEED if feed else None),
     )  # fmt: skip
     server = ApiServer(create_app(svc), "127.0.0.1", 0)
     url = server.start()
@@ -363,6 +371,7 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=12)
     ap.add_argument("--segment-seconds", type=int, default=300)
     ap.add_argument("--mbps", type=float, default=4.0)
+    ap.add_argument("--no-feed", action="store_true", help="ffmpeg reads the URLs itself")
     args = ap.parse_args()
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -392,6 +401,7 @@ def main() -> None:
                 f'data_dir = "{work / "data"}"\n[database]\nurl = "{db_url}"\n'
                 f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
                 f'addressing_style = "path"\n[spool]\ndir = "{work / "spool"}"\n'
+                + f"[api]\nexport_fetch_parallel = {0 if args.no_feed else 4}\n"
             )
             end = T0 + timedelta(seconds=args.segments * args.segment_seconds)
             say("camvault export …")
@@ -433,7 +443,12 @@ def main() -> None:
                 "s3_cpu_s": get["s3_cpu_s"] + cat["s3_cpu_s"],
             }
             say("streamed clip route and clipped playback …")
-            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds)
+            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds, not args.no_feed)
+            say("PUT bound: s5cmd cp of a file of the clip's size …")
+            put = measured(
+                [s5, "--endpoint-url", weed.endpoint_url, "cp", str(out), f"s3://{bucket}/put.mp4"],
+                env, None,
+            )  # fmt: skip
             stream_ttfb = st["media_ttfb_s"]
         ratio = cv["wall_s"] / manual["wall_s"]
         stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
@@ -448,8 +463,10 @@ def main() -> None:
         print(fmt_row("  s5cmd cp", get))
         print(fmt_row("  ffmpeg concat copy", cat))
         print(fmt_row("manual total", manual))
+        print(fmt_row("s5cmd cp up (clip's size)", put))
         print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
         print(fmt_row("  its ffmpeg alone", st["ffmpeg_alone"]))
+        print(f"feed (parallel ranged GETs → FIFOs): {'off' if args.no_feed else 'on'}")
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
         print(
@@ -468,6 +485,8 @@ def main() -> None:
             "segments": args.segments,
             "segment_seconds": args.segment_seconds,
             "mbps": args.mbps,
+            "feed": not args.no_feed,
+            "put_bound": put,
             "clip_bytes": out.stat().st_size,
             "camvault": cv,
             "manual": {"s5cmd": get, "ffmpeg_concat": cat, "total": manual},
@@ -477,7 +496,8 @@ def main() -> None:
             "stream_ratio_wall": stream_ratio,
             "media_stream_ttfb_s": stream_ttfb,
         }
-        (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+        name = "export_nofeed.json" if args.no_feed else "export.json"
+        (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with psycopg.connect(admin, autocommit=True) as conn:

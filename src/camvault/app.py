@@ -31,10 +31,11 @@ from camvault.attempt_log import AttemptJournal, AttemptLog
 from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.catalog.attempts import AttemptCatalog
+from camvault.catalog.queries import query
 from camvault.config import S3Settings, Settings
 from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
-from camvault.errors import ConfigError
-from camvault.lifecycle import Expected, evaluate, lifecycle_rules
+from camvault.errors import CatalogUnavailable, ConfigError
+from camvault.lifecycle import EXPORTS_DIR, Expected, evaluate, lifecycle_rules
 from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
 from camvault.retry import RetryPolicy
@@ -251,7 +252,24 @@ class App:
             self.spool.key_states,
             prefix=self.settings.s3.prefix,
             max_age=timedelta(seconds=self.settings.upload.stale_multipart_seconds),
+            in_use=self.export_in_use,
         )
+
+    def export_in_use(self, key: str) -> bool:
+        """Is ``key`` the object of an export job a live worker is writing (its multipart
+        upload must outlive the sweeper's age limit)? Unknown — the catalog unreachable —
+        counts as yes: never abort what may be in use."""
+        if not key.startswith(self.settings.s3.prefix + EXPORTS_DIR):
+            return False
+        try:
+            with self.connector.transaction() as s:
+                row = s.fetchone(
+                    query("live_export_key", "exports.sql"),
+                    {"key": key, "stale": self.settings.api.export_stale_seconds},
+                )
+        except CatalogUnavailable:
+            return True
+        return row is not None
 
     def _alert_state(self) -> DedupeStore:
         from camvault.fleet.alert_state import PgAlertState

@@ -247,6 +247,14 @@ class ApiSettings(_Section):
     max_export_minutes: int = Field(240, ge=1, le=24 * 60)
     export_workers: int = Field(2, ge=0, le=16)
     export_stale_seconds: float = Field(60.0, ge=1)
+    # exports (job and streamed clip) may read their recordings with parallel ranged GETs
+    # through the S3 client (export.feed): this many in flight, parts of this size, at most
+    # this many parts buffered (memory per running export = ahead * part_mb). 0 = ffmpeg
+    # reads the presigned URLs itself over one connection: faster against a local S3 with
+    # 2 cores (the feed's copies cost CPU, bench/export_clip.py), try 4 against a remote S3
+    export_fetch_parallel: int = Field(0, ge=0, le=32)
+    export_fetch_part_mb: int = Field(4, ge=1, le=64)
+    export_fetch_ahead: int = Field(6, ge=1, le=64)
 
 
 class NodeSettings(_Section):

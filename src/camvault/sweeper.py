@@ -10,7 +10,10 @@ Which uploads are stale (``is_stale``, pure):
 * the key belongs to a segment in *our* spool that is not being uploaded right now →
   stale at once (only one uploader owns a spool, so nobody else can be writing it);
 * otherwise (another node's camera, a pruned journal row) → stale once older than
-  ``max_age``, so a slow upload of another node under the same prefix is left alone.
+  ``max_age``, so a slow upload of another node under the same prefix is left alone;
+* never while ``in_use`` says another writer owns the key: a clip export (``exports/``)
+  whose job a live worker is running — a long export may outlast ``max_age``, and
+  aborting its upload would fail the job at its last part.
 
 The listing is taken *before* the spool is asked, so an upload started after the listing
 is never seen, and one seen while its segment was claimed is kept.
@@ -47,10 +50,16 @@ class StaleUpload:
 
 
 def is_stale(
-    initiated: datetime, key_states: set[str], *, now: datetime, max_age: timedelta
+    initiated: datetime,
+    key_states: set[str],
+    *,
+    now: datetime,
+    max_age: timedelta,
+    in_use: bool = False,
 ) -> str | None:
-    """Why this incomplete upload may be aborted, or None to keep it."""
-    if SegmentState.UPLOADING in key_states:
+    """Why this incomplete upload may be aborted, or None to keep it. ``in_use``: another
+    writer owns the key right now (a running export), whatever the upload's age."""
+    if in_use or SegmentState.UPLOADING in key_states:
         return None
     if key_states:
         return "our segment, not being uploaded"
@@ -69,9 +78,11 @@ class MultipartSweeper:
         *,
         prefix: str,
         max_age: timedelta,
+        in_use: Callable[[str], bool] = lambda key: False,
     ) -> None:
         self._store = store
         self._key_states = key_states
+        self._in_use = in_use
         self._prefix = prefix
         self._max_age = max_age
 
@@ -80,7 +91,13 @@ class MultipartSweeper:
         found = list(self._store.list_multipart_uploads(self._prefix))
         stale: list[StaleUpload] = []
         for key, upload_id, initiated in found:
-            why = is_stale(initiated, self._key_states(key), now=now, max_age=self._max_age)
+            why = is_stale(
+                initiated,
+                self._key_states(key),
+                now=now,
+                max_age=self._max_age,
+                in_use=self._in_use(key),
+            )
             if why is None:
                 continue
             if not dry_run:

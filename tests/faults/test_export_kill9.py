@@ -146,3 +146,38 @@ def test_start_up_sweeps_what_a_killed_process_left(
         beat(db_url, export_id, 3600)
         assert runner.sweep_tmp() == 1  # the ffconcat script
     assert not list(tmp.iterdir())
+
+
+def ffmpegs_of(script: Path) -> list[str]:
+    """Processes running with ``script`` on their command line (the job's ffmpeg)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and str(script).encode() in (d / "cmdline").read_bytes():
+                out.append(d.name)
+        except OSError:
+            continue
+    return out
+
+
+def test_kill9_while_fed_leaves_no_ffmpeg_then_restart_completes(
+    make_settings: Any, settings: Settings, db_url: str, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Fed by ranged GETs (FIFOs): a killed worker's ffmpeg does not outlive it (waiting on
+    a FIFO nobody writes); the job is then completed as above."""
+    fed: Settings = make_settings(
+        api={"export_stale_seconds": 2, "export_workers": 0, "export_fetch_parallel": 2,
+             "export_fetch_part_mb": 1, "export_fetch_ahead": 2},
+    )  # fmt: skip
+    export_id = request(fed)
+    kill_at(fed, tmp_path, "progress")
+    script = fed.data_dir / "exports-tmp" / f"export-{export_id}.ffconcat"
+    deadline = time.monotonic() + 30
+    while ffmpegs_of(script):
+        assert time.monotonic() < deadline, f"the dead worker's ffmpeg lives: {ffmpegs_of(script)}"
+        time.sleep(0.1)
+    restart(fed)
+    r = row(db_url, export_id)
+    assert (r["state"], r["attempts"], r["error"]) == ("done", 2, None), r
+    body = s3.get_object(Bucket=bucket, Key=r["s3_key"])["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == r["sha256"]

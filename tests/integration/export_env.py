@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import httpx
+import psycopg
 
 from camvault.api import ApiServices, create_app
 from camvault.api.server import ApiServer
@@ -25,7 +26,7 @@ from camvault.config import ApiSettings, S3Settings
 from camvault.export.jobs import ExportRequests, ExportRunner
 from camvault.export.media import ffmpeg_exe
 from camvault.export.service import ClipServices
-from camvault.export.worker import ExportWorkers
+from camvault.export.worker import ExportWorkers, feed_options
 from camvault.storage import S3ObjectStore, make_client
 from tests.integration.access_env import Rec, add_recordings
 from tests.media import make_h264
@@ -48,9 +49,10 @@ def upload_footage(
         (rec,) = add_recordings(
             db_url, camera, 1, start=s, length=timedelta(seconds=seconds), bucket=bucket
         )
-        s3.put_object(
-            Bucket=bucket, Key=rec.key, Body=src.read_bytes(), ServerSideEncryption="AES256"
-        )
+        body = src.read_bytes()
+        s3.put_object(Bucket=bucket, Key=rec.key, Body=body, ServerSideEncryption="AES256")
+        with psycopg.connect(db_url) as conn:  # the object's real size, as ingest records it
+            conn.execute("UPDATE recordings SET size_bytes = %s WHERE id = %s", (len(body), rec.id))
         recs.append(rec)
     return recs
 
@@ -100,13 +102,14 @@ def clip_api(
         ExportRequests(as_api, max_minutes=settings.max_export_minutes),
         ffmpeg=ffmpeg_exe(),
         tmp_dir=tmp / "clips",
+        feed=feed_options(settings),
     )
     services = ApiServices(
         access=AccessCatalog(as_api), store=store, settings=settings, clips=clips
     )
     runner = ExportRunner(
         service, store, prefix="", tmp_dir=tmp / "exports", ffmpeg=ffmpeg_exe(),
-        stale_seconds=settings.export_stale_seconds,
+        stale_seconds=settings.export_stale_seconds, feed=feed_options(settings),
     )  # fmt: skip
     pool = ExportWorkers(runner, threads=workers, poll_seconds=0.2) if workers else None
     server = ApiServer(create_app(services), "127.0.0.1", 0)

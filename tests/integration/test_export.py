@@ -29,9 +29,23 @@ SEC = timedelta(seconds=1)
 STARTS = [T0, T0 + 20 * SEC, T0 + 50 * SEC]
 
 
+# ffmpeg reading the presigned URLs itself, and fed by parallel ranged GETs (export.feed)
+FEEDS = pytest.mark.parametrize(
+    "world",
+    [{}, {"export_fetch_parallel": 2, "export_fetch_part_mb": 1, "export_fetch_ahead": 2}],
+    ids=["http", "fed"],
+    indirect=True,
+)
+
+
 @pytest.fixture
 def world(
-    db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path
+    db_url: str,
+    bucket: str,
+    seaweed: SeaweedFS,
+    s3: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict[str, Any]]:
     add_cameras(db_url, CAM)
     recs = upload_footage(s3, bucket, db_url, CAM, STARTS, 20, tmp_path)
@@ -56,7 +70,7 @@ def world(
         bucket=bucket,
         credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
-        api={"max_export_minutes": 10},
+        api={"max_export_minutes": 10, **getattr(request, "param", {})},
     ) as api:
         yield {"api": api, "recs": recs, "tokens": tokens, "s3": s3, "bucket": bucket}
 
@@ -78,6 +92,7 @@ def rows(db_url: str, sql: str) -> list[dict[str, Any]]:
         return conn.execute(sql).fetchall()
 
 
+@FEEDS
 def test_export_across_three_recordings_and_a_gap(
     world: dict[str, Any], db_url: str, tmp_path: Path
 ) -> None:
@@ -210,6 +225,7 @@ def test_refusals(world: dict[str, Any], db_url: str, bucket: str) -> None:
     assert r.status_code == 404
 
 
+@FEEDS
 def test_streamed_clip_matches_the_export(
     world: dict[str, Any], db_url: str, tmp_path: Path
 ) -> None:

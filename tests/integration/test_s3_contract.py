@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from camvault.config import S3Settings
-from camvault.errors import ObjectConflict, StoragePermanentError
+from camvault.errors import ObjectConflict, StoragePermanentError, StorageUnavailable
 from camvault.s3.memory import MemoryObjectStore
 from camvault.storage import S3ObjectStore, make_client
 
@@ -130,3 +130,20 @@ def test_ensure_bucket_creates_once_then_finds_it(fresh_store: Any, tmp_path: Pa
     fresh_store.put_file(path, "cam/n.mp4", metadata={}, if_none_match=True, **sums)
     head = fresh_store.head("cam/n.mp4")
     assert head is not None and head.size_bytes == len(b"into the new bucket")
+
+
+def test_read_range_fills_the_buffer_and_says_the_size(store: Any, tmp_path: Path) -> None:
+    body = os.urandom(300_000)
+    path, sums = _file(tmp_path, body)
+    store.put_file(path, "cam/r.mp4", metadata={}, if_none_match=False, **sums)
+    buf = bytearray(100_000)
+    assert store.read_range("cam/r.mp4", 50_000, memoryview(buf)) == (100_000, 300_000)
+    assert buf == body[50_000:150_000]
+    # the last part: fewer bytes than asked, the rest of the buffer untouched
+    buf = bytearray(b"x" * 100_000)
+    assert store.read_range("cam/r.mp4", 250_000, memoryview(buf)) == (50_000, 300_000)
+    assert buf[:50_000] == body[250_000:] and buf[50_000:] == b"x" * 50_000
+    # past the end: InvalidRange, a code the feed reads as "the object is smaller"
+    with pytest.raises(StorageUnavailable) as past:
+        store.read_range("cam/r.mp4", 300_000, memoryview(buf))
+    assert past.value.code == "InvalidRange"

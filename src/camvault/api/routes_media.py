@@ -30,6 +30,7 @@ from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
 from camvault.export.clip import Source
+from camvault.export.feed import DEFAULT_FEED, RangeReader
 from camvault.export.jobs import Origin, plan_sources
 from camvault.export.media import stream_fragments
 from camvault.models import Recording
@@ -148,7 +149,14 @@ def stream_clip(
         raise
     ttl = max(c.svc.settings.presign_ttl_seconds, int((t1 - t0).total_seconds()) * 2)
     sources = [
-        Source(r.id, r.start_time, r.end_time, presign(c.svc.store, r, ttl))
+        Source(
+            r.id,
+            r.start_time,
+            r.end_time,
+            presign(c.svc.store, r, ttl),
+            key=r.s3_key,
+            size=r.size_bytes,
+        )
         for r in recs
         if r.id is not None
     ]
@@ -158,6 +166,7 @@ def stream_clip(
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"clip-{uuid.uuid4().hex}.ffconcat"
+    reader = c.svc.store if isinstance(c.svc.store, RangeReader) and svc.feed else None
     headers = {
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
@@ -167,7 +176,10 @@ def stream_clip(
         "Content-Disposition": f'attachment; filename="{cam}_{t0:%Y%m%dT%H%M%S}Z.mp4"',
     }
     return StreamingResponse(
-        stream_fragments(svc.ffmpeg, plan, script, strict=False),
+        # [api] export_fetch_parallel > 0: the inputs through parallel ranged GETs
+        stream_fragments(
+            svc.ffmpeg, plan, script, strict=False, store=reader, feed=svc.feed or DEFAULT_FEED
+        ),
         media_type="video/mp4",
         headers=headers,
     )

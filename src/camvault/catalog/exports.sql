@@ -92,3 +92,11 @@ RETURNING *;
 SELECT id FROM exports
  WHERE id = ANY (%(ids)s) AND state = 'running'
    AND heartbeat_at >= now() - make_interval(secs => %(stale)s);
+
+-- name: live_export_key
+-- Is this object key being written by a job a live worker runs (heartbeat fresh)? The
+-- multipart sweeper must not abort that upload.
+SELECT 1 AS live FROM exports
+ WHERE s3_key = %(key)s AND state = 'running'
+   AND heartbeat_at >= now() - make_interval(secs => %(stale)s)
+ LIMIT 1;

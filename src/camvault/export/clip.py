@@ -31,6 +31,8 @@ class Source:
     end: datetime
     url: str
     origin: float = 0.0  # the file's first timestamp, seconds (concat points are absolute)
+    key: str = ""  # the object, for ``feed`` (ranged GETs instead of ffmpeg's HTTP)
+    size: int = 0  # its bytes (catalog); 0: not fed, ffmpeg reads ``url``
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from camvault.errors import (
     ObjectArchived,
 )
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
+from camvault.export.feed import Feed, FeedOptions
 from camvault.export.media import (
     MP4_LAYOUT,
     ClipMetadata,
@@ -372,6 +373,7 @@ class ExportRunner:
         stale_seconds: float = 60.0,
         node: str = "",
         part_concurrency: int = 2,
+        feed: FeedOptions | None = None,
     ) -> None:
         self._db = connector
         self._store = store
@@ -381,6 +383,7 @@ class ExportRunner:
         self.stale_seconds = stale_seconds
         self._node = node or os.uname().nodename
         self.part_concurrency = part_concurrency
+        self.feed = feed  # None: ffmpeg reads the presigned URLs itself
 
     def worker_name(self) -> str:
         return f"{self._node}:{os.getpid()}:{threading.get_ident()}"
@@ -499,15 +502,19 @@ class ExportRunner:
             tee=tee,
         )
         try:
-            render_stream(
-                self._ffmpeg,
-                plan,
-                script,
-                _metadata(job, plan),
-                up,
-                on_progress=progress,
-                on_start=beat.watch,
-            )
+            # the inputs through parallel ranged GETs (feed), else ffmpeg's own HTTP
+            feeder = None if self.feed is None else Feed(self._store, plan, self.feed)
+            with feeder or contextlib.nullcontext(plan) as fed_plan:
+                render_stream(
+                    self._ffmpeg,
+                    fed_plan,
+                    script,
+                    _metadata(job, plan),
+                    up,
+                    on_progress=progress,
+                    on_start=beat.watch,
+                    feed=feeder,
+                )
             beat.check()
             return up.complete()
         except BaseException:
@@ -549,8 +556,9 @@ class ExportRunner:
 
     def _source(self, rec: Recording, ttl: int) -> Source:
         assert rec.id is not None
+        url = self._store.presign_get(rec.s3_key, ttl)
         return Source(
-            rec.id, rec.start_time, rec.end_time, self._store.presign_get(rec.s3_key, ttl)
+            rec.id, rec.start_time, rec.end_time, url, key=rec.s3_key, size=rec.size_bytes
         )
 
     def _fail(self, job: ExportJob, key: str, worker: str | None, error: str) -> ExportJob:

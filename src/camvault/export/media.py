@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -27,6 +28,7 @@ import av
 
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
+from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,29 @@ def ffmpeg_exe(configured: str = "") -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return fn
+
+
+_PRCTL = _libc_prctl()  # resolved here: the forked child must not load libraries
+
+
+def _die_with_parent() -> None:
+    """In the forked ffmpeg: SIGKILL when the thread that started it dies (Linux
+    PR_SET_PDEATHSIG). Defence in depth for an ffmpeg fed through FIFOs (``feed``): if its
+    feeder is killed while it waits to open the next FIFO with nothing left to write, no
+    broken stdout pipe would ever end it (in the kill -9 test it died of that pipe anyway).
+    The starting thread (a job's, the event loop's) outlives ffmpeg in every route."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
 
 
 def _open(url: str) -> Any:
@@ -176,10 +201,12 @@ def render_stream(
     *,
     on_progress: Callable[[float], None],
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    feed: Feed | None = None,
 ) -> None:
     """Concat + cut into one fragmented MP4 on ffmpeg's stdout, read straight into
     ``sink``'s buffer as it is produced; progress lines come on stderr (with ``-loglevel
-    error`` the rest of stderr is ffmpeg's complaint, if any)."""
+    error`` the rest of stderr is ffmpeg's complaint, if any). ``feed``: the plan's
+    inputs come through it (``plan`` is then the plan it returned)."""
     write_script(plan, script)
     cmd = [
         *base_cmd(ffmpeg, plan, script),
@@ -210,10 +237,17 @@ def render_stream(
                 errors.append(raw.decode("utf-8", "replace"))
                 del errors[:-50]
 
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=None if feed is None else _die_with_parent,
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         if on_start is not None:
             on_start(proc)
+        if feed is not None:
+            feed.attach(proc.kill)
         fd = proc.stdout.fileno()
         with contextlib.suppress(OSError, AttributeError):  # Linux: fewer, larger reads
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
@@ -233,6 +267,8 @@ def render_stream(
         finally:
             code = proc.wait()
             reader.join()
+    if feed is not None:
+        feed.check()  # a failed GET killed ffmpeg: that, not ffmpeg's exit, is the error
     if code != 0:
         # ffmpeg names its inputs: presigned URLs to whole objects, never for the job's row
         err = _URL.sub("<presigned url>", "".join(errors))
@@ -240,11 +276,18 @@ def render_stream(
 
 
 async def stream_fragments(
-    ffmpeg: str, plan: ClipPlan, script: Path, *, strict: bool, chunk: int = 1024 * 1024
+    ffmpeg: str,
+    plan: ClipPlan,
+    script: Path,
+    *,
+    strict: bool,
+    chunk: int = 1024 * 1024,
+    store: RangeReader | None = None,
+    feed: FeedOptions = DEFAULT_FEED,
 ) -> AsyncIterator[bytes]:
-    """The clip as fragmented MP4 on ffmpeg's stdout, read on the event loop (no thread
-    hop per chunk); ffmpeg is killed and the script removed when the consumer stops early
-    (client gone)."""
+    """The clip as fragmented MP4 on ffmpeg's stdout; ffmpeg is killed and the script
+    removed when the consumer stops early (client gone). ``store``: feed the inputs
+    through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP."""
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",
@@ -255,7 +298,8 @@ async def stream_fragments(
     ]
     # aclosing: a consumer that stops early (client gone) closes _stream now, which
     # kills ffmpeg — not whenever the event loop gets round to finalizing it
-    async with contextlib.aclosing(_stream(cmd, plan, script, chunk)) as relay:
+    feeder = None if store is None else Feed(store, plan, feed)
+    async with contextlib.aclosing(_stream(cmd, plan, script, chunk, feeder)) as relay:
         async for data in relay:
             yield data
 
@@ -288,26 +332,37 @@ def _read_up_to(fd: int, size: int, first: bool) -> bytes:
 
 
 async def _stream(
-    cmd: list[str], plan: ClipPlan, script: Path, chunk: int
+    cmd: list[str], plan: ClipPlan, script: Path, chunk: int, feed: Feed | None = None
 ) -> AsyncGenerator[bytes, None]:
     """ffmpeg's stdout relayed in ~``chunk``-sized sends. The pipe is ours, enlarged to
     1 MB, and read with blocking reads on a worker thread: one thread hop per chunk
     instead of an event-loop wake-up per 64 KB pipe read (the relay's CPU, not ffmpeg,
     was what the streamed clip paid over the manual route)."""
-    write_script(plan, script)
+    loop = asyncio.get_running_loop()
+    write_script(feed.__enter__() if feed is not None else plan, script)
     rfd, wfd = os.pipe()
     try:
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=wfd, stderr=asyncio.subprocess.DEVNULL
+            *cmd,
+            stdout=wfd,
+            stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=None if feed is None else _die_with_parent,
         )
     except BaseException:
         os.close(rfd)
+        if feed is not None:
+            await loop.run_in_executor(None, feed.__exit__, None, None, None)
         raise
     finally:
         os.close(wfd)  # ffmpeg holds the write end; EOF when it exits
-    loop = asyncio.get_running_loop()
+    if feed is not None:
+
+        def kill() -> None:  # called on the feeder's thread
+            loop.call_soon_threadsafe(_kill, proc)
+
+        feed.attach(kill)
     pending: asyncio.Future[bytes] | None = None
     try:
         first = True
@@ -320,6 +375,8 @@ async def _stream(
             first = False
             yield data
         await proc.wait()
+        if feed is not None:
+            feed.check()  # a failed GET: the clip is short, the response must not end well
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -329,3 +386,10 @@ async def _stream(
         os.close(rfd)
         with contextlib.suppress(OSError):
             script.unlink()
+        if feed is not None:  # joins the feeder (it may wait for a GET): not on the loop
+            await loop.run_in_executor(None, feed.__exit__, None, None, None)
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()

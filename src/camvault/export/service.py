@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from camvault.export.feed import FeedOptions
 from camvault.export.jobs import ExportRequests
 
 
@@ -17,3 +18,4 @@ class ClipServices:
     requests: ExportRequests
     ffmpeg: str
     tmp_dir: Path
+    feed: FeedOptions | None = None  # None: ffmpeg reads the presigned URLs itself

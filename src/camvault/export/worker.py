@@ -11,8 +11,9 @@ from pathlib import Path
 
 from camvault.app import App, s3_client
 from camvault.catalog.connector import Connector
-from camvault.config import Settings
+from camvault.config import ApiSettings, Settings
 from camvault.errors import CamvaultError
+from camvault.export.feed import FeedOptions
 from camvault.export.jobs import ExportRequests, ExportRunner
 from camvault.export.media import ffmpeg_exe
 from camvault.export.service import ClipServices
@@ -65,6 +66,18 @@ def clip_services(settings: Settings, api_connector: Connector) -> ClipServices:
         ExportRequests(api_connector, max_minutes=settings.api.max_export_minutes),
         ffmpeg=ffmpeg_exe(settings.recording.ffmpeg),
         tmp_dir=tmp_dir(settings),
+        feed=feed_options(settings.api),
+    )
+
+
+def feed_options(a: ApiSettings) -> FeedOptions | None:
+    """How exports fetch their recordings (``[api] export_fetch_*``); None: ffmpeg's HTTP."""
+    if a.export_fetch_parallel <= 0:
+        return None
+    return FeedOptions(
+        part_bytes=a.export_fetch_part_mb * 1024 * 1024,
+        parallel=a.export_fetch_parallel,
+        ahead=max(a.export_fetch_ahead, a.export_fetch_parallel),
     )
 
 
@@ -91,6 +104,7 @@ def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
         node=s.node,
         # at most 2 parts in flight (+1 filling): an export's memory stays bounded
         part_concurrency=min(2, s.s3.transfer_concurrency),
+        feed=feed_options(s.api),
     )
 
 

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SSE: Final = "AES256"
 STORAGE_CLASS = "STANDARD"
 _MB = 1024 * 1024
+_READ_SLICE = 64 * 1024  # read_range's reads (see there)
 
 PERMANENT_CODES = frozenset(
     {
@@ -449,6 +450,31 @@ class BotoObjectStore:
         """Delete one object (absent is fine: S3 answers 204 either way)."""
         with translated(f"DELETE {key}"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def read_range(self, key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        """GET ``len(into)`` bytes of ``key`` from ``offset`` straight into ``into`` (no
+        intermediate bytes object); returns (bytes that arrived — fewer only at the object's
+        end, the object's size). A range starting past the end: ``InvalidRange``."""
+        want = len(into)
+        with translated(f"GET {key} bytes {offset}+{want}"):
+            r = self._s3.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + want - 1}"
+            )
+            body = r["Body"]
+            got = 0
+            try:
+                # slices: urllib3's readinto reads a bytes object of the size asked and
+                # copies it; small ones stay in malloc's bins, part-sized ones raise glibc's
+                # mmap threshold and grow each GET thread's arena. The stubs say IO[bytes];
+                # botocore's StreamingBody.readinto takes a buffer.
+                while got < want and (
+                    n := body.readinto(into[got : got + _READ_SLICE])  # type: ignore[arg-type]
+                ):
+                    got += n
+            finally:
+                body.close()
+        total = str(r.get("ContentRange", "")).rpartition("/")[2]
+        return got, int(total) if total.isdigit() else offset + got
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return str(

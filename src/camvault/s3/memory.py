@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from camvault.errors import ObjectConflict, StoragePermanentError
+from camvault.errors import ObjectConflict, StoragePermanentError, StorageUnavailable
 from camvault.models import StoredObject
 
 SSE = "AES256"
@@ -150,6 +150,20 @@ class MemoryObjectStore:
             if key.startswith(prefix):
                 obj = self.objects[key]
                 yield key, len(obj.body), obj.last_modified
+
+    def read_range(self, key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        self._call("read_range", key)
+        obj = self.objects.get(key)
+        # as boto's translation says them: neither is a permanent code
+        if obj is None:
+            raise StorageUnavailable(f"S3 GET {key} failed: NoSuchKey (404)", code="NoSuchKey")
+        if offset >= len(obj.body):
+            raise StorageUnavailable(
+                f"S3 GET {key} failed: InvalidRange (416)", code="InvalidRange"
+            )
+        data = obj.body[offset : offset + len(into)]
+        into[: len(data)] = data
+        return len(data), len(obj.body)
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return f"memory://{self.bucket}/{key}?expires={ttl_seconds}"

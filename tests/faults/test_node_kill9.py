@@ -98,13 +98,13 @@ def test_killed_node_keeps_its_partial_segment(
     partial = rows[-1]
     assert len(rows) == len(before) + 1 and partial["node_id"] == "k9"
     # it reaches the kill (nothing of the open fragment lost), and starts where its footage
-    # did. Measured: -0.32 to -0.50 s in 10 runs (before the launcher: up to +0.99 s, the
-    # last fragment lost); below zero as ffmpeg records on until it has handled its SIGINT
-    # and the run is anchored when its first cut is seen (a little late, by design); above
-    # zero only by the noise of stamping the kill, hence the 0.25 s
+    # did. Measured: -0.32 to -0.50 s in 10 runs (before the launcher: 0.00 to 0.99 s, its
+    # last fragment lost). Below zero: ffmpeg records on until it has handled its SIGINT,
+    # and a run is anchored when its first cut is seen (a little late, by design); the
+    # margin above zero is for timing noise (a camera clock trailing the wall clock)
     lost = (killed_at - partial["end_time"]).total_seconds()
     print(f"footage lost at the kill ({segment} segment): {lost:.3f} s")
-    assert -1.0 <= lost <= 0.25, (lost, partial["duration_seconds"])
+    assert -1.0 <= lost <= 0.5, (lost, partial["duration_seconds"])
     if segment == "second":
         assert abs(partial["start_time"] - before[0]["end_time"]) <= FRAME
     else:

@@ -3,7 +3,6 @@ catalog, reading frame numbers back from segments, draining the spool, a config 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -116,7 +115,7 @@ def ffmpeg_pids(under: Path) -> list[int]:
     Linux ``/proc`` (a zombie has an empty command line, so it does not count). A fleet
     node's ffmpeg launcher (its argv holds ffmpeg's) is not one."""
     marker = str(under).encode()
-    starter = os.fsencode(launcher.__file__)
+    starter = launcher.NAME.encode()
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():

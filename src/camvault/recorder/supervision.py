@@ -8,10 +8,12 @@ working directory ``<spool>/recording/<camera>/<run id>``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,9 +113,11 @@ def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[b
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
         )
+    if shutil.which(cmd[0]) is None:  # as Popen says it (the launcher would exit 127)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
     node = os.getpid()
     proc = Launched(
-        [sys.executable, "-I", "-S", launcher.__file__, str(node), *cmd],
+        launcher.launch_command(node, sys.executable, cmd),
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,  # one line: ffmpeg's pid
@@ -125,7 +129,7 @@ def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[b
     with proc.stdout:
         line = proc.stdout.readline()
     try:
-        proc.ffmpeg_pid = launcher.parse_started(line, cmd[0])
+        proc.ffmpeg_pid = launcher.parse_started(line)
     except OSError:
         proc.wait()
         for pipe in (proc.stdin, proc.stderr):

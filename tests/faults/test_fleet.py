@@ -317,7 +317,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
     # the killed node's ffmpeg got one SIGINT (recorder.launcher) and finished its segment,
     # so its footage of every camera it held reaches the kill: the partial segment it was
     # writing was salvaged and archived (tests/faults/test_node_kill9.py in detail).
-    # Measured -0.51 to 0.28 s in 3 runs (before the launcher 0.89 and 0.98 s: the last
+    # Measured -0.51 to 0.28 s in 5 runs (before the launcher 0.89 and 0.98 s: the last
     # fragment lost); the margin is for the timeline trailing the wall clock under load
     reach = {
         cam: max(

@@ -98,7 +98,7 @@ def test_killed_node_keeps_its_partial_segment(
     partial = rows[-1]
     assert len(rows) == len(before) + 1 and partial["node_id"] == "k9"
     # it reaches the kill (nothing of the open fragment lost), and starts where its footage
-    # did. Measured: -0.32 to -0.50 s in 10 runs (before the launcher: 0.00 to 0.99 s, its
+    # did. Measured: -0.29 to -0.50 s in 16 runs (before the launcher: 0.00 to 0.99 s, its
     # last fragment lost). Below zero: ffmpeg records on until it has handled its SIGINT,
     # and a run is anchored when its first cut is seen (a little late, by design); the
     # margin above zero is for timing noise (a camera clock trailing the wall clock)

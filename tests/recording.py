@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from camvault.app import App
+from camvault.recorder import launcher
 from tests.rtsp_server import frame_number
 
 FPS = 15
@@ -111,8 +112,10 @@ url = "{cam.url}"
 
 def ffmpeg_pids(under: Path) -> list[int]:
     """Live processes (an ffmpeg, in practice) whose command line writes below ``under``;
-    Linux ``/proc`` (a zombie has an empty command line, so it does not count)."""
+    Linux ``/proc`` (a zombie has an empty command line, so it does not count). A fleet
+    node's ffmpeg launcher (its argv holds ffmpeg's) is not one."""
     marker = str(under).encode()
+    starter = launcher.NAME.encode()
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -121,6 +124,6 @@ def ffmpeg_pids(under: Path) -> list[int]:
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.startswith(marker) for a in args[1:]):
+        if starter not in args and any(a.startswith(marker) for a in args[1:]):
             pids.append(int(proc.name))
     return pids

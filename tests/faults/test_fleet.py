@@ -316,9 +316,11 @@ def test_fleet_failover_handoff_and_cut_off_node(
         if r["node_id"] == victim and r["start_time"] < killed_at < r["created_at"]
         and r["created_at"] > rejoined_at and r["camera_id"] in moved
     ]  # fmt: skip
-    # ffmpeg writes each fragment (<= 1 s) out as it completes, so the killed node's footage
-    # of every camera it held reaches to within a fragment of the kill: the partial segment
-    # it was writing was salvaged and archived (tests/faults/test_node_kill9.py in detail)
+    # the killed node's ffmpeg got one SIGINT (recorder.launcher) and finished its segment,
+    # so its footage of every camera it held reaches the kill: the partial segment it was
+    # writing was salvaged and archived (tests/faults/test_node_kill9.py in detail).
+    # Measured -0.51 to 0.28 s in 5 runs (before the launcher 0.89 and 0.98 s: the last
+    # fragment lost); the margin is for the timeline trailing the wall clock under load
     reach = {
         cam: max(
             r["end_time"]
@@ -329,7 +331,7 @@ def test_fleet_failover_handoff_and_cut_off_node(
     }
     lost = {c: round((killed_at - t).total_seconds(), 3) for c, t in reach.items()}
     report["killed_node_footage_lost_seconds"] = lost
-    assert all(s <= 1.5 for s in lost.values()), lost
+    assert all(s <= 0.75 for s in lost.values()), lost
     # and nothing the killed node left behind is ignored: each file was either archived
     # (above) or quarantined with a reason
     leftovers = [

@@ -1,8 +1,10 @@
-"""A fleet node (``camvault run`` with ``[node]``) killed with SIGKILL mid-segment keeps
-that segment up to its last fragment: its ffmpeg dies with it (PR_SET_PDEATHSIG), every
-fragment ffmpeg completed is already on disk (at most ~1 s each), and the restarted node
-salvages and archives the partial segment — placed where its footage really was: after
-the run's previous segment, or (the run's first segment) ending at its file's last write.
+"""A fleet node (``camvault run`` with ``[node]``) killed with SIGKILL mid-segment loses
+none of that segment: its ffmpeg gets one SIGINT when the node dies (PR_SET_PDEATHSIG,
+from its single-threaded ``recorder.launcher``) and finishes the segment, and the
+restarted node salvages and archives it — placed where its footage really was: after the
+run's previous segment, or (the run's first segment) ending at its file's last write.
+(Had ffmpeg been cut short, every fragment it completed, at most ~1 s each, would be on
+disk: with a second SIGINT it was, and lost up to ~1 s, see ``recorder.launcher``.)
 
 A real RTSP camera (2 s GOP, so the 1 s bound comes from the fragment length, not the GOP),
 real PostgreSQL and SeaweedFS; checked frame by frame on what came back from S3.
@@ -95,11 +97,14 @@ def test_killed_node_keeps_its_partial_segment(
             assert node.wait(90) == 0
     partial = rows[-1]
     assert len(rows) == len(before) + 1 and partial["node_id"] == "k9"
-    # it reaches to within a fragment of the kill, and starts where its footage did. Below
-    # zero: an ffmpeg that finishes cleanly on its SIGINT records on until it has handled it
-    # (measured up to ~0.56 s after the kill), so its footage may end after the kill
+    # it reaches the kill (nothing of the open fragment lost), and starts where its footage
+    # did. Measured: -0.29 to -0.50 s in 16 runs (before the launcher: 0.00 to 0.99 s, its
+    # last fragment lost). Below zero: ffmpeg records on until it has handled its SIGINT,
+    # and a run is anchored when its first cut is seen (a little late, by design); the
+    # margin above zero is for timing noise (a camera clock trailing the wall clock)
     lost = (killed_at - partial["end_time"]).total_seconds()
-    assert -1.0 <= lost <= FRAGMENT + 0.5, (lost, partial["duration_seconds"])
+    print(f"footage lost at the kill ({segment} segment): {lost:.3f} s")
+    assert -1.0 <= lost <= 0.5, (lost, partial["duration_seconds"])
     if segment == "second":
         assert abs(partial["start_time"] - before[0]["end_time"]) <= FRAME
     else:

@@ -12,6 +12,8 @@ killed mid-segment leaves all but its last ≤ 1 s readable, salvaged on the nex
   and ``probe_stream`` (the stream layout before a run starts).
 - ``supervision`` — starting and stopping a run's ffmpeg (PR_SET_PDEATHSIG for fleet nodes,
   a leftover ffmpeg of a killed recorder), and ``Run``, one run's directory and process.
+- ``launcher`` — a fleet node's ffmpeg's single-threaded parent, so that a killed node's
+  ffmpeg gets exactly one SIGINT and finishes its segment.
 - ``salvage`` — after a crash: the run's saved state, and cutting the segment a killed
   ffmpeg was writing after its last complete fragment.
 - ``timeline`` — when each segment started (the camera's clock is trusted for durations

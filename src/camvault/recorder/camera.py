@@ -358,7 +358,7 @@ class CameraRecorder:
             run.run_id,
             frozenset(run.handed),
             self.timeline.floor,
-            run.proc.pid if run.proc is not None else None,
+            run.ffmpeg_pid,
         )
         try:
             write_state(run.dir, state)

@@ -92,8 +92,8 @@ FFMPEG_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "1"}
 # - flush_packets=1: each fragment is written to the file as it completes. ffmpeg's default
 #   only writes when its 32 KB I/O buffer is full — at a low bitrate that is the whole
 #   segment — and a node killed with kill -9 left a 28-byte ftyp stub: ffmpeg got SIGINT
-#   (PR_SET_PDEATHSIG) more than once (see supervision) and exited (255) without writing
-#   the trailer.
+#   (PR_SET_PDEATHSIG) more than once (see ``launcher``, which now prevents that) and
+#   exited (255) without writing the trailer.
 #   A fragment holds many packets, so this is one write(2) per fragment, not per packet.
 MP4_OPTIONS = ":".join(
     (

@@ -8,24 +8,35 @@ working directory ``<spool>/recording/<camera>/<run id>``.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from camvault.recorder import command
+from camvault.recorder import command, launcher
 from camvault.recorder.command import SEGMENT_PATTERN
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Run", "ffmpeg_of", "new_run_id", "start_ffmpeg", "stop_leftover_ffmpeg"]
+__all__ = [
+    "Launched",
+    "Run",
+    "ffmpeg_of",
+    "ffmpeg_pid",
+    "new_run_id",
+    "start_ffmpeg",
+    "stop_leftover_ffmpeg",
+]
 
 _SEGMENT_RE = re.compile(r"seg_\d{6}(?:\.tail)?\.mp4")  # .tail: see split_incomplete_fragment
 
@@ -48,6 +59,10 @@ class Run:
         return sorted(p.name for p in self.dir.glob("seg_*.mp4") if _SEGMENT_RE.fullmatch(p.name))
 
     @property
+    def ffmpeg_pid(self) -> int | None:
+        return None if self.proc is None else ffmpeg_pid(self.proc)
+
+    @property
     def exited(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
 
@@ -56,51 +71,72 @@ def new_run_id(now: datetime) -> str:
     return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
-def _libc(name: str) -> Callable[..., int] | None:
-    import ctypes
+class Launched(subprocess.Popen[bytes]):
+    """A fleet node's run: the ``launcher`` process, whose only child is the run's ffmpeg
+    (``ffmpeg_pid``). Both are in a session of their own; signals go to the whole process
+    group, so a stop reaches ffmpeg and a kill ends both (the launcher ignores the stop
+    signals, and exits as ffmpeg did)."""
 
-    try:
-        fn: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):  # not Linux
-        return None
-    return fn
+    ffmpeg_pid: int
 
-
-# resolved here: the forked child must not load libraries
-_PRCTL = _libc("prctl")
-_SIGNAL = _libc("signal")
-if _SIGNAL is not None:
-    import ctypes
-
-    _SIGNAL.argtypes = [ctypes.c_int, ctypes.c_void_p]  # type: ignore[attr-defined]
-    _SIGNAL.restype = ctypes.c_void_p  # type: ignore[attr-defined]
+    def send_signal(self, sig: int) -> None:
+        self.poll()
+        if self.returncode is not None:  # reaped: its group id may be reused
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)
 
 
-def _sigint_on_parent_death() -> None:
-    """In the forked child: SIGINT when the thread that started us dies (Linux prctl
-    PR_SET_PDEATHSIG = 1), and SIGPIPE ignored (its stderr pipe dies with the parent).
-    Elsewhere a no-op. Caveat (measured, issue 11): the kernel sends the signal again at
-    each reparenting to another live thread of the dying recorder, and a second SIGINT makes
-    ffmpeg abort its I/O ("Immediate exit requested"), so a killed multi-threaded recorder's
-    ffmpeg often ends without its last fragment; a stderr file instead of the pipe does not
-    change that, a single-threaded parent does."""
-    if _PRCTL is not None and _SIGNAL is not None:
-        _SIGNAL(signal.SIGPIPE, 1)  # SIG_IGN
-        _PRCTL(1, signal.SIGINT)
+def ffmpeg_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The pid of the ffmpeg itself (a fleet node's run process is its launcher)."""
+    return proc.ffmpeg_pid if isinstance(proc, Launched) else proc.pid
+
+
+def _launcher_child(node: int) -> None:
+    """In the node's forked child: SIGKILL when the node's thread that started it dies
+    (then its ffmpeg gets its one SIGINT)."""
+    launcher.set_pdeathsig(signal.SIGKILL, node)
 
 
 def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[bytes]:
     """Start a run's ffmpeg; its stderr is piped (to be logged, redacted), stdin kept open
-    (``segmenter.stop_gracefully`` asks it to stop by writing ``q``)."""
-    return subprocess.Popen(
-        cmd,
-        env={**os.environ, **command.FFMPEG_ENV},  # looked up per run: the bench varies it
+    (``segmenter.stop_gracefully`` asks it to stop by writing ``q``). ``die_with_parent``
+    (fleet nodes): ffmpeg finishes its open segment and exits when the recorder dies —
+    started by a single-threaded ``launcher`` that dies with the recorder (why: there)."""
+    env = {**os.environ, **command.FFMPEG_ENV}  # looked up per run: the bench varies it
+    if not die_with_parent:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
+        )
+    if shutil.which(cmd[0]) is None:  # as Popen says it (the launcher would exit 127)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
+    node = os.getpid()
+    proc = Launched(
+        launcher.launch_command(node, sys.executable, cmd),
+        env=env,
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # one line: ffmpeg's pid
         stderr=subprocess.PIPE,
-        start_new_session=True,  # Ctrl-C in a terminal is ours to relay, not ffmpeg's
-        preexec_fn=_sigint_on_parent_death if die_with_parent else None,
+        start_new_session=True,
+        preexec_fn=functools.partial(_launcher_child, node),
     )
+    assert proc.stdout is not None
+    with proc.stdout:
+        line = proc.stdout.readline()
+    try:
+        proc.ffmpeg_pid = launcher.parse_started(line)
+    except OSError:
+        proc.wait()
+        for pipe in (proc.stdin, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
+    return proc
 
 
 def ffmpeg_of(pid: object, run_dir: Path) -> bool:

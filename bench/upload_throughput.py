@@ -216,9 +216,13 @@ class Bench:
         assert committed == len(files), out
         return wall, cpu_children() - cpu0
 
-    def camvault_cli1(self, files: list[Path], prefix: str) -> tuple[float, float]:
+    def camvault_cli1(
+        self, files: list[Path], prefix: str, src: str | None = None
+    ) -> tuple[float, float]:
         """`camvault ingest --upload DIR/*`: the same work in one process, overlapped."""
         env = {**self.env, "CAMVAULT_S3_PREFIX": prefix}
+        if src:
+            env["PYTHONPATH"] = src
         cpu0, t0 = cpu_children(), time.perf_counter()
         out = subprocess.run(
             [
@@ -285,8 +289,8 @@ def main() -> int:
     )
     ap.add_argument(
         "--before-src",
-        help="cli mode: also time the camvault package in this src/ dir (e.g. `git archive "
-        "REV src | tar -x -C DIR`, then DIR/src) as a third tool, 'before'",
+        help="cli and cli1 modes: also time the camvault package in this src/ dir (e.g. "
+        "`git archive REV src | tar -x -C DIR`, then DIR/src) as a third tool, 'before'",
     )
     args = ap.parse_args()
     # a kill must still stop SeaweedFS and drop the database (the finally blocks below)
@@ -336,6 +340,8 @@ def main() -> int:
                 server0 = cpu_of(weed.pid)
                 if tool == "s5cmd":
                     wall, cpu = bench.s5cmd(files, prefix)
+                elif tool == "before" and mode == "cli1":
+                    wall, cpu = bench.camvault_cli1(files, prefix, args.before_src)
                 elif tool == "before":
                     wall, cpu = bench.camvault_cli(files, prefix, args.before_src)
                 elif mode == "cli":
@@ -353,7 +359,7 @@ def main() -> int:
             # warm-up: the bucket's first volumes, page cache, binaries (not counted)
             def tools(mode: str, rnd: int) -> tuple[str, ...]:
                 both = ("camvault", "s5cmd") if rnd % 2 == 0 else ("s5cmd", "camvault")
-                if mode == "cli" and args.before_src:
+                if mode in ("cli", "cli1") and args.before_src:
                     return (*both, "before") if rnd % 2 == 0 else ("before", *both)
                 return both
 

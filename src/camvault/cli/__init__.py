@@ -126,10 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     fast_exit = argv is None and getattr(args, "fast_exit", False)  # the process's command
     if fast_exit:
-        # a one-shot command allocates ~150k long-lived objects importing boto3, psycopg
-        # and pydantic; the default gen-0 threshold (700) would scan them over and over
-        # (~0.04 s of its start-up). Cycles are still collected, just less often.
-        gc.set_threshold(100_000, 50, 100)
+        # `ingest` / `upload` allocate ~150k long-lived objects importing boto3, psycopg
+        # and pydantic; with the default gen-0 threshold (700) the collector scans them
+        # over and over, up to full collections (~0.04 s of start-up). Cycles are still
+        # collected (gen 0 every 100k allocations), also in `upload` left running.
+        gc.set_threshold(100_000)
     code = _dispatch(args)
     if fast_exit:
         exit_now(code)

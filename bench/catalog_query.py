@@ -42,6 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from _common import ADMIN_URL, create_db, db_exists, with_db
 from camvault.catalog.connector import PLAN_CACHE_OPTION
 from camvault.catalog.migrate import migrate
 from camvault.catalog.queries import query
@@ -49,9 +50,7 @@ from camvault.catalog.queries import query
 SEGMENT = timedelta(minutes=5)
 MODES = ("rls", "plain", "rls_heap")
 GOAL_P99_MS = 5.0
-DEFAULT_URL = os.environ.get(
-    "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_URL = ADMIN_URL
 PLAIN_SQL = """
 SELECT * FROM recordings r
  WHERE r.camera_id = %(camera_id)s
@@ -73,34 +72,18 @@ SELECT * FROM recordings r
 """
 
 
-def _with_db(url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-
-
 def build(url: str, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
-    admin = psycopg.connect(url, autocommit=True)
-    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (args.db,)).fetchone()
-    if exists and not args.rebuild:
-        admin.close()
-        with psycopg.connect(_with_db(url, args.db)) as conn:
+    if db_exists(args.db, admin=url) and not args.rebuild:
+        with psycopg.connect(with_db(url, args.db)) as conn:
             meta = conn.execute("SELECT value FROM bench_meta WHERE key = 'meta'").fetchone()
         if meta and meta[0]["recordings"] == args.recordings:
             print(f"reusing database {args.db} ({args.recordings:,} recordings)", file=sys.stderr)
-            db = _with_db(url, args.db)
+            db = with_db(url, args.db)
             if migrate(db):  # e.g. built before 0013: add the index, then the visibility map
                 with psycopg.connect(db, autocommit=True) as conn:
                     conn.execute("VACUUM (ANALYZE) recordings")
             return dict(meta[0])
-        admin = psycopg.connect(url, autocommit=True)
-    admin.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.db))
-    )
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.db)))
-    admin.close()
-    db = _with_db(url, args.db)
-    migrate(db)
+    db = create_db(args.db, admin=url, replace=True)
     per_camera = max(1, args.recordings // args.cameras)
     end = datetime(2026, 11, 1, tzinfo=UTC)
     start = end - per_camera * SEGMENT
@@ -317,7 +300,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     meta = build(args.url, args, rng)
-    results, explain = measure(_with_db(args.url, args.db), meta, args, rng)
+    results, explain = measure(with_db(args.url, args.db), meta, args, rng)
     print(
         f"\ncatalog: {meta['rows']:,} recordings, {meta['cameras']} cameras, {meta['users']} users"
         f" (built in {meta['build_seconds']} s)"

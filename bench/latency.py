@@ -34,21 +34,18 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.rtsp_server import RtspCamera, unavailable  # noqa: E402
 
-from camvault.catalog.migrate import migrate  # noqa: E402
+from _common import create_db, drop_db, scratch_name  # noqa: E402
 from camvault.embedded import SeaweedFS, free_port  # noqa: E402
 
 GOAL_OVERHEAD_S = 1.0  # p99 ≤ this + transfer time
@@ -136,16 +133,8 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
 
-    admin = os.environ.get(
-        "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
-    dbname = f"camvault_bench_lat_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    info["dbname"] = dbname
-    db_url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-    migrate(db_url)
+    dbname = scratch_name("camvault_bench_lat")
+    db_url = create_db(dbname)
     work = Path(tempfile.mkdtemp(prefix="camvault-bench-lat-"))
     cameras = [f"cam-{i:02d}" for i in range(args.cameras)]
     problems: list[str] = []
@@ -249,10 +238,7 @@ def main() -> int:
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_db(dbname)
         log_tail = (work / "run.log").read_text()[-3000:] if (work / "run.log").exists() else ""
         shutil.rmtree(work, ignore_errors=True)
 

@@ -14,41 +14,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
+from _common import ADMIN_URL, create_db
 from camvault.catalog.access import AccessCatalog, Identity, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
-from camvault.catalog.migrate import migrate
 from camvault.catalog.timeline import TimelineCatalog
 
 SEGMENT = timedelta(minutes=5)
 DAYS = 30
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
-DEFAULT_URL = os.environ.get(
-    "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_URL = ADMIN_URL
 DB = "camvault_bench_timeline"
 
 
-def _with_db(url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
-
-
 def build(url: str) -> tuple[str, int]:
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB)))
-    db_url = _with_db(url, DB)
-    migrate(db_url)
+    db_url = create_db(DB, admin=url, replace=True)
     rows = 0
     with psycopg.connect(db_url) as conn:
         conn.execute("INSERT INTO cameras (id, name) VALUES ('cam-1', 'bench')")

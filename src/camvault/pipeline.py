@@ -104,6 +104,9 @@ class Pipeline:
         self.alerts = alerts
         self.node = node
         self.concurrency = concurrency
+        # PUTs in flight; ``drain`` runs spare workers so that a worker busy with its
+        # commit (journal fsyncs, the catalog row) never leaves a sending slot idle
+        self._sending = threading.BoundedSemaphore(concurrency)
         self.rng = rng or random.Random()
         self.on_event = on_event or (lambda kind, seg, detail: None)
         self.tally = Tally()
@@ -146,7 +149,8 @@ class Pipeline:
                 return
             sent = SentBytes()
             try:
-                obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
+                with self._sending:
+                    obj = self.uploader.upload(seg, crc32_b64=crc, progress=sent.add)
                 self.s3.answered()  # the attempt is counted by mark_uploaded below
                 break
             except Exception as exc:  # anything: a worker thread must never die on one segment
@@ -420,7 +424,10 @@ class Pipeline:
                     continue
                 self._process_guarded(seg, stop)
 
-        self._run_threads(work)
+        # twice the workers, ``concurrency`` of them sending: the uploads of a drain tend
+        # to finish together (they share the link), and their commits then overlap the
+        # next PUTs instead of stalling the link for a commit's length each time
+        self._run_threads(work, workers=2 * self.concurrency)
         return self.tally
 
     def run(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> Tally:
@@ -469,10 +476,12 @@ class Pipeline:
         self._run_threads(work, housekeeping, watch_s3, watch_pg)
         return self.tally
 
-    def _run_threads(self, work: Callable[[], None], *extra: Callable[[], None]) -> None:
+    def _run_threads(
+        self, work: Callable[[], None], *extra: Callable[[], None], workers: int = 0
+    ) -> None:
         threads = [
             threading.Thread(target=work, name=f"upload-{i}", daemon=True)
-            for i in range(self.concurrency)
+            for i in range(workers or self.concurrency)
         ]
         threads += [threading.Thread(target=fn, name=fn.__name__, daemon=True) for fn in extra]
         for t in threads:

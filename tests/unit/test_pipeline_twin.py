@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -320,6 +322,46 @@ def test_drain_uploads_and_commits_every_pending_segment(world: World) -> None:
     )
     assert all(world.spool.get(s.id).state is SegmentState.COMMITTED for s in segs)
     assert not any(Path(s.path).exists() for s in segs)
+
+
+def test_drain_sends_the_next_segments_while_commits_are_slow(world: World) -> None:
+    """A drain's uploads tend to end together; their commits must not leave the link idle:
+    while the first commits are held, the other segments are still sent — never more
+    than ``concurrency`` (2) at once."""
+    segs = [world.segment(f"{i}.mp4", minute=5 * i) for i in range(4)]
+    all_sent = threading.Event()
+    lock = threading.Lock()
+    sending, peak, sent = [0], [0], [0]
+    upload = world.pipeline.uploader.upload
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        with lock:
+            sending[0] += 1
+            peak[0] = max(peak[0], sending[0])
+        try:
+            time.sleep(0.05)  # a PUT takes a while: lets other workers' PUTs overlap it
+            return upload(*args, **kw)
+        finally:
+            with lock:
+                sending[0] -= 1
+                sent[0] += 1
+                if sent[0] == len(segs):
+                    all_sent.set()
+
+    sent_before_first_commit: list[bool] = []
+
+    def slow_commit(name: str) -> None:
+        if name == "insert_recording" and not sent_before_first_commit:
+            # the first commit waits (at most 10 s) for every segment to have been sent
+            sent_before_first_commit.append(all_sent.wait(10))
+
+    world.pipeline.uploader.upload = counted  # type: ignore[method-assign]
+    world.db.fault = slow_commit
+    tally = world.pipeline.drain()
+    assert sent_before_first_commit == [True], "a slow commit held up the other uploads"
+    assert peak[0] == world.pipeline.concurrency == 2
+    assert tally.committed == 4
+    assert all(world.spool.get(s.id).state is SegmentState.COMMITTED for s in segs)
 
 
 def test_a_replayed_commit_is_one_row(world: World) -> None:

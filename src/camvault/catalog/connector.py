@@ -9,15 +9,16 @@ codes, not on message text.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
-
-import psycopg
-import psycopg_pool
-from psycopg.rows import dict_row
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from camvault.errors import CamvaultError, CatalogUnavailable, InputError, IntegrityViolation
+
+if TYPE_CHECKING:  # imported on first use: psycopg + its pool take ~0.07 s to import
+    import psycopg
+    import psycopg_pool
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -52,6 +53,8 @@ class Connector(Protocol):
 
 
 def translate(exc: psycopg.Error) -> CamvaultError:
+    import psycopg  # loaded already: ``exc`` is one of its errors
+
     state = exc.sqlstate or ""
     if isinstance(exc, psycopg.OperationalError) and (
         not state or state.startswith(_UNAVAILABLE_PREFIXES)
@@ -94,7 +97,11 @@ PLAN_CACHE_OPTION = "-c plan_cache_mode=force_custom_plan"
 
 
 class PsycopgConnector:
-    """``Connector`` on a psycopg 3 pool; psycopg errors leave as camvault errors."""
+    """``Connector`` on a psycopg 3 pool; psycopg errors leave as camvault errors.
+
+    The pool (and psycopg itself) is set up when the catalog is first used, not here:
+    `ingest --upload` and `upload --once` start their first PUT before they need the
+    catalog, and psycopg's import (~0.07 s of CPU) would otherwise come first."""
 
     def __init__(
         self,
@@ -107,32 +114,53 @@ class PsycopgConnector:
         application_name: str = "camvault",
     ) -> None:
         options = f"-c statement_timeout={statement_timeout_ms} {PLAN_CACHE_OPTION}"
-        self._pool = psycopg_pool.ConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={
-                "row_factory": dict_row,
-                "connect_timeout": max(1, round(connect_timeout)),
-                "application_name": application_name,
-                "options": options,
-                # TCP keepalives so a cut connection is noticed instead of hanging forever
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 5,
-                "keepalives_count": 3,
-            },
-            timeout=connect_timeout,
-            open=False,
-            # a connection that broke while idle in the pool is replaced, not handed out
-            check=psycopg_pool.ConnectionPool.check_connection,
-        )
-        self._pool.open(wait=False)
+        self._url = url
+        self._sizes = (min_size, max_size)
+        self._timeout = connect_timeout
+        self._kwargs: dict[str, Any] = {
+            "connect_timeout": max(1, round(connect_timeout)),
+            "application_name": application_name,
+            "options": options,
+            # TCP keepalives so a cut connection is noticed instead of hanging forever
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        with self._lock:
+            if self._pool is None:
+                if self._closed:
+                    raise CatalogUnavailable("PostgreSQL unavailable: the connector is closed")
+                import psycopg_pool
+                from psycopg.rows import dict_row
+
+                pool = psycopg_pool.ConnectionPool(
+                    self._url,
+                    min_size=self._sizes[0],
+                    max_size=self._sizes[1],
+                    kwargs={**self._kwargs, "row_factory": dict_row},
+                    timeout=self._timeout,
+                    open=False,
+                    # a connection that broke while idle in the pool is replaced, not handed out
+                    check=psycopg_pool.ConnectionPool.check_connection,
+                )
+                pool.open(wait=False)
+                self._pool = pool
+            return self._pool
 
     @contextmanager
     def transaction(self, *, acting_user: int | None = None) -> Iterator[_PsycopgSession]:
+        pool = self._get_pool()
+        import psycopg  # loaded with the pool
+        import psycopg_pool
+
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with pool.connection() as conn, conn.transaction():
                 if acting_user is not None:
                     conn.execute(
                         "SELECT set_config('camvault.user_id', %s, true)", (str(acting_user),)
@@ -144,4 +172,8 @@ class PsycopgConnector:
             raise translate(exc) from exc
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.close()

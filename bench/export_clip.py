@@ -9,11 +9,12 @@ then ``ffmpeg -f concat -c copy``. For each: wall time, time to the first byte o
 output file, and the peak RSS of the whole process tree (sampled from /proc every 20 ms).
 Also the time to first byte of the streamed, clipped playback route for one recording.
 
-    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4] [--no-feed]
+    python bench/export_clip.py [--segments 12] [--segment-seconds 300] [--mbps 4] [--feed]
 
-Both camvault routes read the recordings with parallel ranged GETs fed to ffmpeg through
-FIFOs (``export.feed``, 4 x 4 MiB in flight, 6 buffered); ``--no-feed`` lets ffmpeg read
-the presigned URLs itself (camvault's default, for an A/B in the same conditions). The PUT
+By default both camvault routes run as shipped: ffmpeg reads the presigned URLs itself.
+``--feed`` instead reads the recordings with parallel ranged GETs fed to ffmpeg through
+FIFOs (``export.feed``, ``[api] export_fetch_parallel = 4``, 4 x 4 MiB in flight, 6
+buffered), for an A/B in the same conditions. The PUT
 bound: ``s5cmd cp`` uploading a file of the clip's size (SeaweedFS's PUT CPU is what the
 job route cannot go below).
 
@@ -371,7 +372,9 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=12)
     ap.add_argument("--segment-seconds", type=int, default=300)
     ap.add_argument("--mbps", type=float, default=4.0)
-    ap.add_argument("--no-feed", action="store_true", help="ffmpeg reads the URLs itself")
+    ap.add_argument(
+        "--feed", action="store_true", help="parallel ranged GETs into FIFOs (off as shipped)"
+    )
     args = ap.parse_args()
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -401,7 +404,7 @@ def main() -> None:
                 f'data_dir = "{work / "data"}"\n[database]\nurl = "{db_url}"\n'
                 f'[s3]\nbucket = "{bucket}"\nendpoint_url = "{weed.endpoint_url}"\n'
                 f'addressing_style = "path"\n[spool]\ndir = "{work / "spool"}"\n'
-                + f"[api]\nexport_fetch_parallel = {0 if args.no_feed else 4}\n"
+                + f"[api]\nexport_fetch_parallel = {4 if args.feed else 0}\n"
             )
             end = T0 + timedelta(seconds=args.segments * args.segment_seconds)
             say("camvault export …")
@@ -443,7 +446,7 @@ def main() -> None:
                 "s3_cpu_s": get["s3_cpu_s"] + cat["s3_cpu_s"],
             }
             say("streamed clip route and clipped playback …")
-            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds, not args.no_feed)
+            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds, args.feed)
             say("PUT bound: s5cmd cp of a file of the clip's size …")
             put = measured(
                 [s5, "--endpoint-url", weed.endpoint_url, "cp", str(out), f"s3://{bucket}/put.mp4"],
@@ -466,7 +469,7 @@ def main() -> None:
         print(fmt_row("s5cmd cp up (clip's size)", put))
         print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
         print(fmt_row("  its ffmpeg alone", st["ffmpeg_alone"]))
-        print(f"feed (parallel ranged GETs → FIFOs): {'off' if args.no_feed else 'on'}")
+        print(f"feed (parallel ranged GETs → FIFOs): {'on' if args.feed else 'off'}")
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
         print(
@@ -485,7 +488,7 @@ def main() -> None:
             "segments": args.segments,
             "segment_seconds": args.segment_seconds,
             "mbps": args.mbps,
-            "feed": not args.no_feed,
+            "feed": args.feed,
             "put_bound": put,
             "clip_bytes": out.stat().st_size,
             "camvault": cv,
@@ -496,7 +499,7 @@ def main() -> None:
             "stream_ratio_wall": stream_ratio,
             "media_stream_ttfb_s": stream_ttfb,
         }
-        name = "export_nofeed.json" if args.no_feed else "export.json"
+        name = "export_feed.json" if args.feed else "export.json"
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -126,10 +126,15 @@ def test_invented_methods_add_no_metric_series(api: tuple[httpx.Client, str]) ->
     c, token = api
     c.get("/api/cameras", headers=bearer(token))
     rng = random.Random(7)
+    statuses = set()
     for _ in range(50):
         method = "X" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=8))
-        c.request(method, "/api/cameras", headers=bearer(token))
-        c.request(method, f"/no/such/{rng.random()}")
+        statuses.add(c.request(method, "/api/cameras", headers=bearer(token)).status_code)
+        statuses.add(c.request(method, f"/no/such/{rng.random()}").status_code)
+    # httptools (uvicorn's parser) refuses unknown methods itself (400); under h11 they
+    # reach the app (405/404) and are counted as method "other"
+    assert statuses and all(400 <= s < 500 for s in statuses), statuses
+    c.get(f"/no/such/{rng.random()}")
     series = [
         line
         for line in c.get("/metrics").text.splitlines()
@@ -138,6 +143,6 @@ def test_invented_methods_add_no_metric_series(api: tuple[httpx.Client, str]) ->
     methods = {s.split('method="')[1].split('"')[0] for s in series}
     routes = {s.split('route="')[1].split('"')[0] for s in series}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
-    assert "other" in methods and "unmatched" in routes
+    assert "unmatched" in routes
     assert routes <= {"/api/cameras", "unmatched", "/metrics"}, routes
     assert len(series) <= 6, series

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ import av
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
+from camvault.recorder.launcher import set_pdeathsig
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +48,13 @@ def ffmpeg_exe(configured: str = "") -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    import ctypes
-
-    try:
-        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux
-        return None
-    return fn
-
-
-_PRCTL = _libc_prctl()  # resolved here: the forked child must not load libraries
-
-
-def _die_with_parent() -> None:
-    """In the forked ffmpeg: SIGKILL when the thread that started it dies (Linux
+def _die_with_parent() -> Callable[[], None]:
+    """For the forked ffmpeg: SIGKILL when the thread that started it dies (Linux
     PR_SET_PDEATHSIG). Defence in depth for an ffmpeg fed through FIFOs (``feed``): if its
     feeder is killed while it waits to open the next FIFO with nothing left to write, no
     broken stdout pipe would ever end it (in the kill -9 test it died of that pipe anyway).
     The starting thread (a job's, the event loop's) outlives ffmpeg in every route."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)
+    return functools.partial(set_pdeathsig, signal.SIGKILL, os.getpid())
 
 
 def _open(url: str) -> Any:
@@ -241,7 +229,7 @@ def render_stream(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=None if feed is None else _die_with_parent,
+        preexec_fn=None if feed is None else _die_with_parent(),
     ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         if on_start is not None:
@@ -348,7 +336,7 @@ async def _stream(
             *cmd,
             stdout=wfd,
             stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=None if feed is None else _die_with_parent,
+            preexec_fn=None if feed is None else _die_with_parent(),
         )
     except BaseException:
         os.close(rfd)

@@ -31,10 +31,9 @@ from camvault.attempt_log import AttemptJournal, AttemptLog
 from camvault.breaker import CircuitBreaker
 from camvault.catalog import Catalog, PsycopgConnector
 from camvault.catalog.attempts import AttemptCatalog
-from camvault.catalog.queries import query
 from camvault.config import S3Settings, Settings
 from camvault.diskspace import DiskSpace, SpaceWatcher, disk_space
-from camvault.errors import CatalogUnavailable, ConfigError
+from camvault.errors import ConfigError
 from camvault.lifecycle import EXPORTS_DIR, Expected, evaluate, lifecycle_rules
 from camvault.models import Recording
 from camvault.pipeline import EventHook, Pipeline
@@ -261,15 +260,9 @@ class App:
         counts as yes: never abort what may be in use."""
         if not key.startswith(self.settings.s3.prefix + EXPORTS_DIR):
             return False
-        try:
-            with self.connector.transaction() as s:
-                row = s.fetchone(
-                    query("live_export_key", "exports.sql"),
-                    {"key": key, "stale": self.settings.api.export_stale_seconds},
-                )
-        except CatalogUnavailable:
-            return True
-        return row is not None
+        from camvault.export.jobs import export_key_in_use  # PyAV: only for export keys
+
+        return export_key_in_use(self.connector, key, self.settings.api.export_stale_seconds)
 
     def _alert_state(self) -> DedupeStore:
         from camvault.fleet.alert_state import PgAlertState

@@ -121,6 +121,17 @@ def _node(
     return node, recs
 
 
+def _recording(
+    store: FakeStore, clock: list[float], name: str = "a"
+) -> tuple[Node, dict[str, FakeRecorder]]:
+    """A node that registered, claimed its cameras and started their recorders."""
+    node, recs = _node(store, clock, name)
+    node.tick()  # the first round only registers the node
+    node.tick()  # claims
+    node.supervise()
+    return node, recs
+
+
 def _wait(cond: Any) -> None:
     for _ in range(500):
         if cond():
@@ -155,10 +166,7 @@ def test_cut_off_node_stops_at_the_deadline_not_before() -> None:
 def test_handoff_releases_only_after_the_recorder_finished() -> None:
     store = FakeStore(["c1"])
     clock = [0.0]
-    node, recs = _node(store, clock)
-    node.tick()
-    node.tick()
-    node.supervise()
+    node, recs = _recording(store, clock)
     store.handoff["c1"] = "b"
     node.tick()  # the renewal says: hand c1 to b …
     node.supervise()
@@ -258,10 +266,7 @@ def test_only_mode_claims_exactly_its_cameras_and_takes_no_share() -> None:
 def test_an_ended_recorder_releases_without_waiting_for_a_supervisor_pass() -> None:
     store = FakeStore(["c1"])
     clock = [0.0]
-    node, recs = _node(store, clock)
-    node.tick()
-    node.tick()
-    node.supervise()
+    node, recs = _recording(store, clock)
     store.handoff["c1"] = "b"
     node.tick()
     clock[0] = HANDOFF_MIN_RUN
@@ -277,12 +282,9 @@ def test_no_hand_off_just_after_a_cut() -> None:
     least HANDOFF_MIN_SEGMENT long, so the next holder's first cannot share its second."""
     store = FakeStore(["c1"])
     clock = [0.0]
-    node, recs = _node(store, clock)
+    node, recs = _recording(store, clock)
     ages = {"c1": 0.3}
     node.segment_age = ages.get
-    node.tick()
-    node.tick()
-    node.supervise()
     store.handoff["c1"] = "b"
     node.tick()
     clock[0] = HANDOFF_MIN_RUN
@@ -305,10 +307,7 @@ def test_the_last_segment_end_goes_with_the_lease_to_the_next_holder() -> None:
     too, for a failover), and the next holder's recorder starts nothing before it."""
     store = FakeStore(["c1"])
     clock = [0.0]
-    a, recs_a = _node(store, clock)
-    a.tick()
-    a.tick()
-    a.supervise()
+    a, recs_a = _recording(store, clock)
     assert recs_a["c1"].floor is None  # nobody recorded c1 before
     now = datetime.now(UTC)
     first = _recorded(recs_a["c1"], now - timedelta(seconds=6), 4.0)
@@ -323,10 +322,7 @@ def test_the_last_segment_end_goes_with_the_lease_to_the_next_holder() -> None:
     _wait(lambda: a._releases == [("c1", 1)])  # queued by the ended recorder's thread
     a.tick()
     assert store.events[-1] == "release c1" and store.released_ends == [last]
-    b, recs_b = _node(store, clock, "b")
-    b.tick()
-    b.tick()  # claims c1
-    b.supervise()
+    _, recs_b = _recording(store, clock, "b")  # claims c1
     assert recs_b["c1"].floor == last
     for r in (*recs_a.values(), *recs_b.values()):
         r.finish.set()
@@ -337,10 +333,7 @@ def test_a_camera_restarted_on_the_same_node_starts_after_its_own_last_segment()
     after the old one's last segment, not after the (older) one the last renewal kept."""
     store = FakeStore(["c1"])
     clock = [0.0]
-    node, recs = _node(store, clock)
-    node.tick()
-    node.tick()
-    node.supervise()
+    node, recs = _recording(store, clock)
     old = recs["c1"]
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
     end = _recorded(old, base, 2.0)

@@ -88,15 +88,8 @@ UPDATE exports
 RETURNING *;
 
 -- name: live_exports
--- Jobs a live worker is running (heartbeat fresh): their temporary files are in use.
+-- Jobs a live worker is running (heartbeat fresh), by id or by object key: their
+-- temporary files are in use, and so is their multipart upload (the sweeper keeps it).
 SELECT id FROM exports
- WHERE id = ANY (%(ids)s) AND state = 'running'
+ WHERE (id = ANY (%(ids)s::bigint[]) OR s3_key = ANY (%(keys)s::text[])) AND state = 'running'
    AND heartbeat_at >= now() - make_interval(secs => %(stale)s);
-
--- name: live_export_key
--- Is this object key being written by a job a live worker runs (heartbeat fresh)? The
--- multipart sweeper must not abort that upload.
-SELECT 1 AS live FROM exports
- WHERE s3_key = %(key)s AND state = 'running'
-   AND heartbeat_at >= now() - make_interval(secs => %(stale)s)
- LIMIT 1;

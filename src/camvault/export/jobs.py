@@ -37,6 +37,7 @@ from camvault.catalog.queries import query
 from camvault.catalog.recordings import recording_from_row
 from camvault.errors import (
     CamvaultError,
+    CatalogUnavailable,
     ExportForbidden,
     ExportNotReady,
     InputError,
@@ -67,6 +68,18 @@ LOOKBACK = timedelta(hours=1)  # how far before `start` a keyframe may be looked
 
 def q(name: str) -> str:
     return query(name, "exports.sql")
+
+
+def export_key_in_use(db: Connector, key: str, stale_seconds: float) -> bool:
+    """Is ``key`` the object of an export job a live worker is writing (its multipart
+    upload must outlive the sweeper's age limit)? Unknown — the catalog unreachable —
+    counts as yes: never abort what may be in use."""
+    try:
+        with db.transaction() as s:
+            rows = s.fetchall(q("live_exports"), {"ids": [], "keys": [key], "stale": stale_seconds})
+    except CatalogUnavailable:
+        return True
+    return bool(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,7 +541,9 @@ class ExportRunner:
         files = [p for p in self._tmp.glob("*") if p.is_file()] if self._tmp.is_dir() else []
         ids = {int(p.name.split("-")[1].split(".")[0]) for p in files if _job_file(p)}
         with self._db.transaction() as s:
-            rows = s.fetchall(q("live_exports"), {"ids": sorted(ids), "stale": self.stale_seconds})
+            rows = s.fetchall(
+                q("live_exports"), {"ids": sorted(ids), "keys": [], "stale": self.stale_seconds}
+            )
         live = {r["id"] for r in rows}
         removed = 0
         for p in files:

@@ -92,12 +92,6 @@ def ffmpeg_pid(proc: subprocess.Popen[bytes]) -> int:
     return proc.ffmpeg_pid if isinstance(proc, Launched) else proc.pid
 
 
-def _launcher_child(node: int) -> None:
-    """In the node's forked child: SIGKILL when the node's thread that started it dies
-    (then its ffmpeg gets its one SIGINT)."""
-    launcher.set_pdeathsig(signal.SIGKILL, node)
-
-
 def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[bytes]:
     """Start a run's ffmpeg; its stderr is piped (to be logged, redacted), stdin kept open
     (``segmenter.stop_gracefully`` asks it to stop by writing ``q``). ``die_with_parent``
@@ -123,7 +117,9 @@ def start_ffmpeg(cmd: list[str], *, die_with_parent: bool) -> subprocess.Popen[b
         stdout=subprocess.PIPE,  # one line: ffmpeg's pid
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=functools.partial(_launcher_child, node),
+        # the launcher dies by SIGKILL with the node's thread that started it (then its
+        # ffmpeg gets its one SIGINT)
+        preexec_fn=functools.partial(launcher.set_pdeathsig, signal.SIGKILL, node),
     )
     assert proc.stdout is not None
     with proc.stdout:

@@ -48,7 +48,7 @@ from av.stream import Stream
 from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
-from camvault import mp4box
+from camvault import mp4box, mp4index
 from camvault.errors import InvalidMedia
 from camvault.models import MediaInfo
 
@@ -326,6 +326,9 @@ def probe(path: Path) -> MediaInfo:
     reason = _framing(path, size)
     if reason:
         raise InvalidMedia(reason)
+    indexed = _from_index(path, size)
+    if indexed is not None:
+        return indexed
     try:
         container = av.open(str(path), mode="r", metadata_errors="replace")
     except _AV_ERRORS as exc:
@@ -334,6 +337,40 @@ def probe(path: Path) -> MediaInfo:
         return _inspect(container)
     finally:
         container.close()
+
+
+def _from_index(path: Path, size: int) -> MediaInfo | None:
+    """A plain MP4's answer from its index plus one decoded keyframe (see ``mp4index``),
+    or None: then the file is demuxed, which also words whatever is wrong with it."""
+    with path.open("rb") as f:
+        if f.read(8)[4:8] != b"ftyp":
+            return None
+        index = mp4index.read_index(f, size)
+        if index is None:
+            return None
+        f.seek(index.first_key[0])
+        sample = f.read(index.first_key[1])
+    try:
+        decoder = av.CodecContext.create(index.codec, "r")
+        if not isinstance(decoder, VideoCodecContext):
+            return None
+        decoder.extradata = index.extradata
+        frames = [*decoder.decode(av.Packet(sample)), *decoder.decode(None)]
+    except _AV_ERRORS:
+        return None
+    frame = frames[0] if frames else None
+    if not isinstance(frame, av.VideoFrame) or frame.width <= 0 or frame.height <= 0:
+        return None
+    return MediaInfo(
+        codec=index.codec,
+        width=frame.width,
+        height=frame.height,
+        duration_seconds=round(index.duration_seconds, 6),
+        container="mov,mp4,m4a,3gp,3g2,mj2",
+        creation_time=index.creation_time,
+        has_audio=index.has_audio,
+        frame_count=index.samples,
+    )
 
 
 def _inspect(container: InputContainer) -> MediaInfo:

@@ -1,0 +1,309 @@
+"""The video track of a plain (not fragmented) MP4/MOV, read from its ``moov`` index alone.
+
+``probe`` judges a segment by demuxing every packet with PyAV: ~45 ms of CPU for a 33 MB
+segment, twice what hashing it costs, on every ingest and every recorder cut. A plain MP4
+already lists every sample (size, byte offset, duration, keyframes) in its ``moov`` box,
+so for the common case — one H.264/H.265 video track, no composition offsets, no edit list
+that hides or trims media — the same answers come from that table: the sample count, the
+duration (sum of the sample durations) and whether every sample's bytes lie inside the
+file (a file cut short does not). ``read_index`` returns ``None`` for anything else
+(fragmented, B-frames, several video tracks, a real edit list, an unknown layout, a
+damaged table): the caller then demuxes as before, which also words the error.
+
+Box layouts: ISO/IEC 14496-12 (mvhd, tkhd, mdhd, hdlr, stsd, stts, ctts, stsz, stsc,
+stco/co64, stss, elst) and 14496-15 (avcC/hvcC: the decoder's parameter sets).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import accumulate, pairwise
+from typing import BinaryIO
+
+from camvault import mp4box
+
+__all__ = ["VideoIndex", "read_index"]
+
+_CODECS = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}
+_CONFIG_BOX = {"h264": b"avcC", "hevc": b"hvcC"}
+_MAX_MOOV = 64 * 1024 * 1024  # a moov this large is not a camera segment's: demux instead
+_MAC_EPOCH_OFFSET = 2082844800  # 1904-01-01 → 1970-01-01, in seconds
+_VISUAL_ENTRY = 8 + 78  # box header + VisualSampleEntry fields before its child boxes
+
+
+class _Unsupported(Exception):
+    """Not a layout this reader vouches for: the caller demuxes instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoIndex:
+    """What the index says of the one video track. ``first_key`` is the byte range of the
+    first keyframe (for a decode check); ``extradata`` the decoder configuration record."""
+
+    codec: str
+    timescale: int
+    duration_ticks: int
+    samples: int
+    first_key: tuple[int, int]
+    extradata: bytes
+    has_audio: bool
+    creation_time: datetime | None
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.duration_ticks / self.timescale
+
+
+def read_index(f: BinaryIO, size: int) -> VideoIndex | None:
+    """The video track's index when the file is a plain MP4 this module vouches for and
+    every sample lies inside its ``size`` bytes; else ``None`` (demux to judge it)."""
+    try:
+        return _read(f, size)
+    except (_Unsupported, struct.error, ValueError, IndexError, KeyError, ZeroDivisionError):
+        return None
+
+
+def _read(f: BinaryIO, size: int) -> VideoIndex:
+    moov = None
+    for i, box in enumerate(mp4box.walk(f, size)):
+        if box.fault:
+            raise _Unsupported(box.fault)
+        if i == 0 and box.kind != b"ftyp":
+            raise _Unsupported("no ftyp first")
+        if box.kind in (b"moof", b"mfra", b"styp", b"sidx"):
+            raise _Unsupported("fragmented")
+        if box.kind == b"moov":
+            if moov is not None or box.size > _MAX_MOOV:
+                raise _Unsupported("moov")
+            moov = box
+    if moov is None:
+        raise _Unsupported("no moov")
+    f.seek(moov.offset + moov.header)
+    body = f.read(moov.size - moov.header)
+    kids = _children(body, 0, len(body))
+    if b"mvex" in kids:
+        raise _Unsupported("fragmented")
+    created, movie_scale = _mvhd(body, _one(kids, b"mvhd"))
+    video: list[tuple[int, int]] = []
+    has_audio = False
+    for trak in kids.get(b"trak", []):
+        mdia = _one(_children(body, *trak), b"mdia")
+        handler = _handler(body, _one(_children(body, *mdia), b"hdlr"))
+        if handler == b"soun":
+            has_audio = True
+        elif handler == b"vide":
+            video.append(trak)
+    if len(video) != 1:
+        raise _Unsupported("not one video track")
+    index = _video(body, video[0], size, movie_scale)
+    return VideoIndex(
+        codec=index.codec,
+        timescale=index.timescale,
+        duration_ticks=index.duration_ticks,
+        samples=index.samples,
+        first_key=index.first_key,
+        extradata=index.extradata,
+        has_audio=has_audio,
+        creation_time=created or index.creation_time,
+    )
+
+
+def _video(body: bytes, trak: tuple[int, int], size: int, movie_scale: int) -> VideoIndex:
+    tkids = _children(body, *trak)
+    mdia = _children(body, *_one(tkids, b"mdia"))
+    stbl = _children(body, *_one(_children(body, *_one(mdia, b"minf")), b"stbl"))
+    if b"ctts" in stbl:  # B-frames: presentation order differs, the demuxer works it out
+        raise _Unsupported("composition offsets")
+    timescale, created = _mdhd(body, _one(mdia, b"mdhd"))
+    codec, extradata = _stsd(body, _one(stbl, b"stsd"))
+    deltas = _stts(body, _one(stbl, b"stts"))
+    sizes = _stsz(body, _one(stbl, b"stsz"))
+    if len(sizes) != len(deltas) or not sizes or min(deltas) <= 0:
+        raise _Unsupported("sample tables disagree")
+    offsets = _chunk_offsets(body, stbl)
+    runs = _stsc(body, _one(stbl, b"stsc"))
+    starts = _sample_offsets(offsets, runs, sizes)
+    ends = max(s + n for s, n in zip(starts, sizes, strict=True))
+    if ends > size:
+        raise _Unsupported("samples past the end of the file")  # cut short: demux words it
+    total = sum(deltas)
+    if b"edts" in tkids:
+        _check_edits(body, _one(tkids, b"edts"), total * movie_scale, timescale)
+    keys = _stss(body, stbl.get(b"stss", [None])[0])
+    first = keys[0] - 1 if keys else 0
+    if not 0 <= first < len(sizes):
+        raise _Unsupported("keyframe table")
+    return VideoIndex(
+        codec=codec,
+        timescale=timescale,
+        duration_ticks=total,
+        samples=len(sizes),
+        first_key=(starts[first], sizes[first]),
+        extradata=extradata,
+        has_audio=False,
+        creation_time=created,
+    )
+
+
+# ------------------------------------------------------------------------ box plumbing
+
+
+def _children(body: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, int]]]:
+    """The boxes directly inside ``body[start:end]``: type → [(payload start, end)]."""
+    out: dict[bytes, list[tuple[int, int]]] = {}
+    pos = start
+    while pos + 8 <= end:
+        n, kind = struct.unpack_from(">I4s", body, pos)
+        header = 8
+        if n == 1:
+            (n,) = struct.unpack_from(">Q", body, pos + 8)
+            header = 16
+        elif n == 0:
+            n = end - pos
+        if n < header or pos + n > end:
+            raise _Unsupported("box overruns its parent")
+        out.setdefault(kind, []).append((pos + header, pos + n))
+        pos += n
+    return out
+
+
+def _one(kids: dict[bytes, list[tuple[int, int]]], kind: bytes) -> tuple[int, int]:
+    found = kids.get(kind, [])
+    if len(found) != 1:
+        raise _Unsupported(kind.decode("latin-1"))
+    return found[0]
+
+
+def _full(body: bytes, box: tuple[int, int]) -> tuple[int, int]:
+    """(version, payload offset after the version/flags word) of a full box."""
+    return body[box[0]], box[0] + 4
+
+
+def _handler(body: bytes, hdlr: tuple[int, int]) -> bytes:
+    return bytes(body[hdlr[0] + 8 : hdlr[0] + 12])
+
+
+def _mac_time(seconds: int) -> datetime | None:
+    """A 1904-epoch time as ffmpeg reads it (a value below the offset is taken as Unix
+    time already); 0 and anything at or before 1970 mean "not set", as in ``probe``."""
+    if seconds >= _MAC_EPOCH_OFFSET:
+        seconds -= _MAC_EPOCH_OFFSET
+    if seconds <= 0:
+        return None
+    ts = datetime.fromtimestamp(seconds, UTC)
+    return ts if ts.year > 1970 else None
+
+
+def _mvhd(body: bytes, mvhd: tuple[int, int]) -> tuple[datetime | None, int]:
+    """(creation time, movie timescale)."""
+    version, pos = _full(body, mvhd)
+    created, _, timescale = struct.unpack_from(">QQI" if version == 1 else ">III", body, pos)
+    if timescale <= 0:
+        raise _Unsupported("timescale")
+    return _mac_time(created), timescale
+
+
+def _mdhd(body: bytes, mdhd: tuple[int, int]) -> tuple[int, datetime | None]:
+    """(media timescale, creation time)."""
+    version, pos = _full(body, mdhd)
+    created, _, timescale = struct.unpack_from(">QQI" if version == 1 else ">III", body, pos)
+    if timescale <= 0:
+        raise _Unsupported("timescale")
+    return timescale, _mac_time(created)
+
+
+def _stsd(body: bytes, stsd: tuple[int, int]) -> tuple[str, bytes]:
+    _, pos = _full(body, stsd)
+    (count,) = struct.unpack_from(">I", body, pos)
+    if count != 1:
+        raise _Unsupported("sample descriptions")
+    n, kind = struct.unpack_from(">I4s", body, pos + 4)
+    codec = _CODECS.get(kind)
+    if codec is None or n < _VISUAL_ENTRY:
+        raise _Unsupported("codec")
+    entry = pos + 4
+    config = _one(_children(body, entry + _VISUAL_ENTRY, entry + n), _CONFIG_BOX[codec])
+    return codec, bytes(body[config[0] : config[1]])
+
+
+def _stts(body: bytes, stts: tuple[int, int]) -> list[int]:
+    _, pos = _full(body, stts)
+    (count,) = struct.unpack_from(">I", body, pos)
+    pairs = struct.unpack_from(f">{2 * count}I", body, pos + 4)
+    deltas: list[int] = []
+    for i in range(0, len(pairs), 2):
+        deltas.extend([pairs[i + 1]] * pairs[i])
+    return deltas
+
+
+def _stsz(body: bytes, stsz: tuple[int, int]) -> list[int]:
+    _, pos = _full(body, stsz)
+    fixed, count = struct.unpack_from(">II", body, pos)
+    if fixed:
+        return [fixed] * count
+    return list(struct.unpack_from(f">{count}I", body, pos + 8))
+
+
+def _chunk_offsets(body: bytes, stbl: dict[bytes, list[tuple[int, int]]]) -> tuple[int, ...]:
+    if (b"stco" in stbl) == (b"co64" in stbl):
+        raise _Unsupported("chunk offsets")
+    wide = b"co64" in stbl
+    _, pos = _full(body, _one(stbl, b"co64" if wide else b"stco"))
+    (count,) = struct.unpack_from(">I", body, pos)
+    return struct.unpack_from(f">{count}{'Q' if wide else 'I'}", body, pos + 4)
+
+
+def _stsc(body: bytes, stsc: tuple[int, int]) -> list[tuple[int, int]]:
+    """[(first chunk, samples per chunk)] (1-based chunks, as stored)."""
+    _, pos = _full(body, stsc)
+    (count,) = struct.unpack_from(">I", body, pos)
+    flat = struct.unpack_from(f">{3 * count}I", body, pos + 4)
+    runs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 3)]
+    if not runs or runs[0][0] != 1 or any(b[0] <= a[0] or a[1] == 0 for a, b in pairwise(runs)):
+        raise _Unsupported("sample-to-chunk table")
+    return runs
+
+
+def _sample_offsets(
+    offsets: tuple[int, ...], runs: list[tuple[int, int]], sizes: list[int]
+) -> list[int]:
+    """Each sample's byte offset, from its chunk's offset and the sizes before it there."""
+    starts: list[int] = []
+    bounds = [*(r[0] - 1 for r in runs[1:]), len(offsets)]
+    for (first, per), stop in zip(runs, bounds, strict=True):
+        for chunk in range(first - 1, stop):
+            base = offsets[chunk]
+            k = len(starts)
+            starts.extend(accumulate(sizes[k : k + per - 1], initial=base))
+    if len(starts) != len(sizes):
+        raise _Unsupported("chunks hold a different number of samples")
+    return starts
+
+
+def _stss(body: bytes, stss: tuple[int, int] | None) -> tuple[int, ...]:
+    if stss is None:
+        return ()  # every sample is a keyframe
+    _, pos = _full(body, stss)
+    (count,) = struct.unpack_from(">I", body, pos)
+    if count == 0:
+        raise _Unsupported("no keyframes")
+    return struct.unpack_from(f">{count}I", body, pos + 4)
+
+
+def _check_edits(body: bytes, edts: tuple[int, int], scaled_total: int, timescale: int) -> None:
+    """Only the edit list that shows the whole media from its start is vouched for (what
+    ffmpeg writes without B-frames); pre-roll, gaps or a trimmed end are the demuxer's.
+    ``scaled_total`` = the media's length x the movie timescale (exact integer compare)."""
+    elst = _one(_children(body, *edts), b"elst")
+    version, pos = _full(body, elst)
+    (count,) = struct.unpack_from(">I", body, pos)
+    if count != 1:
+        raise _Unsupported("edit list")
+    shown, media_time, rate = struct.unpack_from(">QqI" if version == 1 else ">IiI", body, pos + 4)
+    if media_time != 0 or rate != 1 << 16:
+        raise _Unsupported("edit list")
+    # the edit's length is rounded to the movie timescale: allow one movie tick short
+    if (shown + 1) * timescale < scaled_total:
+        raise _Unsupported("edit list trims the end")

@@ -13,6 +13,11 @@ How a file is judged, cheapest first:
    short).
    Matroska: the Segment element's declared size must fit in the file. MPEG-TS: the size
    must be a whole number of transport packets.
+   **A plain MP4** (one H.264/H.265 video track, no B-frames, no edit list hiding
+   media) is then judged from its index (``mp4index``): every sample's bytes inside the
+   file, sample count and duration from the tables, and its first keyframe decoded with
+   the stored parameter sets — the demuxer's answers (tests prove them equal) at a fifth
+   of the CPU. Any other file, or a table the reader does not vouch for, goes on:
 2. **Open with PyAV**, pick the video stream, check container and codec.
 3. **Demux every packet** (no decoding; demuxing a 300 s 4 Mbps MP4 takes ~50 ms warm).
    A read error, a short last packet (PyAV's ``is_corrupt``), fewer video packets than

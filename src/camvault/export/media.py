@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import io
 import logging
 import os
 import re
@@ -272,7 +273,7 @@ async def stream_fragments(
     chunk: int = 1024 * 1024,
     store: RangeReader | None = None,
     feed: FeedOptions = DEFAULT_FEED,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[memoryview]:
     """The clip as fragmented MP4 on ffmpeg's stdout; ffmpeg is killed and the script
     removed when the consumer stops early (client gone). ``store``: feed the inputs
     through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP."""
@@ -294,7 +295,7 @@ async def stream_fragments(
 
 async def stream_ts(
     ffmpeg: str, plan: ClipPlan, script: Path, *, chunk: int = 1024 * 1024
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[memoryview]:
     """The clip as MPEG-TS (what an HLS player appends), with the strict cut of a window:
     video only, nothing before its first keyframe or at/after its end."""
     cmd = [*base_cmd(ffmpeg, plan, script, strict=True), "-f", "mpegts", "pipe:1"]
@@ -305,23 +306,24 @@ async def stream_ts(
             yield data
 
 
-def _read_up_to(fd: int, size: int, first: bool) -> bytes:
+def _read_up_to(pipe: io.FileIO, size: int, first: bool) -> memoryview:
     """Blocking: up to ``size`` bytes of the pipe (fewer only at EOF); the first call
-    returns whatever is there at once (time to first byte)."""
-    data = os.read(fd, size)
-    if first or not data or len(data) == size:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size and (more := os.read(fd, size - got)):
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+    returns whatever is there at once (time to first byte). Read in place into one fresh
+    buffer per chunk: ffmpeg writes 32 KB at a time, and gathering those as bytes objects
+    cost a join (a copy of every byte of the clip) on top of the pipe read itself. A
+    fresh buffer, not a reused one: the server may still hold the last one unsent."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = pipe.readinto(view) or 0
+    if not first:
+        while 0 < got < size and (n := pipe.readinto(view[got:])):
+            got += n
+    return view[:got]
 
 
 async def _stream(
     cmd: list[str], plan: ClipPlan, script: Path, chunk: int, feed: Feed | None = None
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[memoryview, None]:
     """ffmpeg's stdout relayed in ~``chunk``-sized sends. The pipe is ours, enlarged to
     1 MB, and read with blocking reads on a worker thread: one thread hop per chunk
     instead of an event-loop wake-up per 64 KB pipe read (the relay's CPU, not ffmpeg,
@@ -351,11 +353,12 @@ async def _stream(
             loop.call_soon_threadsafe(_kill, proc)
 
         feed.attach(kill)
-    pending: asyncio.Future[bytes] | None = None
+    pending: asyncio.Future[memoryview] | None = None
+    pipe = io.FileIO(rfd, "rb", closefd=False)
     try:
         first = True
         while True:
-            pending = loop.run_in_executor(None, _read_up_to, rfd, chunk, first)
+            pending = loop.run_in_executor(None, _read_up_to, pipe, chunk, first)
             data = await asyncio.shield(pending)  # cancelled: the read itself runs on
             pending = None
             if not data:

@@ -7,6 +7,7 @@ of an object; memory is the fixed buffer pool; a GET that keeps failing fails th
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import pytest
 
 from camvault.errors import StorageUnavailable
 from camvault.export.clip import ClipPlan, Keyframes, Source, plan_clip
-from camvault.export.feed import Feed, FeedOptions
+from camvault.export.feed import Feed, FeedOptions, sweep_dead_dirs
 from camvault.export.media import ClipMetadata, ffmpeg_exe, render_stream, stream_fragments
 from camvault.s3.memory import MemoryObject, MemoryObjectStore
 
@@ -152,3 +153,18 @@ def test_streamed_route_fed_is_the_same_clip(footage: Path, tmp_path: Path) -> N
     want = asyncio.run(collect(False))
     assert asyncio.run(collect(True)) == want and len(want) > 1_000_000
     assert {k for op, k in store.calls if op == "read_range"} == {"cam/r1.mp4", "cam/r2.mp4"}
+
+
+def test_fifo_dirs_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    """An API killed while streaming leaves its feed's FIFO directory; the next sweep
+    removes it — and only it: a live process's directory (ours) stays."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names no process now
+    dead = tmp_path / f"camvault-feed-{gone.pid}-abc"
+    live = tmp_path / f"camvault-feed-{os.getpid()}-def"
+    other = tmp_path / "camvault-feed-notapid"
+    for d in (dead, live, other):
+        d.mkdir()
+    os.mkfifo(dead / "0.mp4")
+    assert sweep_dead_dirs(tmp_path) == 1
+    assert not dead.exists() and live.is_dir() and other.is_dir()

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 ATTEMPTS = 3  # per part: a dropped connection mid-clip is retried, not fatal
 _PIPE_BYTES = 1024 * 1024
+_DIR_PREFIX = "camvault-feed-"
 
 
 @runtime_checkable
@@ -89,6 +90,29 @@ class _Pending:
     future: Future[int]
 
 
+def sweep_dead_dirs(root: Path | None = None) -> int:
+    """Remove the FIFO directories of feeds whose process is gone (an API killed while
+    streaming never ran ``__exit__``). Returns how many were removed."""
+    removed = 0
+    for d in Path(root or tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+        pid = d.name[len(_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not d.is_dir() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
+
+
 def feedable(plan: ClipPlan) -> list[int]:
     """The entries that can be fed through a FIFO: no inpoint, object key and size known."""
     return [
@@ -126,8 +150,9 @@ class Feed:
     def __enter__(self) -> ClipPlan:
         if not self._fed:
             return self._plan
-        # FIFOs only (no bytes, no secrets): the system temp dir, removed on exit
-        self._dir = Path(tempfile.mkdtemp(prefix="camvault-feed-"))
+        # FIFOs only (no bytes, no secrets): the system temp dir, removed on exit; the
+        # name carries our pid so that a process killed meanwhile is swept later
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
         entries = list(self._plan.entries)
         paths: dict[int, Path] = {}
         for i in self._fed:

@@ -5,6 +5,7 @@ ffmpeg does the heavy lifting in a child process, so the API's threads are never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from camvault.app import App, s3_client
 from camvault.catalog.connector import Connector
 from camvault.config import ApiSettings, Settings
 from camvault.errors import CamvaultError
-from camvault.export.feed import FeedOptions
+from camvault.export.feed import FeedOptions, sweep_dead_dirs
 from camvault.export.jobs import ExportRequests, ExportRunner
 from camvault.export.media import ffmpeg_exe
 from camvault.export.service import ClipServices
@@ -109,6 +110,9 @@ def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
 
 
 def start_workers(app: App) -> ExportWorkers | None:
+    # the FIFO dirs of clips a killed API was streaming (they hold no bytes, but pile up)
+    with contextlib.suppress(OSError):
+        sweep_dead_dirs()
     if app.settings.api.export_workers <= 0:
         return None
     runner = export_runner(app)

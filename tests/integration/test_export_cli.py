@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,27 @@ def test_cli_export_writes_the_clip(
     )  # fmt: skip
     assert code == 2 and "export permission" in capsys.readouterr().err
     assert not (tmp_path / "no.mp4").exists()
+
+
+def test_cli_export_loads_neither_pyav_nor_the_api(config: Path, tmp_path: Path) -> None:
+    """The whole job route in a fresh process (probes, ffmpeg, upload, output file) without
+    PyAV (its libav libraries are ~22 MB resident: the keyframes are probed by the ffmpeg
+    binary) or the web stack: what keeps the command's memory small (bench/export_clip.py)."""
+    out = tmp_path / "sub.mp4"
+    argv = ["-c", str(config), "export", "--camera", "gate", "--start",
+            (T0 + 12 * SEC).isoformat(), "--end", (T0 + 33 * SEC).isoformat(), "-o", str(out),
+            "--json"]  # fmt: skip
+    script = (
+        "import json, sys\nfrom camvault.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print('@@' + json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    code, modules = json.loads(line[2:])
+    assert code == 0 and out.stat().st_size > 0, proc.stderr
+    heavy = {"av", "fastapi", "starlette", "uvicorn", "httpx"} & set(modules)
+    assert not heavy, sorted(heavy)

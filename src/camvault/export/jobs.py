@@ -45,6 +45,7 @@ from camvault.errors import (
     NotFound,
     ObjectArchived,
 )
+from camvault.export import ffprobe
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
 from camvault.export.feed import Feed, FeedOptions
 from camvault.export.media import (
@@ -566,7 +567,10 @@ class ExportRunner:
         recs = [recording_from_row(r) for r in rows]
         ttl = int(max(3600, 4 * (job.range_end - job.range_start).total_seconds()))
         sources = [self._source(r, ttl) for r in recs]
-        plan = plan_sources(sources, job.range_start, job.range_end, job.allowed_start)
+        # probed by the ffmpeg binary, not PyAV: a job's process stays small (``ffprobe``)
+        plan = plan_sources(
+            sources, job.range_start, job.range_end, job.allowed_start, ffmpeg=self._ffmpeg
+        )
         return plan, sum(r.size_bytes for r in recs)
 
     def _source(self, rec: Recording, ttl: int) -> Source:
@@ -606,15 +610,27 @@ def _job_file(p: Path) -> bool:
 
 
 def plan_sources(
-    sources: list[Source], start: datetime, end: datetime, allowed_start: datetime
+    sources: list[Source],
+    start: datetime,
+    end: datetime,
+    allowed_start: datetime,
+    *,
+    ffmpeg: str | None = None,
 ) -> ClipPlan:
     """Probe the first recording's keyframes around ``start`` (if it begins inside it)
-    and plan the clip."""
-    sources = with_origins(sources)
+    and plan the clip. ``ffmpeg``: probe with that binary, one file at a time (export
+    jobs: no PyAV in the process); None: with PyAV, concurrently (the streamed routes,
+    where the time to the first byte counts)."""
+    sources = with_origins(sources) if ffmpeg is None else ffprobe.with_origins(ffmpeg, sources)
     keyframes = None
     offset = first_offset(sources, start) if sources else None
     if offset is not None:
-        _, keyframes = probe_keyframes(sources[0].url, offset)
+        first = sources[0]
+        keyframes = (
+            probe_keyframes(first.url, offset)[1]
+            if ffmpeg is None
+            else ffprobe.probe_keyframes(ffmpeg, first.url, offset, origin=first.origin)
+        )
     return plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
 
 

@@ -107,8 +107,10 @@ def _run(
     while job.state in ("queued", "running"):
         claimed = runner.claim(job.id)
         if claimed is not None:
-            with part.open("wb") as f:
-                ran = runner.run(claimed, show, tee=f)
+            # read back too: the parts are sent from this file (the page cache), so the
+            # process holds no part buffers while ffmpeg runs (export.upload)
+            with part.open("w+b") as f:
+                ran = runner.run(claimed, show, tee=f, parts_from_tee=True)
             teed = ran.state == "done"
         else:
             teed = False

@@ -422,9 +422,13 @@ class ExportRunner:
         job: ExportJob,
         on_progress: Callable[[float], None] | None = None,
         tee: BinaryIO | None = None,
+        *,
+        parts_from_tee: bool = False,
     ) -> ExportJob:
         """Run a claimed job. ``tee``: also write the clip there as it is produced (the
-        CLI's output file: the same bytes as the object, without downloading them back)."""
+        CLI's output file: the same bytes as the object, without downloading them back);
+        ``parts_from_tee``: and send the parts from it (``tee`` open for reading too), not
+        from memory buffers (``upload``)."""
         # the name the claim wrote: run() may be called on another thread than claim()
         worker = job.worker or self.worker_name()
         key = job.s3_key or export_key(self._prefix, job)
@@ -458,7 +462,9 @@ class ExportRunner:
                     if on_progress is not None:
                         on_progress(p)
 
-                up = self._render_upload(job, plan, key, script, expected, beat, progress, tee)
+                up = self._render_upload(
+                    job, plan, key, script, expected, beat, progress, tee, parts_from_tee
+                )
                 size, sha_hex, stored_sse = up.size, up.sha256, up.sse
             with self._db.transaction() as s:
                 row = s.fetchone(
@@ -499,6 +505,7 @@ class ExportRunner:
         beat: _Heartbeat,
         progress: Callable[[float], None],
         tee: BinaryIO | None,
+        parts_from_tee: bool,
     ) -> Uploaded:
         """ffmpeg → SHA-256 (+ ``tee``) → multipart upload, all in one pass; the object is
         completed only after ffmpeg exited cleanly and the job is still ours."""
@@ -514,6 +521,7 @@ class ExportRunner:
             part_bytes=part_size(expected),
             concurrency=self.part_concurrency,
             tee=tee,
+            parts_from_tee=parts_from_tee,
         )
         try:
             # the inputs through parallel ranged GETs (feed), else ffmpeg's own HTTP

@@ -410,9 +410,11 @@ class BotoObjectStore:
         return str(r["UploadId"])
 
     def upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes | bytearray, crc32_b64: str
+        self, key: str, upload_id: str, number: int, body: bytes | bytearray | Any, crc32_b64: str
     ) -> str:
-        """One part; S3 checks it against our CRC32 (wrong → BadDigest). Returns its ETag."""
+        """One part; S3 checks it against our CRC32 (wrong → BadDigest). Returns its ETag.
+        ``body``: bytes, or a file-like object (``read``/``seek``/``tell``) of exactly the
+        part (an export's parts sent from its output file: ``export.upload.FileRange``)."""
         with translated(f"PUT part {number} of {key}"):
             r = self._s3.upload_part(
                 Bucket=self.bucket,

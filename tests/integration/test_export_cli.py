@@ -80,10 +80,11 @@ def test_cli_export_writes_the_clip(
     assert not (tmp_path / "no.mp4").exists()
 
 
-def test_cli_export_loads_neither_pyav_nor_the_api(config: Path, tmp_path: Path) -> None:
+def test_cli_export_loads_neither_pyav_pydantic_nor_the_api(config: Path, tmp_path: Path) -> None:
     """The whole job route in a fresh process (probes, ffmpeg, upload, output file) without
     PyAV (its libav libraries are ~22 MB resident: the keyframes are probed by the ffmpeg
-    binary) or the web stack: what keeps the command's memory small (bench/export_clip.py)."""
+    binary), pydantic (the config is validated in a child process: export.standalone) or
+    the web stack: what keeps the command's memory small (bench/export_clip.py)."""
     out = tmp_path / "sub.mp4"
     argv = ["-c", str(config), "export", "--camera", "gate", "--start",
             (T0 + 12 * SEC).isoformat(), "--end", (T0 + 33 * SEC).isoformat(), "-o", str(out),
@@ -100,5 +101,21 @@ def test_cli_export_loads_neither_pyav_nor_the_api(config: Path, tmp_path: Path)
     assert line is not None, proc.stdout + proc.stderr
     code, modules = json.loads(line[2:])
     assert code == 0 and out.stat().st_size > 0, proc.stderr
-    heavy = {"av", "fastapi", "starlette", "uvicorn", "httpx"} & set(modules)
+    heavy = {"av", "pydantic", "pydantic_settings", "fastapi", "starlette", "uvicorn"}
+    heavy &= set(modules)
     assert not heavy, sorted(heavy)
+
+
+def test_cli_export_config_error_is_reported_as_ever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The child cannot validate a broken config: the command validates in-process and
+    says what every command says (exit 2), nothing is exported."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[database]\npool_max_size = 0\n")
+    code = main(
+        ["-c", str(bad), "export", "--camera", "gate", "--start", T0.isoformat(),
+         "--end", (T0 + SEC).isoformat(), "-o", str(tmp_path / "x.mp4")]
+    )  # fmt: skip
+    assert code == 2 and "config error" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()

@@ -119,3 +119,25 @@ def test_cli_export_config_error_is_reported_as_ever(
     )  # fmt: skip
     assert code == 2 and "config error" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_export_in_process_when_the_child_cannot_answer(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """No answer from the config child (``resolve`` → None): the settings are validated
+    here and the same job runs from them."""
+    from camvault.export import standalone
+
+    monkeypatch.setattr(standalone, "resolve", lambda config: None)
+    out = tmp_path / "inproc.mp4"
+    code = main(
+        ["-c", str(config), "export", "--camera", "gate", "--start",
+         (T0 + 12 * SEC).isoformat(), "--end", (T0 + 33 * SEC).isoformat(), "-o", str(out),
+         "--json"]
+    )  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    body = json.loads(stdout)
+    assert body["state"] == "done" and body["s3_key"].startswith("site-a/exports/gate/")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == body["sha256"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,66 @@ def test_cli_export_writes_the_clip(
     )  # fmt: skip
     assert code == 2 and "export permission" in capsys.readouterr().err
     assert not (tmp_path / "no.mp4").exists()
+
+
+def test_cli_export_loads_neither_pyav_pydantic_nor_the_api(config: Path, tmp_path: Path) -> None:
+    """The whole job route in a fresh process (probes, ffmpeg, upload, output file) without
+    PyAV (its libav libraries are ~22 MB resident: the keyframes are probed by the ffmpeg
+    binary), pydantic (the config is validated in a child process: export.standalone) or
+    the web stack: what keeps the command's memory small (bench/export_clip.py)."""
+    out = tmp_path / "sub.mp4"
+    argv = ["-c", str(config), "export", "--camera", "gate", "--start",
+            (T0 + 12 * SEC).isoformat(), "--end", (T0 + 33 * SEC).isoformat(), "-o", str(out),
+            "--json"]  # fmt: skip
+    script = (
+        "import json, sys\nfrom camvault.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print('@@' + json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    code, modules = json.loads(line[2:])
+    assert code == 0 and out.stat().st_size > 0, proc.stderr
+    heavy = {"av", "pydantic", "pydantic_settings", "fastapi", "starlette", "uvicorn"}
+    heavy &= set(modules)
+    assert not heavy, sorted(heavy)
+
+
+def test_cli_export_config_error_is_reported_as_ever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The child cannot validate a broken config: the command validates in-process and
+    says what every command says (exit 2), nothing is exported."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[database]\npool_max_size = 0\n")
+    code = main(
+        ["-c", str(bad), "export", "--camera", "gate", "--start", T0.isoformat(),
+         "--end", (T0 + SEC).isoformat(), "-o", str(tmp_path / "x.mp4")]
+    )  # fmt: skip
+    assert code == 2 and "config error" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_export_in_process_when_the_child_cannot_answer(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """No answer from the config child (``resolve`` → None): the settings are validated
+    here and the same job runs from them."""
+    from camvault.export import standalone
+
+    monkeypatch.setattr(standalone, "resolve", lambda config: None)
+    out = tmp_path / "inproc.mp4"
+    code = main(
+        ["-c", str(config), "export", "--camera", "gate", "--start",
+         (T0 + 12 * SEC).isoformat(), "--end", (T0 + 33 * SEC).isoformat(), "-o", str(out),
+         "--json"]
+    )  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    body = json.loads(stdout)
+    assert body["state"] == "done" and body["s3_key"].startswith("site-a/exports/gate/")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == body["sha256"]

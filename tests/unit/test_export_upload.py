@@ -1,18 +1,31 @@
-"""StreamUpload: parts, digest, tee, bounded buffers, abort on failure (in-memory store)."""
+"""StreamUpload: parts, digest, tee, bounded buffers, abort on failure (in-memory store);
+parts sent from the tee file (the CLI) instead of memory buffers."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from camvault.errors import StorageUnavailable
-from camvault.export.upload import MB, MIN_PART, StreamUpload, abort_stale, part_size
+from camvault.export.upload import (
+    MB,
+    MIN_PART,
+    READ_BLOCK,
+    FileRange,
+    StreamUpload,
+    abort_stale,
+    part_size,
+)
 
 
 class FakeStore:
@@ -32,9 +45,7 @@ class FakeStore:
         self.uploads[uid] = {}
         return uid
 
-    def upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes | bytearray, crc32_b64: str
-    ) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, body: Any, crc32_b64: str) -> str:
         with self._lock:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
@@ -43,7 +54,10 @@ class FakeStore:
                 self.gate.wait(5)
             if number == self.fail_part:
                 raise StorageUnavailable("part refused")
-            self.uploads[upload_id][number] = bytes(body)
+            data = _read_all(body) if isinstance(body, FileRange) else bytes(body)
+            # what S3 does with the part's checksum: a wrong one stores nothing
+            assert base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode() == crc32_b64
+            self.uploads[upload_id][number] = data
             return f"e{number}"
         finally:
             with self._lock:
@@ -63,6 +77,19 @@ class FakeStore:
     def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
         for uid in list(self.uploads):
             yield prefix, uid, datetime.now(UTC)
+
+
+def _read_all(body: FileRange) -> bytes:
+    """As botocore does: hash the body in blocks, seek back, send it in blocks."""
+    start = body.tell()
+    while body.read(1024 * 1024):
+        pass
+    body.seek(start)
+    out = []
+    while block := body.read(1024 * 1024):
+        assert len(block) <= READ_BLOCK
+        out.append(block)
+    return b"".join(out)
 
 
 def feed(up: StreamUpload, data: bytes, block: int = 300_000) -> None:
@@ -136,3 +163,66 @@ def test_part_size_keeps_within_s3_part_limit() -> None:
     assert part_size(1800 * MB) == MIN_PART
     big = 200_000 * MB
     assert part_size(big) * 9_999 >= big * 1.5 and part_size(big) % MB == 0
+
+
+def test_parts_from_the_tee_file(tmp_path: Path) -> None:
+    """The CLI's mode: every part is read back from the output file, with the CRC32
+    computed as it was written; only the 1 MiB landing buffer is held."""
+    store = FakeStore()
+    data = os.urandom(3 * MIN_PART + 777)
+    with (tmp_path / "clip.part").open("w+b") as tee:
+        up = StreamUpload(store, "k", metadata={}, tee=tee, parts_from_tee=True)
+        feed(up, data, block=700_000)  # blocks straddle the part boundaries
+        done = up.complete()
+    assert store.objects["k"] == data == (tmp_path / "clip.part").read_bytes()
+    assert (done.size, done.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert up._allocated == 0 and len(up._buf) == MB  # no part buffers
+
+
+def test_empty_clip_from_the_tee_file(tmp_path: Path) -> None:
+    store = FakeStore()
+    with (tmp_path / "clip.part").open("w+b") as tee:
+        up = StreamUpload(store, "k", metadata={}, tee=tee, parts_from_tee=True)
+        assert up.complete().size == 0 and store.objects["k"] == b""
+
+
+def test_parts_from_the_tee_file_are_bounded_by_concurrency(tmp_path: Path) -> None:
+    gate = threading.Event()
+    store = FakeStore(gate=gate)
+    with (tmp_path / "clip.part").open("w+b") as tee:
+        up = StreamUpload(store, "k", metadata={}, tee=tee, parts_from_tee=True)
+        t = threading.Thread(target=feed, args=(up, bytes(5 * MIN_PART)))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()  # the writer waits: 2 parts in flight, a third one full
+        assert tee.tell() == 3 * MIN_PART
+        gate.set()
+        t.join(10)
+        assert not t.is_alive()
+        up.complete()
+    assert len(store.objects["k"]) == 5 * MIN_PART and store.max_in_flight <= 2
+
+
+def test_a_failed_part_from_the_tee_file_aborts(tmp_path: Path) -> None:
+    store = FakeStore(fail_part=2)
+    with (tmp_path / "clip.part").open("w+b") as tee:
+        up = StreamUpload(store, "k", metadata={}, tee=tee, parts_from_tee=True)
+        with pytest.raises(StorageUnavailable):
+            feed(up, os.urandom(5 * MIN_PART))
+            up.complete()
+    up.abort()
+    assert store.objects == {} and store.uploads == {}
+
+
+def test_file_range_reads_only_its_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 1024)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        r = FileRange(fd, 1000, 200_000)
+        assert len(r) == 200_000 and r.read(10) == (bytes(range(256)) * 1024)[1000:1010]
+        assert r.seek(0, io.SEEK_END) == 200_000 and r.read() == b""
+        r.seek(0)
+        assert _read_all(r) == (bytes(range(256)) * 1024)[1000:201_000]
+    finally:
+        os.close(fd)

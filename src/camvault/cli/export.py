@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from camvault.catalog.access import Identity
     from camvault.config import Settings
     from camvault.export.jobs import ExportJob, ExportRequests, ExportRunner
+    from camvault.export.standalone import ExportConfig
 from camvault.cli import EXIT_OK, EXIT_PARTIAL, emit, json_flag, parse_time
 from camvault.errors import CamvaultError, ObjectArchived
 
@@ -35,7 +36,7 @@ def register(sub: Any) -> None:
         "and the job is theirs (default: the operator, unrestricted)",
     )
     json_flag(p)
-    p.set_defaults(handler=cmd_export)
+    p.set_defaults(handler=cmd_export, fast=fast_export)
 
 
 def _progress(enabled: bool) -> Any:
@@ -55,25 +56,49 @@ def _progress(enabled: bool) -> Any:
     return show
 
 
-def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from camvault.app import App
-    from camvault.catalog.access import AccessCatalog, Identity
-    from camvault.export.jobs import ExportRequests
-    from camvault.export.worker import export_runner, export_store
+def fast_export(args: argparse.Namespace) -> int | None:
+    """The configuration validated in a child process (``export.standalone``): this
+    process, which runs the whole job next to its ffmpeg, never imports pydantic. None
+    (the child could not say, e.g. a config error): ``cmd_export`` after the usual
+    in-process validation, which reports it."""
+    from camvault.export.standalone import resolve
 
-    with App.open(settings) as app:
+    cfg = resolve(args.config)
+    return None if cfg is None else _export(cfg, args)
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.export.standalone import ExportConfig
+
+    return _export(ExportConfig.from_settings(settings), args)
+
+
+def _export(cfg: ExportConfig, args: argparse.Namespace) -> int:
+    from camvault.catalog.access import AccessCatalog, Identity
+    from camvault.catalog.connector import PsycopgConnector
+    from camvault.export.jobs import ExportRequests
+    from camvault.export.standalone import export_runner, export_store
+
+    connector = PsycopgConnector(
+        cfg.database_url,
+        min_size=cfg.pool_min_size,
+        max_size=cfg.pool_max_size,
+        connect_timeout=cfg.connect_timeout_seconds,
+        statement_timeout_ms=cfg.statement_timeout_ms,
+    )
+    try:
         who = None
         if args.user:
-            u = AccessCatalog(app.connector).get_user(args.user)
+            u = AccessCatalog(connector).get_user(args.user)
             who = Identity(u.id, u.name, u.is_admin, 0)
-        requests = ExportRequests(app.connector, max_minutes=settings.api.max_export_minutes)
+        requests = ExportRequests(connector, max_minutes=cfg.max_export_minutes)
         try:
             job = requests.request(who, args.camera, args.start, args.end)
         except ObjectArchived as exc:
             ids = [r["id"] for r in exc.state.get("recordings", [])]  # type: ignore[attr-defined]
             raise CamvaultError(f"{exc} (recordings {ids}; `camvault restore request ID`)") from exc
-        store = export_store(settings)
-        runner = export_runner(app, store)
+        store = export_store(cfg)
+        runner = export_runner(connector, store, cfg)
         show = _progress(not args.json and sys.stderr.isatty())
         part = args.output.with_name(f".{args.output.name}.part")
         try:
@@ -90,6 +115,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         out = _out(job, args.output)
         emit(args, out, lambda: _human(job, args.output))
         return EXIT_OK
+    finally:
+        connector.close()
 
 
 def _run(
@@ -107,8 +134,10 @@ def _run(
     while job.state in ("queued", "running"):
         claimed = runner.claim(job.id)
         if claimed is not None:
-            with part.open("wb") as f:
-                ran = runner.run(claimed, show, tee=f)
+            # read back too: the parts are sent from this file (the page cache), so the
+            # process holds no part buffers while ffmpeg runs (export.upload)
+            with part.open("w+b") as f:
+                ran = runner.run(claimed, show, tee=f, parts_from_tee=True)
             teed = ran.state == "done"
         else:
             teed = False

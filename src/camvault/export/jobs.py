@@ -45,6 +45,7 @@ from camvault.errors import (
     NotFound,
     ObjectArchived,
 )
+from camvault.export import ffprobe
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
 from camvault.export.feed import Feed, FeedOptions
 from camvault.export.media import (
@@ -421,9 +422,13 @@ class ExportRunner:
         job: ExportJob,
         on_progress: Callable[[float], None] | None = None,
         tee: BinaryIO | None = None,
+        *,
+        parts_from_tee: bool = False,
     ) -> ExportJob:
         """Run a claimed job. ``tee``: also write the clip there as it is produced (the
-        CLI's output file: the same bytes as the object, without downloading them back)."""
+        CLI's output file: the same bytes as the object, without downloading them back);
+        ``parts_from_tee``: and send the parts from it (``tee`` open for reading too), not
+        from memory buffers (``upload``)."""
         # the name the claim wrote: run() may be called on another thread than claim()
         worker = job.worker or self.worker_name()
         key = job.s3_key or export_key(self._prefix, job)
@@ -457,7 +462,9 @@ class ExportRunner:
                     if on_progress is not None:
                         on_progress(p)
 
-                up = self._render_upload(job, plan, key, script, expected, beat, progress, tee)
+                up = self._render_upload(
+                    job, plan, key, script, expected, beat, progress, tee, parts_from_tee
+                )
                 size, sha_hex, stored_sse = up.size, up.sha256, up.sse
             with self._db.transaction() as s:
                 row = s.fetchone(
@@ -498,6 +505,7 @@ class ExportRunner:
         beat: _Heartbeat,
         progress: Callable[[float], None],
         tee: BinaryIO | None,
+        parts_from_tee: bool,
     ) -> Uploaded:
         """ffmpeg → SHA-256 (+ ``tee``) → multipart upload, all in one pass; the object is
         completed only after ffmpeg exited cleanly and the job is still ours."""
@@ -513,6 +521,7 @@ class ExportRunner:
             part_bytes=part_size(expected),
             concurrency=self.part_concurrency,
             tee=tee,
+            parts_from_tee=parts_from_tee,
         )
         try:
             # the inputs through parallel ranged GETs (feed), else ffmpeg's own HTTP
@@ -566,7 +575,10 @@ class ExportRunner:
         recs = [recording_from_row(r) for r in rows]
         ttl = int(max(3600, 4 * (job.range_end - job.range_start).total_seconds()))
         sources = [self._source(r, ttl) for r in recs]
-        plan = plan_sources(sources, job.range_start, job.range_end, job.allowed_start)
+        # probed by the ffmpeg binary, not PyAV: a job's process stays small (``ffprobe``)
+        plan = plan_sources(
+            sources, job.range_start, job.range_end, job.allowed_start, ffmpeg=self._ffmpeg
+        )
         return plan, sum(r.size_bytes for r in recs)
 
     def _source(self, rec: Recording, ttl: int) -> Source:
@@ -606,15 +618,27 @@ def _job_file(p: Path) -> bool:
 
 
 def plan_sources(
-    sources: list[Source], start: datetime, end: datetime, allowed_start: datetime
+    sources: list[Source],
+    start: datetime,
+    end: datetime,
+    allowed_start: datetime,
+    *,
+    ffmpeg: str | None = None,
 ) -> ClipPlan:
     """Probe the first recording's keyframes around ``start`` (if it begins inside it)
-    and plan the clip."""
-    sources = with_origins(sources)
+    and plan the clip. ``ffmpeg``: probe with that binary, one file at a time (export
+    jobs: no PyAV in the process); None: with PyAV, concurrently (the streamed routes,
+    where the time to the first byte counts)."""
+    sources = with_origins(sources) if ffmpeg is None else ffprobe.with_origins(ffmpeg, sources)
     keyframes = None
     offset = first_offset(sources, start) if sources else None
     if offset is not None:
-        _, keyframes = probe_keyframes(sources[0].url, offset)
+        first = sources[0]
+        keyframes = (
+            probe_keyframes(first.url, offset)[1]
+            if ffmpeg is None
+            else ffprobe.probe_keyframes(ffmpeg, first.url, offset, origin=first.origin)
+        )
     return plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
 
 

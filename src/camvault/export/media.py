@@ -26,12 +26,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-import av
-
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
-from camvault.recorder.launcher import set_pdeathsig
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +52,17 @@ def _die_with_parent() -> Callable[[], None]:
     feeder is killed while it waits to open the next FIFO with nothing left to write, no
     broken stdout pipe would ever end it (in the kill -9 test it died of that pipe anyway).
     The starting thread (a job's, the event loop's) outlives ffmpeg in every route."""
+    # here, not at the top: ``camvault.recorder`` imports ingest, hence PyAV (see _open)
+    from camvault.recorder.launcher import set_pdeathsig
+
     return functools.partial(set_pdeathsig, signal.SIGKILL, os.getpid())
 
 
 def _open(url: str) -> Any:
+    # PyAV here, not at the top: its libav libraries are ~22 MB of resident pages, which
+    # an export job (``camvault export``; it probes with ffmpeg: ``ffprobe``) never needs
+    import av
+
     try:
         return av.open(url, options=_OPEN_OPTIONS, timeout=30.0)
     except av.error.HTTPError as exc:
@@ -83,6 +87,8 @@ def probe_origin(url: str) -> float:
 def probe_keyframes(url: str, offset: float, *, horizon: float = 30.0) -> tuple[float, Keyframes]:
     """(origin, keyframes around ``offset``): seeks through the index to the keyframe at or
     before the offset, then reads forward at most to the next keyframe (one GOP)."""
+    import av  # loaded by _open already
+
     with _open(url) as c:
         vs = c.streams.video[0]
         tb = Fraction(vs.time_base)

@@ -93,20 +93,13 @@ def export_store(settings: Settings) -> S3ObjectStore:
 
 
 def export_runner(app: App, store: S3ObjectStore | None = None) -> ExportRunner:
-    """A runner on the service connection (workers update any job row)."""
-    s = app.settings
-    return ExportRunner(
-        app.connector,
-        store or export_store(s),
-        prefix=s.s3.prefix,
-        tmp_dir=tmp_dir(s),
-        ffmpeg=ffmpeg_exe(s.recording.ffmpeg),
-        stale_seconds=s.api.export_stale_seconds,
-        node=s.node,
-        # at most 2 parts in flight (+1 filling): an export's memory stays bounded
-        part_concurrency=min(2, s.s3.transfer_concurrency),
-        feed=feed_options(s.api),
-    )
+    """A runner on the service connection (workers update any job row); built as
+    ``camvault export`` builds its own (``standalone.export_runner``)."""
+    from camvault.export.standalone import ExportConfig
+    from camvault.export.standalone import export_runner as runner
+
+    cfg = ExportConfig.from_settings(app.settings)
+    return runner(app.connector, store or export_store(app.settings), cfg)
 
 
 def start_workers(app: App) -> ExportWorkers | None:

@@ -33,10 +33,6 @@ _MAC_EPOCH_OFFSET = 2082844800  # 1904-01-01 → 1970-01-01, in seconds
 _VISUAL_ENTRY = 8 + 78  # box header + VisualSampleEntry fields before its child boxes
 
 
-class _Unsupported(Exception):
-    """Not a layout this reader vouches for: the caller demuxes instead."""
-
-
 @dataclass(frozen=True, slots=True)
 class VideoIndex:
     """What the index says of the one video track. ``first_key`` is the byte range of the
@@ -61,7 +57,8 @@ def read_index(f: BinaryIO, size: int) -> VideoIndex | None:
     every sample lies inside its ``size`` bytes; else ``None`` (demux to judge it)."""
     try:
         return _read(f, size)
-    except (_Unsupported, struct.error, ValueError, IndexError, KeyError, ZeroDivisionError):
+    # ValueError: not a layout this reader vouches for (raised below), or a broken table
+    except (struct.error, ValueError, IndexError, KeyError, ZeroDivisionError):
         return None
 
 
@@ -69,22 +66,22 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
     moov = None
     for i, box in enumerate(mp4box.walk(f, size)):
         if box.fault:
-            raise _Unsupported(box.fault)
+            raise ValueError(box.fault)
         if i == 0 and box.kind != b"ftyp":
-            raise _Unsupported("no ftyp first")
+            raise ValueError("no ftyp first")
         if box.kind in (b"moof", b"mfra", b"styp", b"sidx"):
-            raise _Unsupported("fragmented")
+            raise ValueError("fragmented")
         if box.kind == b"moov":
             if moov is not None or box.size > _MAX_MOOV:
-                raise _Unsupported("moov")
+                raise ValueError("moov")
             moov = box
     if moov is None:
-        raise _Unsupported("no moov")
+        raise ValueError("no moov")
     f.seek(moov.offset + moov.header)
     body = f.read(moov.size - moov.header)
     kids = _children(body, 0, len(body))
     if b"mvex" in kids:
-        raise _Unsupported("fragmented")
+        raise ValueError("fragmented")
     created, movie_scale = _mvhd(body, _one(kids, b"mvhd"))
     video: list[tuple[int, int]] = []
     has_audio = False
@@ -96,7 +93,7 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
         elif handler == b"vide":
             video.append(trak)
     if len(video) != 1:
-        raise _Unsupported("not one video track")
+        raise ValueError("not one video track")
     index = _video(body, video[0], size, movie_scale)
     return VideoIndex(
         codec=index.codec,
@@ -115,26 +112,26 @@ def _video(body: bytes, trak: tuple[int, int], size: int, movie_scale: int) -> V
     mdia = _children(body, *_one(tkids, b"mdia"))
     stbl = _children(body, *_one(_children(body, *_one(mdia, b"minf")), b"stbl"))
     if b"ctts" in stbl:  # B-frames: presentation order differs, the demuxer works it out
-        raise _Unsupported("composition offsets")
+        raise ValueError("composition offsets")
     timescale, created = _mdhd(body, _one(mdia, b"mdhd"))
     codec, extradata = _stsd(body, _one(stbl, b"stsd"))
     deltas = _stts(body, _one(stbl, b"stts"))
     sizes = _stsz(body, _one(stbl, b"stsz"))
     if len(sizes) != len(deltas) or not sizes or min(deltas) <= 0:
-        raise _Unsupported("sample tables disagree")
+        raise ValueError("sample tables disagree")
     offsets = _chunk_offsets(body, stbl)
     runs = _stsc(body, _one(stbl, b"stsc"))
     starts = _sample_offsets(offsets, runs, sizes)
     ends = max(s + n for s, n in zip(starts, sizes, strict=True))
     if ends > size:
-        raise _Unsupported("samples past the end of the file")  # cut short: demux words it
+        raise ValueError("samples past the end of the file")  # cut short: demux words it
     total = sum(deltas)
     if b"edts" in tkids:
         _check_edits(body, _one(tkids, b"edts"), total * movie_scale, timescale)
     keys = _stss(body, stbl.get(b"stss", [None])[0])
     first = keys[0] - 1 if keys else 0
     if not 0 <= first < len(sizes):
-        raise _Unsupported("keyframe table")
+        raise ValueError("keyframe table")
     return VideoIndex(
         codec=codec,
         timescale=timescale,
@@ -163,7 +160,7 @@ def _children(body: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, 
         elif n == 0:
             n = end - pos
         if n < header or pos + n > end:
-            raise _Unsupported("box overruns its parent")
+            raise ValueError("box overruns its parent")
         out.setdefault(kind, []).append((pos + header, pos + n))
         pos += n
     return out
@@ -172,7 +169,7 @@ def _children(body: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, 
 def _one(kids: dict[bytes, list[tuple[int, int]]], kind: bytes) -> tuple[int, int]:
     found = kids.get(kind, [])
     if len(found) != 1:
-        raise _Unsupported(kind.decode("latin-1"))
+        raise ValueError(kind.decode("latin-1"))
     return found[0]
 
 
@@ -201,7 +198,7 @@ def _mvhd(body: bytes, mvhd: tuple[int, int]) -> tuple[datetime | None, int]:
     version, pos = _full(body, mvhd)
     created, _, timescale = struct.unpack_from(">QQI" if version == 1 else ">III", body, pos)
     if timescale <= 0:
-        raise _Unsupported("timescale")
+        raise ValueError("timescale")
     return _mac_time(created), timescale
 
 
@@ -210,7 +207,7 @@ def _mdhd(body: bytes, mdhd: tuple[int, int]) -> tuple[int, datetime | None]:
     version, pos = _full(body, mdhd)
     created, _, timescale = struct.unpack_from(">QQI" if version == 1 else ">III", body, pos)
     if timescale <= 0:
-        raise _Unsupported("timescale")
+        raise ValueError("timescale")
     return timescale, _mac_time(created)
 
 
@@ -218,11 +215,11 @@ def _stsd(body: bytes, stsd: tuple[int, int]) -> tuple[str, bytes]:
     _, pos = _full(body, stsd)
     (count,) = struct.unpack_from(">I", body, pos)
     if count != 1:
-        raise _Unsupported("sample descriptions")
+        raise ValueError("sample descriptions")
     n, kind = struct.unpack_from(">I4s", body, pos + 4)
     codec = _CODECS.get(kind)
     if codec is None or n < _VISUAL_ENTRY:
-        raise _Unsupported("codec")
+        raise ValueError("codec")
     entry = pos + 4
     config = _one(_children(body, entry + _VISUAL_ENTRY, entry + n), _CONFIG_BOX[codec])
     return codec, bytes(body[config[0] : config[1]])
@@ -248,7 +245,7 @@ def _stsz(body: bytes, stsz: tuple[int, int]) -> list[int]:
 
 def _chunk_offsets(body: bytes, stbl: dict[bytes, list[tuple[int, int]]]) -> tuple[int, ...]:
     if (b"stco" in stbl) == (b"co64" in stbl):
-        raise _Unsupported("chunk offsets")
+        raise ValueError("chunk offsets")
     wide = b"co64" in stbl
     _, pos = _full(body, _one(stbl, b"co64" if wide else b"stco"))
     (count,) = struct.unpack_from(">I", body, pos)
@@ -262,7 +259,7 @@ def _stsc(body: bytes, stsc: tuple[int, int]) -> list[tuple[int, int]]:
     flat = struct.unpack_from(f">{3 * count}I", body, pos + 4)
     runs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 3)]
     if not runs or runs[0][0] != 1 or any(b[0] <= a[0] or a[1] == 0 for a, b in pairwise(runs)):
-        raise _Unsupported("sample-to-chunk table")
+        raise ValueError("sample-to-chunk table")
     return runs
 
 
@@ -278,7 +275,7 @@ def _sample_offsets(
             k = len(starts)
             starts.extend(accumulate(sizes[k : k + per - 1], initial=base))
     if len(starts) != len(sizes):
-        raise _Unsupported("chunks hold a different number of samples")
+        raise ValueError("chunks hold a different number of samples")
     return starts
 
 
@@ -288,7 +285,7 @@ def _stss(body: bytes, stss: tuple[int, int] | None) -> tuple[int, ...]:
     _, pos = _full(body, stss)
     (count,) = struct.unpack_from(">I", body, pos)
     if count == 0:
-        raise _Unsupported("no keyframes")
+        raise ValueError("no keyframes")
     return struct.unpack_from(f">{count}I", body, pos + 4)
 
 
@@ -300,10 +297,10 @@ def _check_edits(body: bytes, edts: tuple[int, int], scaled_total: int, timescal
     version, pos = _full(body, elst)
     (count,) = struct.unpack_from(">I", body, pos)
     if count != 1:
-        raise _Unsupported("edit list")
+        raise ValueError("edit list")
     shown, media_time, rate = struct.unpack_from(">QqI" if version == 1 else ">IiI", body, pos + 4)
     if media_time != 0 or rate != 1 << 16:
-        raise _Unsupported("edit list")
+        raise ValueError("edit list")
     # the edit's length is rounded to the movie timescale: allow one movie tick short
     if (shown + 1) * timescale < scaled_total:
-        raise _Unsupported("edit list trims the end")
+        raise ValueError("edit list trims the end")

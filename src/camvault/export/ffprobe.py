@@ -24,7 +24,7 @@ from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import Keyframes, Source
 
 _EPS = 1e-6
-_TB = re.compile(r"^#tb 0: (\d+)/(\d+)$")
+_TB = re.compile(r"#tb 0: (\d+)/(\d+)")
 _URL = re.compile(r"(?:https?|file)://\S+")
 # what libav says when the object store, not the file, is the problem
 _UNAVAILABLE = ("Server returned", "Connection refused", "timed out", "Connection reset", "I/O")
@@ -60,7 +60,7 @@ class _Packets:
             try:
                 for line in proc.stdout:
                     if line.startswith("#"):
-                        if m := _TB.match(line.strip()):
+                        if m := _TB.fullmatch(line.strip()):
                             tb = Fraction(int(m[1]), int(m[2]))
                         continue
                     f = [x.strip() for x in line.split(",")]

@@ -24,11 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -86,32 +90,51 @@ def probe_origin(url: str) -> float:
 
 def probe_keyframes(url: str, offset: float, *, horizon: float = 30.0) -> tuple[float, Keyframes]:
     """(origin, keyframes around ``offset``): seeks through the index to the keyframe at or
-    before the offset, then reads forward at most to the next keyframe (one GOP)."""
-    import av  # loaded by _open already
-
+    before the offset, then reads forward at most to the next keyframe (one GOP). ffmpeg
+    seeks by decoding time: with B-frames (fragmented MP4) the seek can land on the keyframe
+    after the one wanted, so then it seeks again further back (as ``export.ffprobe`` does)."""
     with _open(url) as c:
         vs = c.streams.video[0]
         tb = Fraction(vs.time_base)
         origin_ts = vs.start_time or 0
-        origin = float(origin_ts * tb)
-        with contextlib.suppress(av.error.FFmpegError):
-            c.seek(origin_ts + int(offset / tb), stream=vs, backward=True, any_frame=False)
-        before: float | None = None
-        after: float | None = None
-        for pkt in c.demux(vs):
-            if pkt.pts is None:
-                continue
-            t = float((pkt.pts - origin_ts) * tb)
-            if t > offset + horizon:
-                break
-            if not pkt.is_keyframe:
-                continue
-            if t <= offset + _EPS:
-                before = t
-            if t >= offset - _EPS:
-                after = t
-                break
-        return origin, Keyframes(before, after)
+        lead = 0.0
+        while True:
+            target = offset - lead
+            found = _scan(c, vs, tb, origin_ts, max(target, 0.0), offset, horizon)
+            if found.before is not None or target <= 0:
+                return float(origin_ts * tb), found
+            lead = max(1.0, 2 * lead)
+
+
+def _scan(
+    c: InputContainer,
+    vs: VideoStream,
+    tb: Fraction,
+    origin_ts: int,
+    seek: float,
+    offset: float,
+    horizon: float,
+) -> Keyframes:
+    import av  # loaded by _open already
+
+    with contextlib.suppress(av.error.FFmpegError):
+        c.seek(origin_ts + int(seek / tb), stream=vs, backward=True, any_frame=False)
+    before: float | None = None
+    after: float | None = None
+    for pkt in c.demux(vs):
+        if pkt.pts is None:
+            continue
+        t = float((pkt.pts - origin_ts) * tb)
+        if t > offset + horizon:
+            break
+        if not pkt.is_keyframe:
+            continue
+        if t <= offset + _EPS:
+            before = t
+        if t >= offset - _EPS:
+            after = t
+            break
+    return Keyframes(before, after)
 
 
 def with_origins(sources: list[Source]) -> list[Source]:

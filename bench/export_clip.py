@@ -105,13 +105,22 @@ class Rescan:
 
 
 def tree_rss_kb(root: int, pids: list[int]) -> tuple[int, int]:
-    """RSS of ``root`` with its descendants ``pids``, and of the descendants alone."""
-    total = children = 0
+    """RSS of ``root`` with its descendants ``pids``, and of its ffmpeg descendants alone
+    (not e.g. ``camvault export``'s short-lived config child, gone before ffmpeg starts)."""
+    total = ffmpeg = 0
     for pid in pids:
         rss = _rss_kb(pid)
         total += rss
-        children += rss if pid != root else 0
-    return total, children
+        if pid != root and _comm(pid).startswith("ffmpeg"):
+            ffmpeg += rss
+    return total, ffmpeg
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 WEED_PID: list[int] = []  # the SeaweedFS server, for its CPU time per route

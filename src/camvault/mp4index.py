@@ -1,4 +1,5 @@
-"""The video track of a plain (not fragmented) MP4/MOV, read from its ``moov`` index alone.
+"""The video track of an MP4/MOV, read from its index alone (``moov``, and the ``moof``
+boxes of a fragmented file such as the recorder's).
 
 ``probe`` judges a segment by demuxing every packet with PyAV: ~45 ms of CPU for a 33 MB
 segment, twice what hashing it costs, on every ingest and every recorder cut. A plain MP4
@@ -7,8 +8,10 @@ so for the common case — one H.264/H.265 video track, no composition offsets, 
 that hides or trims media — the same answers come from that table: the sample count, the
 duration (sum of the sample durations) and whether every sample's bytes lie inside the
 file (a file cut short does not). ``read_index`` returns ``None`` for anything else
-(fragmented, B-frames, several video tracks, a real edit list, an unknown layout, a
-damaged table): the caller then demuxes as before, which also words the error.
+(B-frames, several video tracks, a real edit list, a fragmented file with a declared
+length, an unknown layout, a damaged table): the caller then demuxes as before, which
+also words the error. A fragmented file's samples are listed per fragment (tfhd, tfdt,
+trun, with trex defaults), read from the few hundred bytes of each ``moof``.
 
 Box layouts: ISO/IEC 14496-12 (mvhd, tkhd, mdhd, hdlr, stsd, stts, ctts, stsz, stsc,
 stco/co64, stss, elst) and 14496-15 (avcC/hvcC: the decoder's parameter sets).
@@ -64,14 +67,17 @@ def read_index(f: BinaryIO, size: int) -> VideoIndex | None:
 
 def _read(f: BinaryIO, size: int) -> VideoIndex:
     moov = None
+    moofs: list[mp4box.Box] = []
     for i, box in enumerate(mp4box.walk(f, size)):
         if box.fault:
             raise ValueError(box.fault)
         if i == 0 and box.kind != b"ftyp":
             raise ValueError("no ftyp first")
-        if box.kind in (b"moof", b"mfra", b"styp", b"sidx"):
-            raise ValueError("fragmented")
-        if box.kind == b"moov":
+        if box.kind == b"moof":
+            moofs.append(box)
+        elif box.kind in (b"styp", b"sidx", b"ssix", b"prft", b"emsg"):
+            raise ValueError("segment-level boxes")
+        elif box.kind == b"moov":
             if moov is not None or box.size > _MAX_MOOV:
                 raise ValueError("moov")
             moov = box
@@ -80,9 +86,7 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
     f.seek(moov.offset + moov.header)
     body = f.read(moov.size - moov.header)
     kids = _children(body, 0, len(body))
-    if b"mvex" in kids:
-        raise ValueError("fragmented")
-    created, movie_scale = _mvhd(body, _one(kids, b"mvhd"))
+    created, movie_scale, declared = _mvhd(body, _one(kids, b"mvhd"))
     video: list[tuple[int, int]] = []
     has_audio = False
     for trak in kids.get(b"trak", []):
@@ -94,7 +98,16 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
             video.append(trak)
     if len(video) != 1:
         raise ValueError("not one video track")
-    index = _video(body, video[0], size, movie_scale)
+    if (b"mvex" in kids) != bool(moofs):
+        raise ValueError("fragments without mvex, or mvex without fragments")
+    if moofs:
+        # a declared length (mvhd, mehd) is what the demuxer holds the fragments to — a
+        # file cut between two whole fragments is caught only that way: its job
+        if declared or b"mehd" in _children(body, *_one(kids, b"mvex")):
+            raise ValueError("fragmented file with a declared duration")
+        index = _fragmented(f, size, body, video[0], _one(kids, b"mvex"), moofs)
+    else:
+        index = _video(body, video[0], size, movie_scale)
     return VideoIndex(
         codec=index.codec,
         timescale=index.timescale,
@@ -142,6 +155,138 @@ def _video(body: bytes, trak: tuple[int, int], size: int, movie_scale: int) -> V
         has_audio=False,
         creation_time=created,
     )
+
+
+# ------------------------------------------------------------ fragmented MP4 (the recorder's)
+
+_NON_SYNC = 0x10000  # sample_is_non_sync_sample, in a sample's flags
+
+
+def _fragmented(
+    f: BinaryIO,
+    size: int,
+    body: bytes,
+    trak: tuple[int, int],
+    mvex: tuple[int, int],
+    moofs: list[mp4box.Box],
+) -> VideoIndex:
+    """The video track of a fragmented MP4 (moov, then moof+mdat pairs): its samples are
+    listed per fragment (tfhd/tfdt/trun), with defaults from tfhd or the moov's trex."""
+    tkids = _children(body, *trak)
+    if b"edts" in tkids:
+        raise ValueError("edit list in a fragmented file")
+    mdia = _children(body, *_one(tkids, b"mdia"))
+    stbl = _children(body, *_one(_children(body, *_one(mdia, b"minf")), b"stbl"))
+    if _stsz(body, _one(stbl, b"stsz")):
+        raise ValueError("samples in the moov as well as in fragments")
+    timescale, created = _mdhd(body, _one(mdia, b"mdhd"))
+    codec, extradata = _stsd(body, _one(stbl, b"stsd"))
+    version, pos = _full(body, _one(tkids, b"tkhd"))
+    (track,) = struct.unpack_from(">I", body, pos + (16 if version == 1 else 8))
+    trex = next(
+        (t for t in _children(body, *mvex).get(b"trex", []) if _u32(body, t[0] + 4) == track),
+        None,
+    )
+    if trex is None:
+        raise ValueError("no trex for the video track")
+    defaults = struct.unpack_from(">III", body, trex[0] + 12)  # duration, size, flags
+    start: int | None = None
+    end = samples = 0
+    first_key: tuple[int, int] | None = None
+    for moof in moofs:
+        f.seek(moof.offset + moof.header)
+        frag = f.read(moof.size - moof.header)
+        for traf in _children(frag, 0, len(frag)).get(b"traf", []):
+            got = _traf(frag, traf, track, moof.offset, defaults)
+            if got is None:
+                continue  # another track's fragment
+            t0, ticks, count, data_end, key = got
+            if data_end > size:
+                raise ValueError("samples past the end of the file")  # demux words it
+            start = t0 if start is None else min(start, t0)
+            end = max(end, t0 + ticks)
+            samples += count
+            if first_key is None:
+                first_key = key
+    if start is None or first_key is None or samples == 0:
+        raise ValueError("no video samples, or no keyframe")
+    return VideoIndex(
+        codec=codec,
+        timescale=timescale,
+        duration_ticks=end - start,
+        samples=samples,
+        first_key=first_key,
+        extradata=extradata,
+        has_audio=False,
+        creation_time=created,
+    )
+
+
+def _u32(data: bytes, pos: int) -> int:
+    return int(struct.unpack_from(">I", data, pos)[0])
+
+
+def _traf(
+    frag: bytes,
+    traf: tuple[int, int],
+    track: int,
+    moof_offset: int,
+    defaults: tuple[int, int, int],
+) -> tuple[int, int, int, int, tuple[int, int] | None] | None:
+    """(decode time, ticks, samples, end of their data, first keyframe's (offset, size) or
+    None) of one track fragment of ``track``; None for another track's."""
+    kids = _children(frag, *traf)
+    flags = _u32(frag, _one(kids, b"tfhd")[0]) & 0xFFFFFF
+    pos = _one(kids, b"tfhd")[0] + 4
+    if _u32(frag, pos) != track:
+        return None
+    pos += 4
+    if flags & 0x1:
+        base = int(struct.unpack_from(">Q", frag, pos)[0])
+        pos += 8
+    elif flags & 0x20000:  # default-base-is-moof
+        base = moof_offset
+    else:
+        raise ValueError("implicit base data offset")
+    if flags & 0x2:
+        pos += 4
+    duration, size, sflags = defaults
+    if flags & 0x8:
+        duration, pos = _u32(frag, pos), pos + 4
+    if flags & 0x10:
+        size, pos = _u32(frag, pos), pos + 4
+    if flags & 0x20:
+        sflags = _u32(frag, pos)
+    version, tpos = _full(frag, _one(kids, b"tfdt"))
+    decode_time = int(struct.unpack_from(">Q" if version == 1 else ">I", frag, tpos)[0])
+    ticks = count = data_end = 0
+    key: tuple[int, int] | None = None
+    for trun in kids.get(b"trun", []):
+        rflags = _u32(frag, trun[0]) & 0xFFFFFF
+        if rflags & 0x800 or not rflags & 0x1:
+            raise ValueError("composition offsets, or no data offset")
+        n, offset = struct.unpack_from(">Ii", frag, trun[0] + 4)
+        rpos = trun[0] + 12
+        first_flags = None
+        if rflags & 0x4:
+            first_flags, rpos = _u32(frag, rpos), rpos + 4
+        fields = [bit for bit in (0x100, 0x200, 0x400) if rflags & bit]
+        table = struct.unpack_from(f">{n * len(fields)}I", frag, rpos)
+        at = base + offset
+        for i in range(n):
+            row = dict(zip(fields, table[i * len(fields) : (i + 1) * len(fields)], strict=True))
+            d = row.get(0x100, duration)
+            z = row.get(0x200, size)
+            fl = row.get(0x400, first_flags if i == 0 and first_flags is not None else sflags)
+            if d <= 0:
+                raise ValueError("zero sample duration")
+            if key is None and not fl & _NON_SYNC:
+                key = (at, z)
+            at += z
+            ticks += d
+        count += n
+        data_end = max(data_end, at)
+    return decode_time, ticks, count, data_end, key
 
 
 # ------------------------------------------------------------------------ box plumbing
@@ -193,13 +338,14 @@ def _mac_time(seconds: int) -> datetime | None:
     return ts if ts.year > 1970 else None
 
 
-def _mvhd(body: bytes, mvhd: tuple[int, int]) -> tuple[datetime | None, int]:
-    """(creation time, movie timescale)."""
+def _mvhd(body: bytes, mvhd: tuple[int, int]) -> tuple[datetime | None, int, int]:
+    """(creation time, movie timescale, declared duration in it)."""
     version, pos = _full(body, mvhd)
-    created, _, timescale = struct.unpack_from(">QQI" if version == 1 else ">III", body, pos)
+    layout = ">QQIQ" if version == 1 else ">IIII"
+    created, _, timescale, duration = struct.unpack_from(layout, body, pos)
     if timescale <= 0:
         raise ValueError("timescale")
-    return _mac_time(created), timescale
+    return _mac_time(created), timescale, duration
 
 
 def _mdhd(body: bytes, mdhd: tuple[int, int]) -> tuple[int, datetime | None]:

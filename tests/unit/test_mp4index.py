@@ -60,10 +60,32 @@ def _segmented(tmp: Path) -> Path:
     return tmp / "seg001.mp4"
 
 
-def _fragmented(tmp: Path) -> Path:
-    src = make_h264(tmp / "src.mp4")
+def _fragmented(tmp: Path, flags: str = "frag_keyframe+empty_moov", audio: bool = False) -> Path:
+    src = make_h264(tmp / "src.mp4", seconds=4.0, audio=audio)
     out = tmp / "frag.mp4"
-    _ffmpeg("-i", str(src), "-c", "copy", "-movflags", "frag_keyframe+empty_moov", str(out))
+    _ffmpeg("-i", str(src), "-c", "copy", "-movflags", flags, str(out))
+    return out
+
+
+RECORDER_FLAGS = "+frag_keyframe+empty_moov+default_base_moof"
+
+
+def _recorder_segment(tmp: Path) -> Path:
+    """The recorder's layout: segment muxer, fragmented MP4 with a fragment every second,
+    timestamps continuing from the previous segment (not reset)."""
+    src = make_h264(tmp / "src.mp4", seconds=6.0, fps=15, gop=30)
+    _ffmpeg(
+        *("-i", str(src), "-c", "copy", "-f", "segment", "-segment_time", "2"),
+        *("-segment_format", "mp4", "-segment_format_options"),
+        f"movflags={RECORDER_FLAGS}:frag_duration=1000000",
+        str(tmp / "rec%03d.mp4"),
+    )
+    return tmp / "rec001.mp4"
+
+
+def _fragmented_bframes(tmp: Path) -> Path:
+    out = tmp / "fragb.mp4"
+    _ffmpeg("-i", str(_bframes(tmp)), "-c", "copy", "-movflags", RECORDER_FLAGS, str(out))
     return out
 
 
@@ -87,7 +109,13 @@ CASES: dict[str, tuple[Callable[[Path], Path], bool]] = {
     "recorder-like segment": (_segmented, True),
     "edit-list pre-roll": (_trimmed, False),
     "B-frames": (_bframes, False),
-    "fragmented": (_fragmented, False),
+    "fragmented": (_fragmented, True),
+    "fragmented, moof-relative, with audio": (
+        lambda t: _fragmented(t, RECORDER_FLAGS, audio=True),
+        True,
+    ),
+    "recorder segment": (_recorder_segment, True),
+    "fragmented B-frames": (_fragmented_bframes, False),
 }
 
 
@@ -109,12 +137,16 @@ def test_creation_time_and_audio_come_from_the_index(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fraction", [0.3, 0.7, 0.99])
+@pytest.mark.parametrize("layout", ["faststart", "fragmented"])
 def test_a_cut_file_is_left_to_the_demuxer(
-    fraction: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fraction: float, layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Samples past the end: not vouched for, even with the framing check out of the way
     (a moov at the front and an mdat whose size says "to the end" look whole)."""
-    src = make_h264(tmp_path / "src.mp4", seconds=3.0)
+    if layout == "faststart":
+        src = make_h264(tmp_path / "src.mp4", seconds=3.0)
+    else:
+        src = _fragmented(tmp_path, RECORDER_FLAGS)
     cut = make_truncated(src, tmp_path / "cut.mp4", fraction)
     assert _index_of(cut) is None
     monkeypatch.setattr(probe_mod, "_framing", lambda path, size: None)

@@ -216,10 +216,12 @@ def run_phase(
     pct_per_4mbps = pct_per_cam * (4.0 / mbps) if mbps else 0.0
     expected = args.seconds - args.stagger * len(cams)
     steady_ffmpeg = steady_camvault = steady_wall = 0.0
+    survivors = 0  # ffmpeg processes alive from the first to the last steady snapshot
     if "first" in steady and steady["last"] is not steady["first"]:
         (w0, k0, me0, th0), (w1, k1, me1, th1) = steady["first"], steady["last"]
         steady_wall = w1 - w0
         steady_ffmpeg = _steady(k0, k1)
+        survivors = len(k0.keys() & k1.keys())
         steady_camvault = (me1 - me0) - (th1 - th0)  # the sampler thread is the bench's
     steady_pct = (
         100.0 * (steady_ffmpeg + steady_camvault) / steady_wall / args.cameras
@@ -240,6 +242,12 @@ def run_phase(
         )
     if not samples or max(x[4] for x in samples) < args.cameras:
         problems.append("fewer ffmpeg processes than cameras while sampling")
+    if survivors < args.cameras:
+        # a restarted ffmpeg's CPU falls out of the steady figure (down to 0): not a result
+        problems.append(
+            f"only {survivors} of {args.cameras} ffmpeg processes ran through the whole steady "
+            "window (restarted: the stream broke off?); the steady CPU does not count them"
+        )
     mib = 1024 * args.cameras
 
     def median(i: int) -> float:

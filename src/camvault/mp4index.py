@@ -20,7 +20,7 @@ stco/co64, stss, elst) and 14496-15 (avcC/hvcC: the decoder's parameter sets).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import accumulate, pairwise
 from typing import BinaryIO
@@ -108,16 +108,8 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
         index = _fragmented(f, size, body, video[0], _one(kids, b"mvex"), moofs)
     else:
         index = _video(body, video[0], size, movie_scale)
-    return VideoIndex(
-        codec=index.codec,
-        timescale=index.timescale,
-        duration_ticks=index.duration_ticks,
-        samples=index.samples,
-        first_key=index.first_key,
-        extradata=index.extradata,
-        has_audio=has_audio,
-        creation_time=created or index.creation_time,
-    )
+    # the movie's creation time first, then the track's (as ffmpeg's container, then stream tags)
+    return replace(index, has_audio=has_audio, creation_time=created or index.creation_time)
 
 
 def _video(body: bytes, trak: tuple[int, int], size: int, movie_scale: int) -> VideoIndex:

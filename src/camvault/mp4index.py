@@ -228,8 +228,9 @@ def _traf(
     """(decode time, ticks, samples, end of their data, first keyframe's (offset, size) or
     None) of one track fragment of ``track``; None for another track's."""
     kids = _children(frag, *traf)
-    flags = _u32(frag, _one(kids, b"tfhd")[0]) & 0xFFFFFF
-    pos = _one(kids, b"tfhd")[0] + 4
+    tfhd = _one(kids, b"tfhd")[0]
+    flags = _u32(frag, tfhd) & 0xFFFFFF
+    pos = tfhd + 4
     if _u32(frag, pos) != track:
         return None
     pos += 4

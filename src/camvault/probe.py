@@ -348,9 +348,7 @@ def _from_index(path: Path, size: int) -> MediaInfo | None:
     """A plain MP4's answer from its index plus one decoded keyframe (see ``mp4index``),
     or None: then the file is demuxed, which also words whatever is wrong with it."""
     with path.open("rb") as f:
-        if f.read(8)[4:8] != b"ftyp":
-            return None
-        index = mp4index.read_index(f, size)
+        index = mp4index.read_index(f, size)  # None unless an MP4 (ftyp first)
         if index is None:
             return None
         f.seek(index.first_key[0])

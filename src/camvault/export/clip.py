@@ -10,7 +10,7 @@ next recording's start, so a gap between recordings stays a gap on the clip's ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +41,20 @@ class Keyframes:
 
     before: float | None  # the last keyframe at or before the target
     after: float | None  # the first keyframe at or after the target
+
+
+def search_back(offset: float, scan: Callable[[float], Keyframes]) -> Keyframes:
+    """The keyframes around ``offset`` as ``scan(start)`` finds them: a seek to ``start``
+    (seconds, ≥ 0), then a read forward. ffmpeg seeks by decoding time, so with B-frames the
+    seek can land past the keyframe at or before ``offset``: then the scan starts again
+    further back (1, 2, 4 … s), down to the file's start."""
+    lead = 0.0
+    while True:
+        start = offset - lead
+        found = scan(max(start, 0.0))
+        if found.before is not None or start <= 0:
+            return found
+        lead = max(1.0, 2 * lead)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from camvault.errors import InvalidMedia, StorageUnavailable
-from camvault.export.clip import Keyframes, Source
+from camvault.export.clip import Keyframes, Source, search_back
 
 _EPS = 1e-6
 _TB = re.compile(r"#tb 0: (\d+)/(\d+)")
@@ -106,13 +106,9 @@ def probe_keyframes(
     the packets are read forward at most to the keyframe at or after ``offset``. Should
     the seek land past the keyframe at or before it (ffmpeg's seek goes by decoding time;
     with B-frames that can be the next one), it starts again further back."""
-    lead = 0.0
-    while True:
-        ss = offset - lead
-        found = _keyframes(ffmpeg, url, offset, origin, ss if ss > 0 else None, horizon)
-        if found.before is not None or ss <= 0:
-            return found
-        lead = max(1.0, 2 * lead)
+    return search_back(
+        offset, lambda ss: _keyframes(ffmpeg, url, offset, origin, ss or None, horizon)
+    )
 
 
 def _keyframes(

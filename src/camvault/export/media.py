@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from camvault.errors import InvalidMedia, StorageUnavailable
-from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat
+from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat, search_back
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
 
 if TYPE_CHECKING:
@@ -92,18 +92,13 @@ def probe_keyframes(url: str, offset: float, *, horizon: float = 30.0) -> tuple[
     """(origin, keyframes around ``offset``): seeks through the index to the keyframe at or
     before the offset, then reads forward at most to the next keyframe (one GOP). ffmpeg
     seeks by decoding time: with B-frames (fragmented MP4) the seek can land on the keyframe
-    after the one wanted, so then it seeks again further back (as ``export.ffprobe`` does)."""
+    after the one wanted, so then it seeks again further back (``clip.search_back``)."""
     with _open(url) as c:
         vs = c.streams.video[0]
         tb = Fraction(vs.time_base)
         origin_ts = vs.start_time or 0
-        lead = 0.0
-        while True:
-            target = offset - lead
-            found = _scan(c, vs, tb, origin_ts, max(target, 0.0), offset, horizon)
-            if found.before is not None or target <= 0:
-                return float(origin_ts * tb), found
-            lead = max(1.0, 2 * lead)
+        found = search_back(offset, lambda s: _scan(c, vs, tb, origin_ts, s, offset, horizon))
+        return float(origin_ts * tb), found
 
 
 def _scan(

@@ -119,3 +119,17 @@ def test_restore_tiers_spelled_out_in_the_cli_match() -> None:
     from camvault.restore import TIERS
 
     assert CLI_TIERS == TIERS
+
+
+def test_a_fed_export_ffmpeg_is_started_without_the_recorder_or_pyav() -> None:
+    # the feed's ffmpeg gets PR_SET_PDEATHSIG; that helper once came from the recorder
+    # package, which loads PyAV: ~22 MB more in an export job that never decodes
+    code = (
+        "import sys\nfrom camvault.export import media\n"
+        "media._die_with_parent()\n"
+        "print(sorted(m for m in sys.modules if m == 'av' or m.startswith('camvault.recorder')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat, search_back
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
+from camvault.pdeathsig import set_pdeathsig
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -56,9 +57,6 @@ def _die_with_parent() -> Callable[[], None]:
     feeder is killed while it waits to open the next FIFO with nothing left to write, no
     broken stdout pipe would ever end it (in the kill -9 test it died of that pipe anyway).
     The starting thread (a job's, the event loop's) outlives ffmpeg in every route."""
-    # here, not at the top: ``camvault.recorder`` imports ingest, hence PyAV (see _open)
-    from camvault.recorder.launcher import set_pdeathsig
-
     return functools.partial(set_pdeathsig, signal.SIGKILL, os.getpid())
 
 

@@ -24,9 +24,7 @@ could not be started).
 
 from __future__ import annotations
 
-import ctypes
-import os
-from collections.abc import Callable
+from camvault.pdeathsig import set_pdeathsig
 
 __all__ = ["NAME", "launch_command", "parse_started", "set_pdeathsig"]
 
@@ -80,27 +78,6 @@ except OSError as exc:
 def launch_command(node_pid: int, python: str, cmd: list[str]) -> list[str]:
     """The launcher's argv: it runs ``cmd`` (ffmpeg's) as its only child."""
     return ["/bin/sh", "-c", LAUNCHER, NAME, str(node_pid), SHIM, python, *cmd]
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux
-        return None
-    return fn
-
-
-_PRCTL = _prctl()  # resolved before any fork: a forked child must not load libraries
-
-
-def set_pdeathsig(sig: int, parent: int) -> None:
-    """In a forked child, before exec: ``sig`` when the parent dies (Linux; else a no-op).
-    A parent that died before that (the child was reparented) leaves it: exit at once."""
-    if _PRCTL is None:
-        return
-    _PRCTL(1, sig)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def parse_started(line: bytes) -> int:

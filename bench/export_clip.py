@@ -51,7 +51,16 @@ T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 CAM = "bench-cam"
 
 
-def make_segment(path: Path, seconds: int, mbps: float) -> Path:
+# the two MP4 layouts camvault stores: +faststart (files a camera drops, `ingest`) and the
+# recorder's own fragmented segments (recorder.command.MP4_OPTIONS: a fragment at every
+# keyframe and at least every second)
+LAYOUTS = {
+    "faststart": "+faststart",
+    "fragmented": "+frag_keyframe+empty_moov+default_base_moof",
+}
+
+
+def make_segment(path: Path, seconds: int, mbps: float, layout: str = "faststart") -> Path:
     """Small picture, constant 4 Mbit/s (x264 CBR filler): fast to make, real-sized."""
     kbps = int(mbps * 1000)
     subprocess.run(
@@ -60,7 +69,8 @@ def make_segment(path: Path, seconds: int, mbps: float) -> Path:
          "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
          "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k",
          "-bufsize", f"{kbps}k", "-x264-params", "nal-hrd=cbr:force-cfr=1",
-         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
+         "-pix_fmt", "yuv420p", "-movflags", LAYOUTS[layout],
+         *(["-frag_duration", "1000000"] if layout == "fragmented" else []), str(path)],
         check=True,
     )  # fmt: skip
     return path
@@ -316,11 +326,18 @@ def streamed(
             return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
         c0 = own_cpu()
+        head = work / "streamed.headers"
         curl = measured(
-            ["curl", "-sS", "-f", "-o", str(out), "-H", f"Authorization: Bearer {x_token}",
-             f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
+            ["curl", "-sS", "-f", "-o", str(out), "-D", str(head),
+             "-H", f"Authorization: Bearer {x_token}", f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
             dict(os.environ), out,
         )  # fmt: skip
+        # the route's own account of the clip (cut, gaps, how it was assembled)
+        said = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (ln.partition(":") for ln in head.read_text().splitlines())
+            if k.lower().startswith("x-camvault-")
+        }
         wall, ttfb = curl["wall_s"], curl["ttfb_s"]
         cpu = own_cpu() - c0  # the API (+ sampler), its ffmpeg and curl
         stop[0] = True
@@ -337,6 +354,7 @@ def streamed(
                 "s3_cpu_s": curl["s3_cpu_s"],
             },
             "stream_bytes": out.stat().st_size,
+            "stream_headers": said,
             "media_ttfb_s": media_ttfb,
             "ffmpeg_alone": ff_alone,
         }
@@ -384,6 +402,10 @@ def main() -> None:
     ap.add_argument(
         "--feed", action="store_true", help="parallel ranged GETs into FIFOs (off as shipped)"
     )
+    ap.add_argument(
+        "--layout", choices=tuple(LAYOUTS), default="faststart",
+        help="the recordings' MP4 layout (fragmented: as the recorder writes them)",
+    )  # fmt: skip
     args = ap.parse_args()
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -392,8 +414,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="camvault-bench-export-"))
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s segment …")
-        seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps)
+        say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s {args.layout} segment …")
+        seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps, args.layout)
         with SeaweedFS(work / "weed") as weed:
             WEED_PID[:] = [weed.pid] if weed.pid else []
             s3 = weed.client()
@@ -464,8 +486,8 @@ def main() -> None:
             stream_ttfb = st["media_ttfb_s"]
         ratio = cv["wall_s"] / manual["wall_s"]
         stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
-        print(f"\nclip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s "
-              f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
+        print(f"\nclip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s, "
+              f"{args.layout} recordings ({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
         print(
             f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}"
             f" {'CPU s':>7} {'S3 CPU':>7}"
@@ -478,6 +500,8 @@ def main() -> None:
         print(fmt_row("s5cmd cp up (clip's size)", put))
         print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
         print(fmt_row("  its ffmpeg alone", st["ffmpeg_alone"]))
+        assembly = st["stream_headers"].get("x-camvault-assembly", "ffmpeg")
+        print(f"streamed clip assembled by: {assembly}")
         print(f"feed (parallel ranged GETs → FIFOs): {'on' if args.feed else 'off'}")
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
@@ -497,6 +521,7 @@ def main() -> None:
             "segments": args.segments,
             "segment_seconds": args.segment_seconds,
             "mbps": args.mbps,
+            "layout": args.layout,
             "feed": args.feed,
             "put_bound": put,
             "clip_bytes": out.stat().st_size,
@@ -505,10 +530,13 @@ def main() -> None:
             "ratio_wall": ratio,
             "stream": st["stream"],
             "stream_bytes": st["stream_bytes"],
+            "stream_headers": st["stream_headers"],
             "stream_ratio_wall": stream_ratio,
             "media_stream_ttfb_s": stream_ttfb,
         }
         name = "export_feed.json" if args.feed else "export.json"
+        if args.layout != "faststart":
+            name = name.replace(".json", f"_{args.layout}.json")
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)

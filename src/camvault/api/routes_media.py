@@ -29,10 +29,11 @@ from camvault.api.playback import presign, unchanged
 from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
-from camvault.export.clip import Source
+from camvault.export.clip import ClipPlan, Source
 from camvault.export.feed import DEFAULT_FEED, RangeReader
 from camvault.export.jobs import Origin, plan_sources
 from camvault.export.media import stream_fragments
+from camvault.export.splice import Splice, prepare
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["footage"])
@@ -54,6 +55,16 @@ def window(
         if s < e:
             return s, e
     raise ApiError(404, "nothing you may see in the requested part of the recording", "start")
+
+
+def _splice(store: object, plan: ClipPlan, *, strict: bool) -> Splice | None:
+    """The clip assembled from the recordings' samples when they all qualify (their
+    indexes are read here, before the response starts); None: ffmpeg cuts it."""
+    return prepare(store, plan, strict=strict) if isinstance(store, RangeReader) else None
+
+
+def _assembly(spliced: Splice | None) -> str:
+    return "ffmpeg" if spliced is None else spliced.assembly
 
 
 @router.get(
@@ -97,7 +108,7 @@ def recording_media(
     rec, url = c.access.with_recording(recording_id, issue)
     s, e = window(rec, t0, t1)
     assert rec.id is not None
-    src = Source(rec.id, rec.start_time, rec.end_time, url)
+    src = Source(rec.id, rec.start_time, rec.end_time, url, key=rec.s3_key, size=rec.size_bytes)
     try:
         # allowed_start = s: a keyframe before the window start is never used
         plan = plan_sources([src], s, e, allowed_start=s)
@@ -105,13 +116,15 @@ def recording_media(
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"media-{uuid.uuid4().hex}.ffconcat"
+    spliced = _splice(c.svc.store, plan, strict=True)
     headers = {
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
         "X-Camvault-End": plan.actual_end.isoformat(),
+        "X-Camvault-Assembly": _assembly(spliced),
     }
     return StreamingResponse(
-        stream_fragments(svc.ffmpeg, plan, script, strict=True),
+        stream_fragments(svc.ffmpeg, plan, script, strict=True, spliced=spliced),
         media_type="video/mp4",
         headers=headers,
     )
@@ -167,7 +180,9 @@ def stream_clip(
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"clip-{uuid.uuid4().hex}.ffconcat"
     reader = c.svc.store if isinstance(c.svc.store, RangeReader) and svc.feed else None
+    spliced = _splice(c.svc.store, plan, strict=False)
     headers = {
+        "X-Camvault-Assembly": _assembly(spliced),
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
         "X-Camvault-End": plan.actual_end.isoformat(),
@@ -178,7 +193,13 @@ def stream_clip(
     return StreamingResponse(
         # [api] export_fetch_parallel > 0: the inputs through parallel ranged GETs
         stream_fragments(
-            svc.ffmpeg, plan, script, strict=False, store=reader, feed=svc.feed or DEFAULT_FEED
+            svc.ffmpeg,
+            plan,
+            script,
+            strict=False,
+            store=reader,
+            feed=svc.feed or DEFAULT_FEED,
+            spliced=spliced,
         ),
         media_type="video/mp4",
         headers=headers,

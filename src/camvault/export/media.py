@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat, search_back
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
+from camvault.export.splice import Splice
+from camvault.export.splice import relay as relay_splice
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -297,10 +299,18 @@ async def stream_fragments(
     chunk: int = 1024 * 1024,
     store: RangeReader | None = None,
     feed: FeedOptions = DEFAULT_FEED,
+    spliced: Splice | None = None,
 ) -> AsyncIterator[memoryview]:
     """The clip as fragmented MP4 on ffmpeg's stdout; ffmpeg is killed and the script
     removed when the consumer stops early (client gone). ``store``: feed the inputs
-    through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP."""
+    through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP. ``spliced``
+    (``splice.prepare`` vouched for every source): assembled from the samples instead,
+    no ffmpeg at all."""
+    if spliced is not None:
+        async with contextlib.aclosing(relay_splice(spliced)) as assembled:
+            async for data in assembled:
+                yield data
+        return
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",

@@ -25,7 +25,7 @@ from camvault.export.fmp4 import Out, fragment_header, init_segment
 from camvault.export.jobs import plan_sources
 from camvault.export.media import stream_fragments
 from camvault.mp4track import fragment_samples, read_moov
-from tests.media import FFMPEG, make_h264
+from tests.media import FFMPEG, make_h264, make_h265
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PART = 64 * 1024  # small parts: samples and boxes straddle GET boundaries
@@ -139,6 +139,11 @@ def _two_plain(tmp: Path, store: Store, *, faststart: bool, gap: float = 0.0) ->
     ]
 
 
+def _h265(tmp: Path, store: Store) -> list[Source]:
+    path = make_h265(tmp / "h.mp4", seconds=4.0, gop=30)
+    return [_source(store, 1, path, T0, 4.0)]
+
+
 CASES: dict[str, tuple[Callable[[Path, Store], list[Source]], float, float, float, str]] = {
     # name: (sources, start, end, allowed start, the cut the plan makes)
     "faststart, cut mid-GOP, keyframe before": (
@@ -155,6 +160,7 @@ CASES: dict[str, tuple[Callable[[Path, Store], list[Source]], float, float, floa
         1.1,
         CUT_AFTER,
     ),
+    "h265, moov first": (_h265, 2.5, 3.9, 0.0, CUT_BEFORE),
     "moov at the end": (lambda t, s: _two_plain(t, s, faststart=False), 0.5, 7.9, 0.0, CUT_BEFORE),
     "gap between sources": (
         lambda t, s: _two_plain(t, s, faststart=True, gap=2.0),
@@ -271,6 +277,30 @@ def test_a_failed_read_mid_stream_raises(layout: str, tmp_path: Path) -> None:
         for c in sp.chunks():
             got += len(c)
     assert got > 0  # it failed mid-stream, after sending part of the clip
+
+
+def test_consumer_gone_stops_the_reads(tmp_path: Path) -> None:
+    """A client that leaves after the first chunk: the splice is closed, its GETs stop
+    (at most the one already running ahead completes)."""
+    store = Store()
+    plan = _plan(_two_plain(tmp_path, store, faststart=True), 0.0, 8.0, 0.0)
+    part = 16 * 1024
+    whole = Store()
+    whole.objects = store.objects
+    full = splice.prepare(whole, plan, strict=True, part=part)
+    assert full is not None
+    assert sum(len(c) for c in full.chunks()) > 0
+    sp = splice.prepare(store, plan, strict=True, part=part, chunk=10_000)
+
+    async def first_chunk_only() -> int:
+        agen = stream_fragments(FFMPEG, plan, tmp_path / "s.ffconcat", strict=True, spliced=sp)
+        async for _ in agen:
+            break
+        await agen.aclose()
+        return store.reads
+
+    at_close = asyncio.run(first_chunk_only())
+    assert store.reads <= at_close + 1 < whole.reads // 2
 
 
 def test_writer_boxes_read_back(tmp_path: Path) -> None:

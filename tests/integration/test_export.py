@@ -18,9 +18,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from camvault.acl import Permission
-from camvault.api import routes_media
 from camvault.embedded import SeaweedFS
-from camvault.export import media
+from camvault.export import media, streamplan
 from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
 from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
 from tests.media import make_h264
@@ -280,7 +279,7 @@ def test_streamed_clip_is_spliced_without_ffmpeg(
         spliced = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"])
     assert spliced.status_code == 200, spliced.text
     assert spliced.headers["X-Camvault-Assembly"] == "splice" and spawned == []
-    monkeypatch.setattr(routes_media, "prepare", lambda *a, **kw: None)
+    monkeypatch.setattr(streamplan, "prepare", lambda *a, **kw: None)
     cut = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"])
     assert cut.headers["X-Camvault-Assembly"] == "ffmpeg"
     got, want = decoded(spliced.content, tmp_path), decoded(cut.content, tmp_path)

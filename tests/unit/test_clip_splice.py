@@ -24,6 +24,7 @@ from camvault.export.clip import CUT_AFTER, CUT_BEFORE, ClipPlan, Source
 from camvault.export.fmp4 import Out, fragment_header, init_segment
 from camvault.export.jobs import plan_sources
 from camvault.export.media import stream_fragments
+from camvault.export.streamplan import plan_stream
 from camvault.mp4track import fragment_samples, read_moov
 from tests.media import FFMPEG, make_h264, make_h265
 
@@ -301,6 +302,29 @@ def test_consumer_gone_stops_the_reads(tmp_path: Path) -> None:
 
     at_close = asyncio.run(first_chunk_only())
     assert store.reads <= at_close + 1 < whole.reads // 2
+
+
+@pytest.mark.parametrize("layout", ["faststart", "moov at the end", "recorder"])
+def test_the_plan_from_the_indexes_is_the_probes_plan(layout: str, tmp_path: Path) -> None:
+    """plan_stream's origins and keyframes (from the sample tables, no PyAV probe for a
+    plain file) make the very plan the PyAV probes make."""
+    store = Store()
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path))
+        ]
+    else:
+        sources = _two_plain(tmp_path, store, faststart=layout == "faststart")
+    end = T0 + timedelta(seconds=7.5)
+    for start, allowed in [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (2.0, 2.0), (3.9, 0.0), (0.4, 0.4)]:
+        want = _plan(sources, start, 7.5, allowed)
+        got, spliced = plan_stream(
+            store, sources, T0 + timedelta(seconds=start), end,
+            allowed_start=T0 + timedelta(seconds=allowed), strict=True,
+        )  # fmt: skip
+        assert got == want and spliced is not None
+    assert plan_stream(object(), sources, T0, end, allowed_start=T0, strict=True)[1] is None
 
 
 def test_writer_boxes_read_back(tmp_path: Path) -> None:

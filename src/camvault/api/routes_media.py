@@ -3,10 +3,12 @@
 When a caller may see only part of a recording (``Recording.clipped``), playback must not
 hand out a presigned URL to the whole object. This route streams a fragmented MP4 of the
 visible part instead: ffmpeg stream-copies it from the object (ranged GETs through a
-short-lived presigned URL that never leaves the server), starting on the first keyframe
-AT OR AFTER the window start and dropping every frame at or after the window end, so not
-a frame outside the window is sent. ``view`` suffices (watching); the range requested
-with ``start``/``end`` is clipped to the caller's first visible span it overlaps.
+short-lived presigned URL that never leaves the server) — or, when the recording
+qualifies, it is assembled from the recording's samples (``export.splice``, ranged GETs
+through the S3 client) — starting on the first keyframe AT OR AFTER the window start and
+dropping every frame at or after the window end, so not a frame outside the window is
+sent. ``view`` suffices (watching); the range requested with ``start``/``end`` is clipped
+to the caller's first visible span it overlaps.
 
 ``GET /api/cameras/{id}/clip.mp4?start=&end=`` streams an export-grade clip across
 recordings the same way (``export`` on the whole range): no job, no object in between.
@@ -29,11 +31,12 @@ from camvault.api.playback import presign, unchanged
 from camvault.api.routes_exports import clips
 from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
-from camvault.export.clip import ClipPlan, Source
+from camvault.export.clip import Source
 from camvault.export.feed import DEFAULT_FEED, RangeReader
-from camvault.export.jobs import Origin, plan_sources
+from camvault.export.jobs import Origin
 from camvault.export.media import stream_fragments
-from camvault.export.splice import Splice, prepare
+from camvault.export.splice import Splice
+from camvault.export.streamplan import plan_stream
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["footage"])
@@ -55,12 +58,6 @@ def window(
         if s < e:
             return s, e
     raise ApiError(404, "nothing you may see in the requested part of the recording", "start")
-
-
-def _splice(store: object, plan: ClipPlan, *, strict: bool) -> Splice | None:
-    """The clip assembled from the recordings' samples when they all qualify (their
-    indexes are read here, before the response starts); None: ffmpeg cuts it."""
-    return prepare(store, plan, strict=strict) if isinstance(store, RangeReader) else None
 
 
 def _assembly(spliced: Splice | None) -> str:
@@ -111,12 +108,11 @@ def recording_media(
     src = Source(rec.id, rec.start_time, rec.end_time, url, key=rec.s3_key, size=rec.size_bytes)
     try:
         # allowed_start = s: a keyframe before the window start is never used
-        plan = plan_sources([src], s, e, allowed_start=s)
+        plan, spliced = plan_stream(c.svc.store, [src], s, e, allowed_start=s, strict=True)
     except InputError as exc:
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"media-{uuid.uuid4().hex}.ffconcat"
-    spliced = _splice(c.svc.store, plan, strict=True)
     headers = {
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
@@ -174,13 +170,14 @@ def stream_clip(
         if r.id is not None
     ]
     try:
-        plan = plan_sources(sources, t0, t1, allowed_start=allowed)
+        plan, spliced = plan_stream(
+            c.svc.store, sources, t0, t1, allowed_start=allowed, strict=False
+        )
     except InputError as exc:
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"clip-{uuid.uuid4().hex}.ffconcat"
     reader = c.svc.store if isinstance(c.svc.store, RangeReader) and svc.feed else None
-    spliced = _splice(c.svc.store, plan, strict=False)
     headers = {
         "X-Camvault-Assembly": _assembly(spliced),
         "Cache-Control": "no-store",

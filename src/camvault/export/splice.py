@@ -29,40 +29,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 
-from camvault.errors import InvalidMedia, StorageUnavailable
+from camvault.errors import InvalidMedia
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Entry
-from camvault.export.feed import ATTEMPTS, MB, RangeReader
+from camvault.export.feed import MB, RangeReader
 from camvault.export.fmp4 import Out, fragment_header, init_segment
-from camvault.mp4track import TABLE_ERRORS, Sample, VideoTrack, fragment_samples, read_moov
+from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_indexes, read_range
+from camvault.mp4track import TABLE_ERRORS, Sample, fragment_samples
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Splice", "prepare", "relay"]
 
 PART = 4 * MB  # bytes per ranged GET
-HEAD = 64 * 1024  # the first GET of each recording: ftyp + moov (+ first moof), usually
-_MAX_BOX = 64 * MB  # a moov/moof this large is not a camera segment's
-_MAX_BOXES = 16  # top-level boxes looked at before the moov (and first moof) is found
-_SEGMENT_BOXES = (b"styp", b"sidx", b"ssix", b"prft", b"emsg")
 
 
 @dataclass(frozen=True, slots=True)
 class _Input:
-    """One entry of the plan with its recording's index: ``start`` is where its samples'
-    reading begins (a fragmented file's first moof), ``samples`` a plain file's selected
-    samples (a fragmented file's are selected as its moofs pass)."""
+    """One entry of the plan with its recording's index; ``samples``: a plain file's
+    selected samples (a fragmented file's are selected as its moofs pass)."""
 
     entry: Entry
-    track: VideoTrack
-    total: int
-    first_dts: int
-    start: int
+    index: Index
     samples: tuple[Sample, ...]
 
 
@@ -107,25 +99,29 @@ def prepare(
     strict: bool,
     part: int = PART,
     chunk: int = MB,
+    indexes: list[Index] | None = None,
 ) -> Splice | None:
-    """The splice of ``plan`` when every source qualifies (read their indexes now, before
-    a byte of the response is sent); None: use ffmpeg."""
-    entries = plan.entries
-    if not entries or any(not e.source.key or e.source.size <= 0 for e in entries):
-        return None
-    try:
-        with ThreadPoolExecutor(min(8, len(entries)), thread_name_prefix="clip-index") as pool:
-            inputs = list(pool.map(lambda e: _open(store, e), entries))
-    except (*TABLE_ERRORS, StopIteration) as exc:
-        log.debug("clip assembled by ffmpeg: a source's index does not qualify (%s)", exc)
-        return None
-    first = inputs[0].track
-    if any(i.track.timescale != first.timescale or i.track.entry != first.entry for i in inputs):
-        log.debug("clip assembled by ffmpeg: the sources' codec settings differ")
-        return None
-    if plan.cut == CUT_BEFORE and not strict and any(i.track.has_audio for i in inputs):
+    """The splice of ``plan`` when every source qualifies; None: use ffmpeg. The sources'
+    ``indexes`` are read now unless given — before a byte of the response is sent."""
+    if indexes is None:
+        indexes = read_indexes(store, [e.source for e in plan.entries])
+        if indexes is None:
+            return None
+    if plan.cut == CUT_BEFORE and not strict and any(i.track.has_audio for i in indexes):
         log.debug("clip assembled by ffmpeg: it keeps the audio")
         return None
+    inputs = []
+    for entry, index in zip(plan.entries, indexes, strict=True):
+        if index.track.fragmented:
+            inputs.append(_Input(entry, index, ()))
+            continue
+        try:
+            table = index.track.samples
+            taken, _ = _Select(entry, index.track.timescale, index.first_dts).take(table)
+        except ValueError as exc:  # the plan's keyframe is not where the table has one
+            log.debug("clip assembled by ffmpeg: %s", exc)
+            return None
+        inputs.append(_Input(entry, index, tuple(taken)))
     return Splice(store, plan, inputs, part=part, chunk=chunk)
 
 
@@ -143,14 +139,14 @@ class Splice:
         self._inputs = inputs
         self._part = part
         self._chunk = chunk
-        scale = inputs[0].track.timescale
+        scale = inputs[0].index.track.timescale
         begins = [plan.actual_start] + [e.source.start for e in plan.entries[1:]]
         self._bases = [round((b - plan.actual_start).total_seconds() * scale) for b in begins]
 
     def chunks(self) -> Generator[memoryview, None, None]:
         """The clip in ~``chunk``-byte pieces (the first one as soon as the first
         fragment is complete: time to first byte)."""
-        track = self._inputs[0].track
+        track = self._inputs[0].index.track
         pool = ThreadPoolExecutor(2, thread_name_prefix="clip-get")
         out = _Chunks(self._chunk)
         out.put(init_segment(track.entry, track.timescale, track.width, track.height))
@@ -194,17 +190,18 @@ class Splice:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _cursor(self, inp: _Input, pool: ThreadPoolExecutor) -> _Cursor:
-        if inp.track.fragmented:
-            start, end = inp.start, inp.total
+        if inp.index.track.fragmented:
+            start, end = inp.index.start, inp.index.total
         else:
             start = inp.samples[0].offset if inp.samples else 0
             end = max((s.offset + s.size for s in inp.samples), default=0)
-        return _Cursor(self._store, inp.entry.source.key, start, end, self._part, pool)
+        return _Cursor(self._store, inp.index.key, start, end, self._part, pool)
 
     def _batches(self, inp: _Input, cur: _Cursor) -> Iterator[tuple[list[Sample], bool]]:
         """The entry's samples in output fragments: a plain file's per GOP, a fragmented
         one's per source fragment; with whether it holds the entry's last sample."""
-        if not inp.track.fragmented:
+        index = inp.index
+        if not index.track.fragmented:
             gops: list[list[Sample]] = []
             for s in inp.samples:
                 if s.sync or not gops:
@@ -213,18 +210,18 @@ class Splice:
             for k, gop in enumerate(gops):
                 yield gop, k + 1 == len(gops)
             return
-        select = _Select(inp.entry, inp.track.timescale, inp.first_dts)
-        pos, total = inp.start, inp.total
+        select = _Select(inp.entry, index.track.timescale, index.first_dts)
+        pos, total = index.start, index.total
         while pos + 8 <= total and not select.done:
-            kind, size, header = _header(cur.read(pos, min(16, total - pos)), total - pos)
+            kind, size, header = box_header(cur.read(pos, min(16, total - pos)), total - pos)
             if kind != b"moof":
                 pos += size
                 continue
             mdat = pos + size
-            if size > _MAX_BOX or mdat + 8 > total:
+            if size > MAX_BOX or mdat + 8 > total:
                 return  # a fragment cut short (the recorder stopped mid-write): the end
-            samples = fragment_samples(cur.read(pos + header, size - header), pos, inp.track)
-            mkind, msize, mheader = _header(cur.read(mdat, min(16, total - mdat)), total - mdat)
+            samples = fragment_samples(cur.read(pos + header, size - header), pos, index.track)
+            mkind, msize, mheader = box_header(cur.read(mdat, min(16, total - mdat)), total - mdat)
             if mkind != b"mdat" or any(
                 s.offset < mdat + mheader or s.offset + s.size > mdat + msize for s in samples
             ):
@@ -346,90 +343,7 @@ class _Cursor:
     def _get(self, offset: int) -> tuple[int, memoryview]:
         size = max(1, min(self._part, self._end - offset))
         buf = memoryview(bytearray(size))
-        return offset, buf[: _read(self._store, self._key, offset, buf)[0]]
-
-
-def _read(store: RangeReader, key: str, offset: int, into: memoryview) -> tuple[int, int]:
-    """(bytes read, the object's size): ``store.read_range`` retried as the feed does."""
-    for attempt in range(ATTEMPTS):
-        try:
-            n, total = store.read_range(key, offset, into)
-        except StorageUnavailable as exc:
-            if exc.code == "InvalidRange" or attempt + 1 == ATTEMPTS:
-                raise
-            log.info("clip splice: GET of %s retried: %s", key, exc)
-            time.sleep(0.2 * 2**attempt)
-            continue
-        if n != len(into) and offset + n != total:
-            raise StorageUnavailable(f"S3 GET {key} ended early ({offset + n} of {total} bytes)")
-        return n, total
-    raise AssertionError("unreachable")
-
-
-def _header(data: bytes, left: int) -> tuple[bytes, int, int]:
-    """(type, size, header size) of the box whose first bytes are ``data``, ``left``
-    bytes before the end of the file."""
-    if len(data) < 8:
-        raise ValueError("a box header past the end of the file")
-    size, kind = int.from_bytes(data[:4], "big"), bytes(data[4:8])
-    header = 8
-    if size == 1:
-        if len(data) < 16:
-            raise ValueError("a box header past the end of the file")
-        size, header = int.from_bytes(data[8:16], "big"), 16
-    elif size == 0:
-        size = left
-    if size < header:
-        raise ValueError("box size")
-    return kind, size, header
-
-
-def _open(store: RangeReader, entry: Entry) -> _Input:
-    """The entry's recording's index: its top-level boxes up to the moov (a moov at the
-    end is found from the box headers, a GET each) and, when fragmented, the first moof."""
-    key = entry.source.key
-    head = memoryview(bytearray(HEAD))
-    got, total = _read(store, key, 0, head)
-    head = head[:got]
-
-    def fetch(offset: int, n: int) -> bytes:
-        if offset + n <= len(head):
-            return bytes(head[offset : offset + n])
-        buf = memoryview(bytearray(n))
-        return bytes(buf[: _read(store, key, offset, buf)[0]])
-
-    track: VideoTrack | None = None
-    pos = 0
-    for i in range(_MAX_BOXES):
-        if pos + 8 > total:
-            break
-        kind, size, header = _header(fetch(pos, min(16, total - pos)), total - pos)
-        if (i == 0 and kind != b"ftyp") or kind in _SEGMENT_BOXES or size > total - pos:
-            raise ValueError(f"layout ({kind!r} box)")
-        if kind in (b"moov", b"moof") and size > _MAX_BOX:
-            raise ValueError("box too large")
-        if kind == b"moov":
-            if track is not None:
-                raise ValueError("two moov boxes")
-            track = read_moov(fetch(pos + header, size - header))
-            if not track.fragmented:
-                return _plain(entry, track, total)
-        elif kind == b"moof":
-            if track is None:
-                raise ValueError("a moof before the moov")
-            first = fragment_samples(fetch(pos + header, size - header), pos, track)
-            if first:
-                return _Input(entry, track, total, first[0].dts, pos, ())
-        pos += size
-    raise ValueError("no moov, or no video fragment, near the start")
-
-
-def _plain(entry: Entry, track: VideoTrack, total: int) -> _Input:
-    table = track.samples
-    if max(s.offset + s.size for s in table) > total:
-        raise ValueError("samples past the end of the file")  # cut short: ffmpeg's
-    samples, _ = _Select(entry, track.timescale, table[0].dts).take(table)
-    return _Input(entry, track, total, table[0].dts, 0, tuple(samples))
+        return offset, buf[: read_range(self._store, self._key, offset, buf)[0]]
 
 
 async def relay(splice: Splice) -> AsyncGenerator[memoryview, None]:

@@ -234,12 +234,19 @@ def _ffmpeg_kids() -> list[int]:
 
 
 def streamed(
-    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int, feed: bool
-) -> dict[str, Any]:
+    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int, feed: bool,
+    splice: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """The API in this process: (1) the streamed clip of the whole range (no job, no
     object) — wall, TTFB, peak RSS of this process + its ffmpeg; (2) TTFB of the clipped
-    playback stream of one recording for a user whose window starts inside it."""
+    playback stream of one recording for a user whose window starts inside it.
+    ``splice=False``: ffmpeg cuts the streamed clips even where the splice would."""
     import httpx
+
+    from camvault.export import streamplan
+
+    if not splice:
+        streamplan.prepare = lambda *a, **kw: None  # type: ignore[assignment]
 
     from camvault.acl import Permission
     from camvault.api import ApiServices, create_app
@@ -316,11 +323,20 @@ def streamed(
             return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
         c0 = own_cpu()
+        headers = work / "streamed.headers"
         curl = measured(
-            ["curl", "-sS", "-f", "-o", str(out), "-H", f"Authorization: Bearer {x_token}",
-             f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
+            ["curl", "-sS", "-f", "-o", str(out), "-D", str(headers),
+             "-H", f"Authorization: Bearer {x_token}", f"{url}/api/cameras/{CAM}/clip.mp4?{q}"],
             dict(os.environ), out,
         )  # fmt: skip
+        assembly = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in headers.read_text().splitlines()
+                if line.lower().startswith("x-camvault-assembly:")
+            ),
+            "?",
+        )
         wall, ttfb = curl["wall_s"], curl["ttfb_s"]
         cpu = own_cpu() - c0  # the API (+ sampler), its ffmpeg and curl
         stop[0] = True
@@ -337,6 +353,7 @@ def streamed(
                 "s3_cpu_s": curl["s3_cpu_s"],
             },
             "stream_bytes": out.stat().st_size,
+            "stream_assembly": assembly,
             "media_ttfb_s": media_ttfb,
             "ffmpeg_alone": ff_alone,
         }
@@ -383,6 +400,9 @@ def main() -> None:
     ap.add_argument("--mbps", type=float, default=4.0)
     ap.add_argument(
         "--feed", action="store_true", help="parallel ranged GETs into FIFOs (off as shipped)"
+    )
+    ap.add_argument(
+        "--no-splice", action="store_true", help="the streamed clip cut by ffmpeg, not spliced"
     )
     args = ap.parse_args()
     admin = os.environ.get(
@@ -455,7 +475,10 @@ def main() -> None:
                 "s3_cpu_s": get["s3_cpu_s"] + cat["s3_cpu_s"],
             }
             say("streamed clip route and clipped playback …")
-            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds, args.feed)
+            st = streamed(
+                db_url, weed, bucket, work, end, args.segment_seconds, args.feed,
+                splice=not args.no_splice,
+            )  # fmt: skip
             say("PUT bound: s5cmd cp of a file of the clip's size …")
             put = measured(
                 [s5, "--endpoint-url", weed.endpoint_url, "cp", str(out), f"s3://{bucket}/put.mp4"],
@@ -479,6 +502,7 @@ def main() -> None:
         print(fmt_row("camvault clip.mp4 stream*", st["stream"]))
         print(fmt_row("  its ffmpeg alone", st["ffmpeg_alone"]))
         print(f"feed (parallel ranged GETs → FIFOs): {'on' if args.feed else 'off'}")
+        print(f"streamed clip assembled by: {st['stream_assembly']} (X-Camvault-Assembly)")
         print(f"camvault / manual wall time: {ratio:.2f} (goal <= 1.2); "
               f"peak RSS goal <= 100 MB: {cv['peak_rss_mb']:.0f} MB")  # fmt: skip
         print(
@@ -505,10 +529,13 @@ def main() -> None:
             "ratio_wall": ratio,
             "stream": st["stream"],
             "stream_bytes": st["stream_bytes"],
+            "stream_assembly": st["stream_assembly"],
             "stream_ratio_wall": stream_ratio,
             "media_stream_ttfb_s": stream_ttfb,
         }
         name = "export_feed.json" if args.feed else "export.json"
+        if args.no_splice:
+            name = name.replace(".json", "_nosplice.json")
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,8 @@
 Both read the recordings straight from S3 through presigned URLs: libav's HTTP client
 issues ranged GETs and keeps only its read buffer in memory, so neither the API nor the
 worker ever holds a whole object. ffmpeg is the binary bundled with imageio-ffmpeg unless
-``[recording] ffmpeg`` names another.
+``[recording] ffmpeg`` names another. A streamed clip whose recordings all qualify is
+assembled without ffmpeg (``export.splice``: ``stream_fragments(spliced=…)``).
 """
 
 from __future__ import annotations

@@ -63,11 +63,11 @@ def _source(store: Store, n: int, path: Path, start: datetime, seconds: float) -
     return Source(n, start, end, str(path), key=path.name, size=path.stat().st_size)
 
 
-def _recorder(tmp: Path, seconds: float = 8.0) -> list[Path]:
+def _recorder(tmp: Path, seconds: float = 8.0, audio: bool = False) -> list[Path]:
     """The recorder's layout: 4 s segments of fragmented MP4, a fragment every second
     and a keyframe every 2 s (so every other fragment starts on a non-keyframe),
     timestamps running on across segments."""
-    src = make_h264(tmp / "cam.mp4", seconds=seconds, fps=15, gop=30)
+    src = make_h264(tmp / "cam.mp4", seconds=seconds, fps=15, gop=30, audio=audio)
     _ffmpeg(
         *("-i", str(src), "-c", "copy", "-f", "segment", "-segment_time", "4"),
         *("-segment_format", "mp4", "-segment_format_options"),
@@ -205,14 +205,19 @@ def test_spliced_frames_are_the_plans_frames(case: str, tmp_path: Path) -> None:
         assert any(b - a > 2.0 for (a, _), (b, _) in pairwise(got))
 
 
-def test_spliced_clip_matches_the_ffmpeg_route(tmp_path: Path) -> None:
-    """The same frames (pictures and times) as ffmpeg's concat + stream copy."""
+@pytest.mark.parametrize("layout", ["recorder", "plain with a gap"])
+def test_spliced_clip_matches_the_ffmpeg_route(layout: str, tmp_path: Path) -> None:
+    """The same frames (pictures and times) as ffmpeg's concat + stream copy, and the same
+    packet timing: a sample lasts until the next starts, across a gap too."""
     store = Store()
-    sources = [
-        _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
-        for n, p in enumerate(_recorder(tmp_path))
-    ]
-    plan = _plan(sources, 2.9, 7.5, 0.0)
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path))
+        ]
+    else:
+        sources = _two_plain(tmp_path, store, faststart=True, gap=2.0)
+    plan = _plan(sources, 2.9, 9.5, 0.0)
 
     async def collect(spliced: splice.Splice | None) -> bytes:
         parts = stream_fragments(
@@ -223,6 +228,18 @@ def test_spliced_clip_matches_the_ffmpeg_route(tmp_path: Path) -> None:
     ffmpeg = asyncio.run(collect(None))
     spliced = asyncio.run(collect(splice.prepare(store, plan, strict=False, part=PART)))
     assert _decode(spliced)[0] == _decode(ffmpeg)[0]
+    assert _packets(spliced) == _packets(ffmpeg)
+
+
+def _packets(data: bytes) -> list[tuple[float, float, bool]]:
+    with av.open(io.BytesIO(data)) as c:
+        vs = c.streams.video[0]
+        tb = vs.time_base
+        return [
+            (float(p.pts * tb), float(p.duration * tb), p.is_keyframe)
+            for p in c.demux(vs)
+            if p.size
+        ]
 
 
 def test_different_codec_settings_fall_back(tmp_path: Path) -> None:
@@ -236,10 +253,18 @@ def test_different_codec_settings_fall_back(tmp_path: Path) -> None:
     assert splice.prepare(store, _plan(same, 0.0, 4.0, 0.0), strict=True) is not None
 
 
-def test_audio_kept_falls_back_and_strict_drops_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["faststart", "recorder"])
+def test_audio_kept_falls_back_and_strict_drops_it(layout: str, tmp_path: Path) -> None:
     store = Store()
-    path = make_h264(tmp_path / "a.mp4", seconds=4.0, gop=30, audio=True)
-    plan = _plan([_source(store, 1, path, T0, 4.0)], 1.0, 3.5, 0.0)
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path, audio=True))
+        ]
+    else:
+        path = make_h264(tmp_path / "a.mp4", seconds=4.0, gop=30, audio=True)
+        sources = [_source(store, 1, path, T0, 4.0)]
+    plan = _plan(sources, 1.0, 3.5, 0.0)
     assert plan.cut == CUT_BEFORE
     assert splice.prepare(store, plan, strict=False) is None  # ffmpeg keeps the audio
     got, audio = _decode(_spliced(store, plan, strict=True))

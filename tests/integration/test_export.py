@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from camvault.acl import Permission
 from camvault.embedded import SeaweedFS
+from camvault.errors import StorageUnavailable
 from camvault.export import media, streamplan
 from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
 from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
@@ -284,6 +285,32 @@ def test_streamed_clip_is_spliced_without_ffmpeg(
     assert cut.headers["X-Camvault-Assembly"] == "ffmpeg"
     got, want = decoded(spliced.content, tmp_path), decoded(cut.content, tmp_path)
     assert got == want and len(got) == 500
+
+
+def test_a_failed_get_mid_splice_breaks_the_response(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last recording's samples cannot be read (after retries): the response, begun
+    with the first two, ends without its last chunk — never as a clip that looks whole."""
+    api, t, recs = world["api"], world["tokens"], world["recs"]
+    real = api.store.read_range
+
+    def failing(key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        if key == recs[-1].key and offset > 0:  # its head (moov) reads fine: the samples not
+            raise StorageUnavailable(f"S3 GET {key} failed: injected")
+        return real(key, offset, into)
+
+    monkeypatch.setattr(api.store, "read_range", failing)
+    q = {"start": (T0 + 5.5 * SEC).isoformat(), "end": (T0 + 65 * SEC).isoformat()}
+    got = 0
+    with api.client.stream(
+        "GET", f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"]
+    ) as r:
+        assert r.status_code == 200 and r.headers["X-Camvault-Assembly"] == "splice"
+        with pytest.raises(httpx.RemoteProtocolError):
+            for data in r.iter_bytes():
+                got += len(data)
+    assert got > 0
 
 
 def decoded(data: bytes, tmp: Path) -> list[tuple[float, str]]:

@@ -4,8 +4,8 @@ relayed straight from S3 ranged GETs — no re-encode, no remux process, no pipe
 
 ffmpeg's concat demuxer reads each presigned URL over one HTTP connection; that read,
 not the copy, is what kept the streamed clip at x1.12-1.46 of "download + concat". Here
-each recording's index is read first (``prepare``: its ``moov``, and the first ``moof``
-of a fragmented one, in a couple of small GETs), then its samples in large ranged GETs
+each recording's index is read first (``rangeindex``: its ``moov``, and the first
+``moof`` of a fragmented one, in a couple of small GETs), then its samples in large ranged GETs
 (``part`` bytes, one GET ahead on a thread): a plain MP4's selected samples from its
 table, a fragmented one (the recorder's) front to back, parsing each moof as it passes.
 Memory: about two parts plus one output chunk, whatever the clip's length.
@@ -65,7 +65,6 @@ class _Select:
     def __init__(self, entry: Entry, timescale: int, first_dts: int) -> None:
         origin = entry.source.origin
         self._first = first_dts
-        self._scale = timescale
         self._out = round((entry.outpoint - origin) * 1e6) * timescale  # µs x timescale
         self._at = None if entry.inpoint is None else round((entry.inpoint - origin) * timescale)
         self._slop = max(1, timescale // 1000)  # the probe's keyframe time, to 1 ms

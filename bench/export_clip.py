@@ -244,12 +244,19 @@ def _ffmpeg_kids() -> list[int]:
 
 
 def streamed(
-    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int, feed: bool
-) -> dict[str, Any]:
+    db_url: str, weed: SeaweedFS, bucket: str, work: Path, end: datetime, seg_s: int, feed: bool,
+    splice: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """The API in this process: (1) the streamed clip of the whole range (no job, no
     object) — wall, TTFB, peak RSS of this process + its ffmpeg; (2) TTFB of the clipped
-    playback stream of one recording for a user whose window starts inside it."""
+    playback stream of one recording for a user whose window starts inside it.
+    ``splice=False``: ffmpeg cuts the streamed clips even where the splice would."""
     import httpx
+
+    from camvault.export import streamplan
+
+    if not splice:
+        streamplan.prepare = lambda *a, **kw: None  # type: ignore[assignment]
 
     from camvault.acl import Permission
     from camvault.api import ApiServices, create_app
@@ -406,6 +413,9 @@ def main() -> None:
         "--layout", choices=tuple(LAYOUTS), default="faststart",
         help="the recordings' MP4 layout (fragmented: as the recorder writes them)",
     )  # fmt: skip
+    ap.add_argument(
+        "--no-splice", action="store_true", help="the streamed clip cut by ffmpeg, not spliced"
+    )
     args = ap.parse_args()
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -477,7 +487,10 @@ def main() -> None:
                 "s3_cpu_s": get["s3_cpu_s"] + cat["s3_cpu_s"],
             }
             say("streamed clip route and clipped playback …")
-            st = streamed(db_url, weed, bucket, work, end, args.segment_seconds, args.feed)
+            st = streamed(
+                db_url, weed, bucket, work, end, args.segment_seconds, args.feed,
+                splice=not args.no_splice,
+            )  # fmt: skip
             say("PUT bound: s5cmd cp of a file of the clip's size …")
             put = measured(
                 [s5, "--endpoint-url", weed.endpoint_url, "cp", str(out), f"s3://{bucket}/put.mp4"],
@@ -537,6 +550,8 @@ def main() -> None:
         name = "export_feed.json" if args.feed else "export.json"
         if args.layout != "faststart":
             name = name.replace(".json", f"_{args.layout}.json")
+        if args.no_splice:
+            name = name.replace(".json", "_nosplice.json")
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -406,6 +406,7 @@ def test_windowed_grants_decoded(
                         headers=tok,
                     )
                     assert r.status_code == 200, (name, rec, r.text)
+                    assert r.headers["X-Camvault-Assembly"] == "splice"  # not ffmpeg's cut
                     origin = datetime.fromisoformat(r.headers["X-Camvault-Start"])
                     got = frame_times(r.content, origin, tmp_path)
                     expect = [t for t in _frames_of(rec) if _ceil_second(a) <= t < b]

@@ -19,6 +19,8 @@ from psycopg.rows import dict_row
 
 from camvault.acl import Permission
 from camvault.embedded import SeaweedFS
+from camvault.errors import StorageUnavailable
+from camvault.export import media, streamplan
 from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
 from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
 from tests.media import make_h264
@@ -238,6 +240,7 @@ def test_streamed_clip_matches_the_export(
     assert json.loads(r.headers["X-Camvault-Gaps"]) == [
         {"start": (T0 + 40 * SEC).isoformat(), "end": (T0 + 50 * SEC).isoformat()}
     ]
+    assert r.headers["X-Camvault-Assembly"] == "splice"  # faststart H.264, no audio
     got = frame_times(r.content, T0 + 5 * SEC, tmp_path)
     want = [
         T0 + i * FRAME
@@ -249,6 +252,7 @@ def test_streamed_clip_matches_the_export(
     q2 = {"start": start.isoformat(), "end": (T0 + 25 * SEC).isoformat()}
     r = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q2, headers=t["late"])
     assert r.status_code == 200, r.text
+    assert r.headers["X-Camvault-Assembly"] == "splice"
     got = frame_times(r.content, T0 + 6 * SEC, tmp_path)
     assert got[0] == T0 + 6 * SEC and all(start <= x < T0 + 25 * SEC for x in got)
     for who, status in (("viewer", 403), ("stranger", 404)):
@@ -256,6 +260,73 @@ def test_streamed_clip_matches_the_export(
         assert r.status_code == status, (who, r.text)
     actions = [a["action"] for a in rows(db_url, "SELECT action FROM audit_log ORDER BY id")]
     assert actions == ["export.stream", "export.stream"]
+
+
+def test_streamed_clip_is_spliced_without_ffmpeg(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faststart sources: the clip is assembled from their samples (no ffmpeg process at
+    all), and its frames — pictures and times — are the ones ffmpeg's route gives."""
+    api, t = world["api"], world["tokens"]
+    q = {"start": (T0 + 5.5 * SEC).isoformat(), "end": (T0 + 65 * SEC).isoformat()}
+    spawned: list[object] = []
+
+    async def no_ffmpeg(*args: object, **kw: object) -> None:
+        spawned.append(args)
+        raise AssertionError("ffmpeg started")
+
+    with monkeypatch.context() as m:
+        m.setattr(media.asyncio, "create_subprocess_exec", no_ffmpeg)
+        spliced = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"])
+    assert spliced.status_code == 200, spliced.text
+    assert spliced.headers["X-Camvault-Assembly"] == "splice" and spawned == []
+    monkeypatch.setattr(streamplan, "prepare", lambda *a, **kw: None)
+    cut = api.client.get(f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"])
+    assert cut.headers["X-Camvault-Assembly"] == "ffmpeg"
+    got, want = decoded(spliced.content, tmp_path), decoded(cut.content, tmp_path)
+    assert got == want and len(got) == 500
+
+
+def test_a_failed_get_mid_splice_breaks_the_response(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last recording's samples cannot be read (after retries): the response, begun
+    with the first two, ends without its last chunk — never as a clip that looks whole."""
+    api, t, recs = world["api"], world["tokens"], world["recs"]
+    real = api.store.read_range
+
+    def failing(key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        if key == recs[-1].key and offset > 0:  # its head (moov) reads fine: the samples not
+            raise StorageUnavailable(f"S3 GET {key} failed: injected")
+        return real(key, offset, into)
+
+    monkeypatch.setattr(api.store, "read_range", failing)
+    q = {"start": (T0 + 5.5 * SEC).isoformat(), "end": (T0 + 65 * SEC).isoformat()}
+    got = 0
+    with api.client.stream(
+        "GET", f"/api/cameras/{CAM}/clip.mp4", params=q, headers=t["exporter"]
+    ) as r:
+        assert r.status_code == 200 and r.headers["X-Camvault-Assembly"] == "splice"
+        with pytest.raises(httpx.RemoteProtocolError):
+            for data in r.iter_bytes():
+                got += len(data)
+    assert got > 0
+
+
+def decoded(data: bytes, tmp: Path) -> list[tuple[float, str]]:
+    """(pts in seconds, checksum of the picture's rows) of every decoded frame."""
+    path = tmp / "decoded.mp4"
+    path.write_bytes(data)
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(c.streams.video[0]):
+            h = hashlib.md5()
+            for p in f.planes:
+                rows = bytes(p)
+                for y in range(p.height):
+                    h.update(rows[y * p.line_size : y * p.line_size + p.width])
+            out.append((round(float(f.pts * f.time_base), 4), h.hexdigest()))
+    return out
 
 
 def test_exports_rls_requester_and_admins(world: dict[str, Any], db_url: str) -> None:
@@ -309,9 +380,11 @@ def test_audio_only_when_the_cut_cannot_reach_outside(
     media = api.client.get(f"/api/recordings/{rec.id}/media", headers=t["late"])
     assert media.status_code == 200, media.text
     assert streams(media.content) == {"video"}
+    assert media.headers["X-Camvault-Assembly"] == "splice"  # strict: the audio is dropped
     q = {"start": (T0 + 2.5 * SEC).isoformat(), "end": (T0 + 6 * SEC).isoformat()}
     clip = api.client.get("/api/cameras/aud/clip.mp4", params=q, headers=t["exporter"])
     assert clip.headers["X-Camvault-Cut"] == "keyframe_at_or_before"
+    assert clip.headers["X-Camvault-Assembly"] == "ffmpeg"  # the splice keeps no audio
     assert streams(clip.content) == {"video", "audio"}
 
 

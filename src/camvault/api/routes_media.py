@@ -3,10 +3,12 @@
 When a caller may see only part of a recording (``Recording.clipped``), playback must not
 hand out a presigned URL to the whole object. This route streams a fragmented MP4 of the
 visible part instead: ffmpeg stream-copies it from the object (ranged GETs through a
-short-lived presigned URL that never leaves the server), starting on the first keyframe
-AT OR AFTER the window start and dropping every frame at or after the window end, so not
-a frame outside the window is sent. ``view`` suffices (watching); the range requested
-with ``start``/``end`` is clipped to the caller's first visible span it overlaps.
+short-lived presigned URL that never leaves the server) — or, when the recording
+qualifies, it is assembled from the recording's samples (``export.splice``, ranged GETs
+through the S3 client) — starting on the first keyframe AT OR AFTER the window start and
+dropping every frame at or after the window end, so not a frame outside the window is
+sent. ``view`` suffices (watching); the range requested with ``start``/``end`` is clipped
+to the caller's first visible span it overlaps.
 
 ``GET /api/cameras/{id}/clip.mp4?start=&end=`` streams an export-grade clip across
 recordings the same way (``export`` on the whole range): no job, no object in between.
@@ -31,8 +33,10 @@ from camvault.catalog.access import AuditEntry
 from camvault.errors import ExportForbidden, InputError, ObjectArchived
 from camvault.export.clip import Source
 from camvault.export.feed import DEFAULT_FEED, RangeReader
-from camvault.export.jobs import Origin, plan_sources
+from camvault.export.jobs import Origin
 from camvault.export.media import stream_fragments
+from camvault.export.splice import Splice
+from camvault.export.streamplan import plan_stream
 from camvault.models import Recording
 
 router = APIRouter(prefix="/api", tags=["footage"])
@@ -54,6 +58,10 @@ def window(
         if s < e:
             return s, e
     raise ApiError(404, "nothing you may see in the requested part of the recording", "start")
+
+
+def _assembly(spliced: Splice | None) -> str:
+    return "ffmpeg" if spliced is None else spliced.assembly
 
 
 @router.get(
@@ -97,10 +105,10 @@ def recording_media(
     rec, url = c.access.with_recording(recording_id, issue)
     s, e = window(rec, t0, t1)
     assert rec.id is not None
-    src = Source(rec.id, rec.start_time, rec.end_time, url)
+    src = Source(rec.id, rec.start_time, rec.end_time, url, key=rec.s3_key, size=rec.size_bytes)
     try:
         # allowed_start = s: a keyframe before the window start is never used
-        plan = plan_sources([src], s, e, allowed_start=s)
+        plan, spliced = plan_stream(c.svc.store, [src], s, e, allowed_start=s, strict=True)
     except InputError as exc:
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -109,9 +117,10 @@ def recording_media(
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
         "X-Camvault-End": plan.actual_end.isoformat(),
+        "X-Camvault-Assembly": _assembly(spliced),
     }
     return StreamingResponse(
-        stream_fragments(svc.ffmpeg, plan, script, strict=True),
+        stream_fragments(svc.ffmpeg, plan, script, strict=True, spliced=spliced),
         media_type="video/mp4",
         headers=headers,
     )
@@ -161,13 +170,16 @@ def stream_clip(
         if r.id is not None
     ]
     try:
-        plan = plan_sources(sources, t0, t1, allowed_start=allowed)
+        plan, spliced = plan_stream(
+            c.svc.store, sources, t0, t1, allowed_start=allowed, strict=False
+        )
     except InputError as exc:
         raise ApiError(409, str(exc), "start") from exc
     svc.tmp_dir.mkdir(parents=True, exist_ok=True)
     script = svc.tmp_dir / f"clip-{uuid.uuid4().hex}.ffconcat"
     reader = c.svc.store if isinstance(c.svc.store, RangeReader) and svc.feed else None
     headers = {
+        "X-Camvault-Assembly": _assembly(spliced),
         "Cache-Control": "no-store",
         "X-Camvault-Start": plan.actual_start.isoformat(),
         "X-Camvault-End": plan.actual_end.isoformat(),
@@ -178,7 +190,13 @@ def stream_clip(
     return StreamingResponse(
         # [api] export_fetch_parallel > 0: the inputs through parallel ranged GETs
         stream_fragments(
-            svc.ffmpeg, plan, script, strict=False, store=reader, feed=svc.feed or DEFAULT_FEED
+            svc.ffmpeg,
+            plan,
+            script,
+            strict=False,
+            store=reader,
+            feed=svc.feed or DEFAULT_FEED,
+            spliced=spliced,
         ),
         media_type="video/mp4",
         headers=headers,

@@ -3,7 +3,8 @@
 Both read the recordings straight from S3 through presigned URLs: libav's HTTP client
 issues ranged GETs and keeps only its read buffer in memory, so neither the API nor the
 worker ever holds a whole object. ffmpeg is the binary bundled with imageio-ffmpeg unless
-``[recording] ffmpeg`` names another.
+``[recording] ffmpeg`` names another. A streamed clip whose recordings all qualify is
+assembled without ffmpeg (``export.splice``: ``stream_fragments(spliced=…)``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from camvault.errors import InvalidMedia, StorageUnavailable
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat, search_back
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
+from camvault.export.splice import Splice
+from camvault.export.splice import relay as relay_splice
 from camvault.pdeathsig import set_pdeathsig
 
 if TYPE_CHECKING:
@@ -295,10 +298,18 @@ async def stream_fragments(
     chunk: int = 1024 * 1024,
     store: RangeReader | None = None,
     feed: FeedOptions = DEFAULT_FEED,
+    spliced: Splice | None = None,
 ) -> AsyncIterator[memoryview]:
     """The clip as fragmented MP4 on ffmpeg's stdout; ffmpeg is killed and the script
     removed when the consumer stops early (client gone). ``store``: feed the inputs
-    through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP."""
+    through parallel ranged GETs (``feed``) instead of ffmpeg's own HTTP. ``spliced``
+    (``splice.prepare`` vouched for every source): assembled from the samples instead,
+    no ffmpeg at all."""
+    if spliced is not None:
+        async with contextlib.aclosing(relay_splice(spliced)) as assembled:
+            async for data in assembled:
+                yield data
+        return
     cmd = [
         *base_cmd(ffmpeg, plan, script, strict=strict),
         "-movflags",

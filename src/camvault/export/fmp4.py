@@ -1,0 +1,105 @@
+"""Writing a fragmented MP4 of one video track: the init segment (ftyp + moov with an
+empty sample table and mvex/trex) and each fragment's moof + mdat header — the layout
+ffmpeg writes with ``frag_keyframe+empty_moov+default_base_moof``, so the streamed clip
+looks the same whichever way it was assembled. The samples' bytes follow each header
+as stored in the recordings (``export.splice``).
+
+Box layouts: ISO/IEC 14496-12 (ftyp, moov/mvhd/trak/tkhd/mdia/mdhd/hdlr/minf/vmhd/dinf/
+stbl, mvex/trex, moof/mfhd/traf/tfhd/tfdt/trun, mdat).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import NamedTuple
+
+__all__ = ["Out", "fragment_header", "init_segment"]
+
+_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+_MOVIE_SCALE = 1000
+_TRACK = 1
+_SYNC = 0x02000000  # sample_depends_on = 2: depends on no other sample
+_NON_SYNC = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample
+_TRUN_FLAGS = 0x1 | 0x100 | 0x200 | 0x400  # data offset; per-sample duration, size, flags
+_BASE_IS_MOOF = 0x020000
+
+
+class Out(NamedTuple):
+    """One sample as written: its size, decode time and duration on the clip's timeline
+    (track timescale), and whether it is a keyframe."""
+
+    size: int
+    dts: int
+    duration: int
+    sync: bool
+
+
+def box(kind: bytes, *payload: bytes) -> bytes:
+    body = b"".join(payload)
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
+    return box(kind, struct.pack(">I", version << 24 | flags), *payload)
+
+
+def init_segment(entry: bytes, timescale: int, width: int, height: int) -> bytes:
+    """ftyp + moov for one video track whose sample entry (avc1/hvc1 … box, copied as
+    stored) is ``entry``; durations 0: the fragments carry the samples."""
+    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso6iso2avc1mp41")
+    mvhd = full_box(
+        b"mvhd",
+        0,
+        0,
+        struct.pack(">IIII", 0, 0, _MOVIE_SCALE, 0),
+        struct.pack(">IH", 0x10000, 0x100),  # rate 1.0, volume 1.0
+        bytes(10),
+        _MATRIX,
+        bytes(24),
+        struct.pack(">I", _TRACK + 1),  # next track id
+    )
+    tkhd = full_box(
+        b"tkhd",
+        0,
+        0x3,  # enabled, in movie
+        struct.pack(">IIIII", 0, 0, _TRACK, 0, 0),
+        bytes(8),
+        struct.pack(">hhhH", 0, 0, 0, 0),  # layer, group, volume, reserved
+        _MATRIX,
+        struct.pack(">II", width << 16, height << 16),
+    )
+    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, 0, 0x55C4, 0))
+    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\0")
+    dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
+    stbl = box(
+        b"stbl",
+        full_box(b"stsd", 0, 0, struct.pack(">I", 1), entry),
+        full_box(b"stts", 0, 0, bytes(4)),
+        full_box(b"stsc", 0, 0, bytes(4)),
+        full_box(b"stsz", 0, 0, bytes(8)),
+        full_box(b"stco", 0, 0, bytes(4)),
+    )
+    vmhd = full_box(b"vmhd", 0, 1, bytes(8))
+    mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, dinf, stbl))
+    trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", _TRACK, 1, 0, 0, 0))
+    moov = box(b"moov", mvhd, box(b"trak", tkhd, mdia), box(b"mvex", trex))
+    return ftyp + moov
+
+
+def fragment_header(sequence: int, samples: Sequence[Out]) -> bytes:
+    """moof + the mdat header for ``samples`` (decode order, contiguous on the timeline
+    from the first one's ``dts``); their bytes, in order, complete the mdat."""
+    rows = b"".join(
+        struct.pack(">III", s.duration, s.size, _SYNC if s.sync else _NON_SYNC) for s in samples
+    )
+    tfhd = full_box(b"tfhd", 0, _BASE_IS_MOOF, struct.pack(">I", _TRACK))
+    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", samples[0].dts))
+    trun_len = 8 + 4 + 8 + len(rows)
+    mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
+    moof_len = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_len
+    data = sum(s.size for s in samples)
+    trun = full_box(b"trun", 0, _TRUN_FLAGS, struct.pack(">Ii", len(samples), moof_len + 8), rows)
+    moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun))
+    assert len(moof) == moof_len
+    return moof + struct.pack(">I4s", 8 + data, b"mdat")

@@ -1,0 +1,50 @@
+"""Planning a streamed clip (``clip.mp4``, a windowed recording's ``/media``) and deciding
+how it is assembled: from the recordings' samples (``export.splice``) or by ffmpeg.
+
+The recordings' indexes are read first, through ranged GETs (``export.rangeindex``). When
+they all qualify, the plan's origins and the keyframes around the start come from those
+tables (a fragmented first recording's keyframes still from the PyAV probe: its table is
+read only as it streams) — the same answers the PyAV probes give, without opening every
+recording a second time over HTTP. Otherwise the plan is made as before
+(``jobs.plan_sources``) and ffmpeg cuts the clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
+from camvault.export.feed import RangeReader
+from camvault.export.jobs import plan_sources
+from camvault.export.media import probe_keyframes
+from camvault.export.rangeindex import read_indexes
+from camvault.export.splice import Splice, prepare
+
+__all__ = ["plan_stream"]
+
+
+def plan_stream(
+    store: object,
+    sources: list[Source],
+    start: datetime,
+    end: datetime,
+    *,
+    allowed_start: datetime,
+    strict: bool,
+) -> tuple[ClipPlan, Splice | None]:
+    """(the clip's plan, its splice — None: ffmpeg cuts it). ``store``: the S3 boundary
+    (spliced only when it does ranged reads); ``strict``: a window's edge (no audio)."""
+    reader = store if isinstance(store, RangeReader) else None
+    indexes = None if reader is None else read_indexes(reader, sources)
+    if reader is None or indexes is None:
+        return plan_sources(sources, start, end, allowed_start=allowed_start), None
+    sources = [replace(s, origin=i.origin) for s, i in zip(sources, indexes, strict=True)]
+    offset = first_offset(sources, start)
+    keyframes = None
+    if offset is not None:
+        keyframes = indexes[0].keyframes(offset)
+        if keyframes is None:
+            keyframes = probe_keyframes(sources[0].url, offset)[1]
+    plan = plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
+    return plan, prepare(reader, plan, strict=strict, indexes=indexes)

@@ -1,0 +1,391 @@
+"""The spliced clip (``export.splice``): assembled from the recordings' samples through
+ranged reads, it must hold exactly the frames the plan says — each source frame's decoded
+picture at its place on the clip's timeline — and anything it does not vouch for must be
+left to ffmpeg before a byte is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import subprocess
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import av
+import pytest
+
+from camvault.errors import StorageUnavailable
+from camvault.export import splice
+from camvault.export.clip import CUT_AFTER, CUT_BEFORE, ClipPlan, Source
+from camvault.export.fmp4 import Out, fragment_header, init_segment
+from camvault.export.jobs import plan_sources
+from camvault.export.media import stream_fragments
+from camvault.export.streamplan import plan_stream
+from camvault.mp4track import fragment_samples, read_moov
+from tests.media import FFMPEG, make_h264, make_h265
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+PART = 64 * 1024  # small parts: samples and boxes straddle GET boundaries
+Frames = list[tuple[float, str]]
+
+
+class Store:
+    """An in-memory ``RangeReader``; ``fail_after``: every read after that many fails."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.reads = 0
+        self.fail_after: int | None = None
+
+    def read_range(self, key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            raise StorageUnavailable(f"S3 GET {key} failed: boom")
+        body = self.objects[key]
+        if offset >= len(body):
+            raise StorageUnavailable("InvalidRange", code="InvalidRange")
+        data = body[offset : offset + len(into)]
+        into[: len(data)] = data
+        return len(data), len(body)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-loglevel", "error", "-y", *args], check=True, capture_output=True)
+
+
+def _source(store: Store, n: int, path: Path, start: datetime, seconds: float) -> Source:
+    store.objects[path.name] = path.read_bytes()
+    end = start + timedelta(seconds=seconds)
+    return Source(n, start, end, str(path), key=path.name, size=path.stat().st_size)
+
+
+def _recorder(tmp: Path, seconds: float = 8.0, audio: bool = False) -> list[Path]:
+    """The recorder's layout: 4 s segments of fragmented MP4, a fragment every second
+    and a keyframe every 2 s (so every other fragment starts on a non-keyframe),
+    timestamps running on across segments."""
+    src = make_h264(tmp / "cam.mp4", seconds=seconds, fps=15, gop=30, audio=audio)
+    _ffmpeg(
+        *("-i", str(src), "-c", "copy", "-f", "segment", "-segment_time", "4"),
+        *("-segment_format", "mp4", "-segment_format_options"),
+        "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000",
+        str(tmp / "rec%03d.mp4"),
+    )
+    return sorted(tmp.glob("rec*.mp4"))
+
+
+def _decode(data: bytes | Path) -> tuple[Frames, int]:
+    """(each frame's (pts in seconds from the stream's start, picture checksum), the
+    number of audio streams)."""
+    with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as c:
+        vs = c.streams.video[0]
+        origin = vs.start_time or 0
+        frames = [
+            (
+                round(float((f.pts - origin) * vs.time_base), 4),
+                _checksum(f),
+            )
+            for f in c.decode(vs)
+        ]
+        return frames, len(c.streams.audio)
+
+
+def _checksum(frame: av.VideoFrame) -> str:
+    """The decoded picture's checksum (each plane's rows without their padding)."""
+    h = hashlib.md5()
+    for p in frame.planes:
+        data = bytes(p)
+        for y in range(p.height):
+            h.update(data[y * p.line_size : y * p.line_size + p.width])
+    return h.hexdigest()
+
+
+def _expected(plan: ClipPlan) -> Frames:
+    """The plan's frames, decoded from the sources: each entry from its inpoint (else its
+    first frame) to before its outpoint, at (its begin - the clip's start) onwards."""
+    out: Frames = []
+    for i, e in enumerate(plan.entries):
+        frames, _ = _decode(Path(e.source.url))
+        begin = plan.actual_start if i == 0 else e.source.start
+        base = (begin - plan.actual_start).total_seconds()
+        lo = 0.0 if e.inpoint is None else e.inpoint - e.source.origin
+        hi = e.outpoint - e.source.origin
+        kept = [(t, h) for t, h in frames if lo - 1e-4 <= t < hi - 1e-4]
+        out += [(round(base + t - kept[0][0], 4), h) for t, h in kept]
+    return out
+
+
+def _plan(sources: list[Source], start: float, end: float, allowed: float) -> ClipPlan:
+    def at(s: float) -> datetime:
+        return T0 + timedelta(seconds=s)
+
+    return plan_sources(sources, at(start), at(end), allowed_start=at(allowed))
+
+
+def _spliced(store: Store, plan: ClipPlan, *, strict: bool = False) -> bytes:
+    sp = splice.prepare(store, plan, strict=strict, part=PART, chunk=100_000)
+    assert sp is not None
+    return b"".join(bytes(c) for c in sp.chunks())
+
+
+def _two_plain(tmp: Path, store: Store, *, faststart: bool, gap: float = 0.0) -> list[Source]:
+    a = make_h264(tmp / "a.mp4", seconds=4.0, gop=30, faststart=faststart)
+    b = make_h264(tmp / "b.mp4", seconds=4.0, gop=30, faststart=faststart)
+    return [
+        _source(store, 1, a, T0, 4.0),
+        _source(store, 2, b, T0 + timedelta(seconds=4.0 + gap), 4.0),
+    ]
+
+
+def _h265(tmp: Path, store: Store) -> list[Source]:
+    path = make_h265(tmp / "h.mp4", seconds=4.0, gop=30)
+    return [_source(store, 1, path, T0, 4.0)]
+
+
+CASES: dict[str, tuple[Callable[[Path, Store], list[Source]], float, float, float, str]] = {
+    # name: (sources, start, end, allowed start, the cut the plan makes)
+    "faststart, cut mid-GOP, keyframe before": (
+        lambda t, s: _two_plain(t, s, faststart=True),
+        3.0,
+        6.5,
+        0.0,
+        CUT_BEFORE,
+    ),
+    "faststart, cut mid-GOP, keyframe after (strict)": (
+        lambda t, s: _two_plain(t, s, faststart=True),
+        1.1,
+        6.5,
+        1.1,
+        CUT_AFTER,
+    ),
+    "h265, moov first": (_h265, 2.5, 3.9, 0.0, CUT_BEFORE),
+    "moov at the end": (lambda t, s: _two_plain(t, s, faststart=False), 0.5, 7.9, 0.0, CUT_BEFORE),
+    "gap between sources": (
+        lambda t, s: _two_plain(t, s, faststart=True, gap=2.0),
+        1.5,
+        9.0,
+        1.5,
+        CUT_AFTER,
+    ),
+    "recorder segments, keyframe before": (
+        lambda t, s: [
+            _source(s, n, p, T0 + timedelta(seconds=4 * n), 4.0) for n, p in enumerate(_recorder(t))
+        ],
+        3.4,
+        7.2,
+        0.0,
+        CUT_BEFORE,
+    ),
+    "recorder segments, keyframe after": (
+        lambda t, s: [
+            _source(s, n, p, T0 + timedelta(seconds=4 * n), 4.0) for n, p in enumerate(_recorder(t))
+        ],
+        0.7,
+        5.1,
+        0.7,
+        CUT_AFTER,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_spliced_frames_are_the_plans_frames(case: str, tmp_path: Path) -> None:
+    make, start, end, allowed, cut = CASES[case]
+    store = Store()
+    plan = _plan(make(tmp_path, store), start, end, allowed)
+    assert plan.cut == cut
+    got, audio = _decode(_spliced(store, plan, strict=cut == CUT_AFTER))
+    want = _expected(plan)
+    assert got == want
+    assert audio == 0 and len(want) > 20
+    if "gap" in case:  # the gap stays a gap: 2 s with no frame in it
+        assert any(b - a > 2.0 for (a, _), (b, _) in pairwise(got))
+
+
+@pytest.mark.parametrize("layout", ["recorder", "plain with a gap"])
+def test_spliced_clip_matches_the_ffmpeg_route(layout: str, tmp_path: Path) -> None:
+    """The same frames (pictures and times) as ffmpeg's concat + stream copy, and the same
+    packet timing: a sample lasts until the next starts, across a gap too."""
+    store = Store()
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path))
+        ]
+    else:
+        sources = _two_plain(tmp_path, store, faststart=True, gap=2.0)
+    plan = _plan(sources, 2.9, 9.5, 0.0)
+
+    async def collect(spliced: splice.Splice | None) -> bytes:
+        parts = stream_fragments(
+            FFMPEG, plan, tmp_path / "s.ffconcat", strict=False, spliced=spliced
+        )
+        return b"".join([bytes(c) async for c in parts])
+
+    ffmpeg = asyncio.run(collect(None))
+    spliced = asyncio.run(collect(splice.prepare(store, plan, strict=False, part=PART)))
+    assert _decode(spliced)[0] == _decode(ffmpeg)[0]
+    assert _packets(spliced) == _packets(ffmpeg)
+
+
+def _packets(data: bytes) -> list[tuple[float, float, bool]]:
+    with av.open(io.BytesIO(data)) as c:
+        vs = c.streams.video[0]
+        tb = vs.time_base
+        return [
+            (float(p.pts * tb), float(p.duration * tb), p.is_keyframe)
+            for p in c.demux(vs)
+            if p.size
+        ]
+
+
+def test_different_codec_settings_fall_back(tmp_path: Path) -> None:
+    store = Store()
+    a = make_h264(tmp_path / "a.mp4", seconds=2.0)
+    b = make_h264(tmp_path / "b.mp4", seconds=2.0, size="640x360")
+    sources = [_source(store, 1, a, T0, 2.0), _source(store, 2, b, T0 + timedelta(seconds=2), 2.0)]
+    plan = _plan(sources, 0.0, 4.0, 0.0)
+    assert splice.prepare(store, plan, strict=True) is None
+    same = [sources[0], replace(sources[1], key="a.mp4")]  # the same file twice: fine
+    assert splice.prepare(store, _plan(same, 0.0, 4.0, 0.0), strict=True) is not None
+
+
+@pytest.mark.parametrize("layout", ["faststart", "recorder"])
+def test_audio_kept_falls_back_and_strict_drops_it(layout: str, tmp_path: Path) -> None:
+    store = Store()
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path, audio=True))
+        ]
+    else:
+        path = make_h264(tmp_path / "a.mp4", seconds=4.0, gop=30, audio=True)
+        sources = [_source(store, 1, path, T0, 4.0)]
+    plan = _plan(sources, 1.0, 3.5, 0.0)
+    assert plan.cut == CUT_BEFORE
+    assert splice.prepare(store, plan, strict=False) is None  # ffmpeg keeps the audio
+    got, audio = _decode(_spliced(store, plan, strict=True))
+    assert audio == 0 and got == _expected(plan)
+
+
+def test_not_vouched_for_falls_back(tmp_path: Path) -> None:
+    """B-frames (composition offsets): the index reader does not vouch for them."""
+    store = Store()
+    path = tmp_path / "b.mp4"
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=2"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p"),
+        str(path),
+    )
+    plan = _plan([_source(store, 1, path, T0, 2.0)], 0.0, 2.0, 0.0)
+    assert splice.prepare(store, plan, strict=True) is None
+
+
+@pytest.mark.parametrize("layout", ["faststart", "recorder"])
+def test_a_failed_read_mid_stream_raises(layout: str, tmp_path: Path) -> None:
+    store = Store()
+    if layout == "faststart":
+        sources = _two_plain(tmp_path, store, faststart=True)
+    else:
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path))
+        ]
+    plan = _plan(sources, 0.0, 8.0, 0.0)
+    sp = splice.prepare(store, plan, strict=True, part=PART, chunk=10_000)
+    assert sp is not None
+    store.fail_after = store.reads + 3
+    got = 0
+    with pytest.raises(StorageUnavailable, match="boom"):
+        for c in sp.chunks():
+            got += len(c)
+    assert got > 0  # it failed mid-stream, after sending part of the clip
+
+
+def test_consumer_gone_stops_the_reads(tmp_path: Path) -> None:
+    """A client that leaves after the first chunk: the splice is closed, its GETs stop
+    (at most the one already running ahead completes)."""
+    store = Store()
+    plan = _plan(_two_plain(tmp_path, store, faststart=True), 0.0, 8.0, 0.0)
+    part = 16 * 1024
+    whole = Store()
+    whole.objects = store.objects
+    full = splice.prepare(whole, plan, strict=True, part=part)
+    assert full is not None
+    assert sum(len(c) for c in full.chunks()) > 0
+    sp = splice.prepare(store, plan, strict=True, part=part, chunk=10_000)
+
+    async def first_chunk_only() -> int:
+        agen = stream_fragments(FFMPEG, plan, tmp_path / "s.ffconcat", strict=True, spliced=sp)
+        async for _ in agen:
+            break
+        await agen.aclose()
+        return store.reads
+
+    at_close = asyncio.run(first_chunk_only())
+    assert store.reads <= at_close + 1 < whole.reads // 2
+
+
+@pytest.mark.parametrize("layout", ["faststart", "moov at the end", "recorder"])
+def test_the_plan_from_the_indexes_is_the_probes_plan(layout: str, tmp_path: Path) -> None:
+    """plan_stream's origins and keyframes (from the sample tables, no PyAV probe for a
+    plain file) make the very plan the PyAV probes make."""
+    store = Store()
+    if layout == "recorder":
+        sources = [
+            _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
+            for n, p in enumerate(_recorder(tmp_path))
+        ]
+    else:
+        sources = _two_plain(tmp_path, store, faststart=layout == "faststart")
+    end = T0 + timedelta(seconds=7.5)
+    for start, allowed in [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (2.0, 2.0), (3.9, 0.0), (0.4, 0.4)]:
+        want = _plan(sources, start, 7.5, allowed)
+        got, spliced = plan_stream(
+            store, sources, T0 + timedelta(seconds=start), end,
+            allowed_start=T0 + timedelta(seconds=allowed), strict=True,
+        )  # fmt: skip
+        assert got == want and spliced is not None
+    assert plan_stream(object(), sources, T0, end, allowed_start=T0, strict=True)[1] is None
+
+
+def test_writer_boxes_read_back(tmp_path: Path) -> None:
+    """The init segment and a fragment header, read back with the index reader."""
+    src = read_moov(_moov(make_h264(tmp_path / "a.mp4")))
+    init = init_segment(src.entry, src.timescale, src.width, src.height)
+    track = read_moov(_box_payload(init, b"moov"))
+    assert (track.entry, track.timescale, track.width, track.height) == (
+        src.entry,
+        src.timescale,
+        320,
+        240,
+    )
+    assert track.fragmented and not track.samples
+    placed = [Out(100, 5000, 512, True), Out(7, 5512, 512, False), Out(30, 6024, 900, False)]
+    frag = fragment_header(3, placed)
+    moof = _box_payload(frag, b"moof")
+    got = fragment_samples(moof, 0, track)
+    data = len(moof) + 8 + 8  # moof header, then the mdat header
+    assert [tuple(s) for s in got] == [
+        (data, 100, 5000, 512, True),
+        (data + 100, 7, 5512, 512, False),
+        (data + 107, 30, 6024, 900, False),
+    ]
+    assert frag[-8:] == (8 + 137).to_bytes(4, "big") + b"mdat"
+
+
+def _box_payload(data: bytes, kind: bytes) -> bytes:
+    pos = 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == kind:
+            return data[pos + 8 : pos + size]
+        pos += size
+    raise AssertionError(kind)
+
+
+def _moov(path: Path) -> bytes:
+    return _box_payload(path.read_bytes(), b"moov")

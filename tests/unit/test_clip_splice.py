@@ -389,3 +389,34 @@ def _box_payload(data: bytes, kind: bytes) -> bytes:
 
 def _moov(path: Path) -> bytes:
     return _box_payload(path.read_bytes(), b"moov")
+
+
+def test_read_buffers_are_reused_across_parts_and_recordings(tmp_path: Path) -> None:
+    # memory must not grow with the clip: a recording's buffers go back for the next
+    # GETs (it once kept its last 4 MB part per recording: 48 MB at the peak of 1 h)
+    part = 48 * 1024  # not the index reads' size: only the splice's GETs are counted
+    store = Store()
+    filled: dict[int, bytearray] = {}
+    gets = [0]
+    read = store.read_range
+
+    def counting(key: str, offset: int, into: memoryview) -> tuple[int, int]:
+        assert isinstance(into.obj, bytearray)
+        if len(into.obj) == part:
+            gets[0] += 1
+            filled[id(into.obj)] = into.obj  # held: an id is not reused while we count
+        return read(key, offset, into)
+
+    store.read_range = counting  # type: ignore[method-assign]
+    paths = _recorder(tmp_path, seconds=32.0)
+    sources = [
+        _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0) for n, p in enumerate(paths)
+    ]
+    assert len(sources) == 8
+    plan = _plan(sources, 0.0, 32.0, 0.0)
+    sp = splice.prepare(store, plan, strict=False, part=part, chunk=100_000)
+    assert sp is not None
+    got, _ = _decode(b"".join(bytes(c) for c in sp.chunks()))
+    assert got == _expected(plan)
+    assert gets[0] >= 8 * 3  # many GETs per recording …
+    assert len(filled) <= 3, len(filled)  # … into a few buffers: current, one ahead, next

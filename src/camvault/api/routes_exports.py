@@ -60,6 +60,12 @@ class ExportOut(BaseModel):
         "moof/mdat fragments, an mfra index at the end); like +faststart it plays while "
         "downloading, and it is written to S3 as ffmpeg produces it",
     )
+    assembly: str | None = Field(
+        None,
+        description="how the clip is assembled, once planned: splice (from the recordings' "
+        "samples, no ffmpeg: every recording has one H.264/H.265 track without B-frames, "
+        "the same codec settings, and no audio the clip would keep) or ffmpeg",
+    )
     recording_ids: list[int]
     size_bytes: int | None
     sha256: str | None
@@ -83,6 +89,7 @@ class ExportOut(BaseModel):
             actual_start=j.actual_start,
             actual_end=j.actual_end,
             gaps=[SpanOut(start=g["start"], end=g["end"]) for g in j.gaps],
+            assembly=j.assembly,
             recording_ids=list(j.recording_ids),
             size_bytes=j.size_bytes,
             sha256=j.sha256,

@@ -58,7 +58,7 @@ class ExportOut(BaseModel):
         MP4_LAYOUT,
         description="fragmented: a fragmented MP4 (moov first, then keyframe-aligned "
         "moof/mdat fragments, an mfra index at the end); like +faststart it plays while "
-        "downloading, and it is written to S3 as ffmpeg produces it",
+        "downloading, and it is written to S3 as it is produced (see `assembly`)",
     )
     assembly: str | None = Field(
         None,

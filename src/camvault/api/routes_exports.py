@@ -56,9 +56,10 @@ class ExportOut(BaseModel):
     gaps: list[SpanOut] = Field(description="stretches without footage, kept as gaps")
     mp4_layout: str = Field(
         MP4_LAYOUT,
-        description="fragmented: a fragmented MP4 (moov first, then keyframe-aligned "
-        "moof/mdat fragments, an mfra index at the end); like +faststart it plays while "
-        "downloading, and it is written to S3 as it is produced (see `assembly`)",
+        description="fragmented: a fragmented MP4 (moov first, then moof/mdat fragments — "
+        "one per GOP, or a spliced recording's own — and an mfra index at the end); like "
+        "+faststart it plays while downloading, and it is written to S3 as it is produced "
+        "(see `assembly`)",
     )
     assembly: str | None = Field(
         None,

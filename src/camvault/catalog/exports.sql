@@ -69,7 +69,8 @@ RETURNING id;
 -- name: plan_export
 UPDATE exports
    SET cut = %(cut)s, actual_start = %(actual_start)s, actual_end = %(actual_end)s,
-       gaps = %(gaps)s, s3_bucket = %(s3_bucket)s, s3_key = %(s3_key)s
+       gaps = %(gaps)s, s3_bucket = %(s3_bucket)s, s3_key = %(s3_key)s,
+       assembly = %(assembly)s
  WHERE id = %(id)s AND worker = %(worker)s AND state = 'running'
 RETURNING id;
 

@@ -1,8 +1,9 @@
 """``camvault export``: one clip as an MP4 file, by the same code path as the API's
-export jobs (request → job row → ffmpeg stream copy → S3 object under exports/). Runs
-the job in this process and writes the output file from the same stream it uploads (no
-download of the object back); when a `serve` worker ran the job instead, downloads the
-object. A progress bar on a terminal, ``--json`` for scripts."""
+export jobs (request → job row → the clip spliced from the recordings' samples, or cut by
+ffmpeg's stream copy when they do not qualify → S3 object under exports/; ``assembly``
+says which). Runs the job in this process and writes the output file from the same
+stream it uploads (no download of the object back); when a `serve` worker ran the job
+instead, downloads the object. A progress bar on a terminal, ``--json`` for scripts."""
 
 from __future__ import annotations
 
@@ -173,7 +174,7 @@ def _human(job: ExportJob, path: Path) -> None:
     print(
         f"{path}: {job.size_bytes} bytes, {job.camera_id} "
         f"{job.actual_start.isoformat()} → {job.actual_end.isoformat()} "
-        f"({job.cut}), sha256 {job.sha256}"
+        f"({job.cut}, assembled by {job.assembly}), sha256 {job.sha256}"
     )
     for g in job.gaps:
         print(f"  gap (no footage): {g['start']} → {g['end']}")

@@ -5,16 +5,21 @@ looks the same whichever way it was assembled. The samples' bytes follow each he
 as stored in the recordings (``export.splice``).
 
 Box layouts: ISO/IEC 14496-12 (ftyp, moov/mvhd/trak/tkhd/mdia/mdhd/hdlr/minf/vmhd/dinf/
-stbl, mvex/trex, moof/mfhd/traf/tfhd/tfdt/trun, mdat).
+stbl, mvex/trex, moof/mfhd/traf/tfhd/tfdt/trun, mdat, mfra/tfra/mfro); the tags in
+``udta/meta/ilst`` as ffmpeg's mov muxer writes them for MP4 (hdlr ``mdir``, one ``data``
+atom per item), so an export job's clip reads back the same ``title``/``comment``/
+``creation_time`` whichever way it was assembled (``Header``).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import NamedTuple
 
-__all__ = ["Out", "fragment_header", "init_segment"]
+__all__ = ["Header", "Out", "fragment_header", "init_segment", "random_access"]
 
 _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 _MOVIE_SCALE = 1000
@@ -23,6 +28,19 @@ _SYNC = 0x02000000  # sample_depends_on = 2: depends on no other sample
 _NON_SYNC = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample
 _TRUN_FLAGS = 0x1 | 0x100 | 0x200 | 0x400  # data offset; per-sample duration, size, flags
 _BASE_IS_MOOF = 0x020000
+_MAC_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
+_UTF8 = 1  # a ``data`` atom's type: UTF-8 text
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What an export job's clip carries besides its samples, as ffmpeg writes it:
+    ``created`` in mvhd/tkhd/mdhd (whole seconds; PyAV reads ``creation_time``), ``tags``
+    as ilst items (``b"\\xa9nam"`` → ``title``, ``b"\\xa9cmt"`` → ``comment``), and an
+    ``mfra`` random-access index after the last fragment."""
+
+    created: datetime
+    tags: tuple[tuple[bytes, str], ...]
 
 
 class Out(NamedTuple):
@@ -44,15 +62,34 @@ def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
     return box(kind, struct.pack(">I", version << 24 | flags), *payload)
 
 
-def init_segment(entry: bytes, timescale: int, width: int, height: int) -> bytes:
+def _times(created: int, *rest: int) -> tuple[int, bytes]:
+    """(version, creation + modification times then ``rest``): version 1 (64-bit) only
+    when a time does not fit 32 bits, as ffmpeg decides."""
+    if created < 2**32:
+        return 0, struct.pack(f">II{len(rest)}I", created, created, *rest)
+    return 1, struct.pack(f">QQ{len(rest)}Q", created, created, *rest)
+
+
+def init_segment(
+    entry: bytes, timescale: int, width: int, height: int, header: Header | None = None
+) -> bytes:
     """ftyp + moov for one video track whose sample entry (avc1/hvc1 … box, copied as
-    stored) is ``entry``; durations 0: the fragments carry the samples."""
-    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso6iso2avc1mp41")
+    stored) is ``entry``; durations 0: the fragments carry the samples. ``header``: the
+    creation time and tags (and ffmpeg's ftyp) of an export job's clip."""
+    if header is None:
+        ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso6iso2avc1mp41")
+        created = 0
+    else:  # what ffmpeg writes with these movflags
+        ftyp = box(b"ftyp", b"iso5", struct.pack(">I", 0x200), b"iso5iso6mp41")
+        created = int((header.created - _MAC_EPOCH).total_seconds())
+    version, when = _times(created)
     mvhd = full_box(
         b"mvhd",
+        version,
         0,
-        0,
-        struct.pack(">IIII", 0, 0, _MOVIE_SCALE, 0),
+        when,
+        struct.pack(">I", _MOVIE_SCALE),
+        struct.pack(">Q" if version else ">I", 0),
         struct.pack(">IH", 0x10000, 0x100),  # rate 1.0, volume 1.0
         bytes(10),
         _MATRIX,
@@ -61,15 +98,25 @@ def init_segment(entry: bytes, timescale: int, width: int, height: int) -> bytes
     )
     tkhd = full_box(
         b"tkhd",
-        0,
+        version,
         0x3,  # enabled, in movie
-        struct.pack(">IIIII", 0, 0, _TRACK, 0, 0),
+        when,
+        struct.pack(">II", _TRACK, 0),
+        struct.pack(">Q" if version else ">I", 0),
         bytes(8),
         struct.pack(">hhhH", 0, 0, 0, 0),  # layer, group, volume, reserved
         _MATRIX,
         struct.pack(">II", width << 16, height << 16),
     )
-    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, 0, 0x55C4, 0))
+    mdhd = full_box(
+        b"mdhd",
+        version,
+        0,
+        when,
+        struct.pack(">I", timescale),
+        struct.pack(">Q" if version else ">I", 0),
+        struct.pack(">HH", 0x55C4, 0),
+    )
     hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\0")
     dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
     stbl = box(
@@ -83,8 +130,28 @@ def init_segment(entry: bytes, timescale: int, width: int, height: int) -> bytes
     vmhd = full_box(b"vmhd", 0, 1, bytes(8))
     mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, dinf, stbl))
     trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", _TRACK, 1, 0, 0, 0))
-    moov = box(b"moov", mvhd, box(b"trak", tkhd, mdia), box(b"mvex", trex))
+    udta = b"" if header is None else _udta(header.tags)
+    moov = box(b"moov", mvhd, box(b"trak", tkhd, mdia), box(b"mvex", trex), udta)
     return ftyp + moov
+
+
+def _udta(tags: Sequence[tuple[bytes, str]]) -> bytes:
+    """udta/meta (hdlr ``mdir``) + ilst, one ``data`` atom (UTF-8) per tag."""
+    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"mdir", b"appl", bytes(9))
+    items = [
+        box(kind, box(b"data", struct.pack(">II", _UTF8, 0), text.encode("utf-8")))
+        for kind, text in tags
+    ]
+    return box(b"udta", full_box(b"meta", 0, 0, hdlr, box(b"ilst", *items)))
+
+
+def random_access(entries: Sequence[tuple[int, int]]) -> bytes:
+    """mfra: a tfra listing (decode time, moof offset) of the fragments that start on a
+    keyframe, then mfro (the mfra's size, so a reader finds it from the file's end)."""
+    rows = b"".join(struct.pack(">QQBBB", t, offset, 1, 1, 1) for t, offset in entries)
+    tfra = full_box(b"tfra", 1, 0, struct.pack(">III", _TRACK, 0, len(entries)), rows)
+    size = 8 + len(tfra) + 16
+    return box(b"mfra", tfra, full_box(b"mfro", 0, 0, struct.pack(">I", size)))
 
 
 def fragment_header(sequence: int, samples: Sequence[Out]) -> bytes:

@@ -8,12 +8,16 @@ request audited, in one transaction.
 
 Run: a worker claims the row (``FOR UPDATE SKIP LOCKED``; a ``running`` row whose
 heartbeat is older than ``stale_seconds`` is taken over — its worker died), plans the cut
-from the recordings' keyframes, lets ffmpeg stream-copy them from presigned URLs into a
-fragmented MP4 on a pipe, which is hashed and uploaded (SSE-S3 multipart) as it is
-produced (``upload``), and marks the row ``done``. A job that fails, or whose worker died
-``MAX_ATTEMPTS`` times, ends ``failed`` with its object deleted: there is never a partial
-object (the multipart upload is completed only after ffmpeg finished cleanly, aborted on
-any failure, and a dead worker's upload is aborted by the worker taking its job over).
+from the recordings' indexes and keyframes, assembles the fragmented MP4 from their
+samples (``jobsplice``: when every recording qualifies) or lets ffmpeg stream-copy them
+from presigned URLs into a pipe — the row's ``assembly`` says which — hashes and uploads
+it (SSE-S3 multipart) as it is produced (``upload``), and marks the row ``done``. A job
+that fails, or whose worker died ``MAX_ATTEMPTS`` times, ends ``failed`` with its object
+deleted: there is never a partial object (the multipart upload is completed only after
+the clip ended cleanly, aborted on any failure, and a dead worker's upload is aborted by
+the worker taking its job over).
+The splice reads the recordings through ranged GETs in this process (no ffmpeg child):
+a GET that fails after its retries fails the job the same way.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from camvault.errors import (
 )
 from camvault.export import ffprobe
 from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
-from camvault.export.feed import Feed, FeedOptions
+from camvault.export.feed import Feed, FeedOptions, RangeReader
+from camvault.export.jobsplice import FFMPEG, SPLICE, plan_job, prepare_job, write
 from camvault.export.media import (
     MP4_LAYOUT,
     ClipMetadata,
@@ -55,6 +60,8 @@ from camvault.export.media import (
     render_stream,
     with_origins,
 )
+from camvault.export.rangeindex import Index
+from camvault.export.splice import Splice
 from camvault.export.upload import StreamUpload, Uploaded, abort_stale, part_size
 from camvault.lifecycle import EXPORTS_DIR
 from camvault.models import Recording
@@ -113,6 +120,7 @@ class ExportJob:
     started_at: datetime | None
     finished_at: datetime | None
     worker: str | None = None  # who claimed it last
+    assembly: str | None = None  # "splice" | "ffmpeg", once planned
 
 
 def job_from_row(row: Row) -> ExportJob:
@@ -142,6 +150,7 @@ def job_from_row(row: Row) -> ExportJob:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         worker=row["worker"],
+        assembly=row.get("assembly"),
     )
 
 
@@ -440,7 +449,10 @@ class ExportRunner:
         self._tmp.mkdir(parents=True, exist_ok=True)
         try:
             with beat:
-                plan, expected = self._plan(job)
+                plan, expected, indexes = self._plan(job)
+                spliced = self._splice(plan, indexes, _metadata(job, plan))
+                assembly = FFMPEG if spliced is None else SPLICE
+                log.info("export %s: assembled by %s", job.id, assembly)
                 with self._db.transaction() as s:
                     if not s.fetchone(
                         q("plan_export"),
@@ -453,6 +465,7 @@ class ExportRunner:
                             "gaps": json.dumps(plan.gaps_json()),
                             "s3_bucket": self._store.bucket,
                             "s3_key": key,
+                            "assembly": assembly,
                         },
                     ):
                         raise JobLost(f"export {job.id} was taken over")
@@ -463,7 +476,7 @@ class ExportRunner:
                         on_progress(p)
 
                 up = self._render_upload(
-                    job, plan, key, script, expected, beat, progress, tee, parts_from_tee
+                    job, plan, key, script, expected, beat, progress, tee, parts_from_tee, spliced
                 )
                 size, sha_hex, stored_sse = up.size, up.sha256, up.sse
             with self._db.transaction() as s:
@@ -506,9 +519,11 @@ class ExportRunner:
         progress: Callable[[float], None],
         tee: BinaryIO | None,
         parts_from_tee: bool,
+        spliced: Splice | None,
     ) -> Uploaded:
-        """ffmpeg → SHA-256 (+ ``tee``) → multipart upload, all in one pass; the object is
-        completed only after ffmpeg exited cleanly and the job is still ours."""
+        """ffmpeg (or ``spliced``) → SHA-256 (+ ``tee``) → multipart upload, all in one
+        pass; the object is completed only after the clip ended cleanly and the job is
+        still ours."""
         abort_stale(self._store, key)  # a killed worker's upload of this job
         up = StreamUpload(
             self._store,
@@ -524,6 +539,10 @@ class ExportRunner:
             parts_from_tee=parts_from_tee,
         )
         try:
+            if spliced is not None:
+                write(spliced, up, plan.seconds, on_progress=progress, check=beat.check)
+                beat.check()
+                return up.complete()
             # the inputs through parallel ranged GETs (feed), else ffmpeg's own HTTP
             feeder = None if self.feed is None else Feed(self._store, plan, self.feed)
             with feeder or contextlib.nullcontext(plan) as fed_plan:
@@ -566,8 +585,17 @@ class ExportRunner:
                 removed += 1
         return removed
 
-    def _plan(self, job: ExportJob) -> tuple[ClipPlan, int]:
-        """The plan, and the clip's size at most (its recordings' bytes: sizes the parts)."""
+    def _splice(
+        self, plan: ClipPlan, indexes: list[Index] | None, meta: ClipMetadata
+    ) -> Splice | None:
+        """The clip's splice when every source qualified; None: ffmpeg cuts it."""
+        if indexes is None or not isinstance(self._store, RangeReader):
+            return None
+        return prepare_job(self._store, plan, indexes, meta)
+
+    def _plan(self, job: ExportJob) -> tuple[ClipPlan, int, list[Index] | None]:
+        """The plan, the clip's size at most (its recordings' bytes: sizes the parts), and
+        the recordings' indexes when they all qualify for the splice (else None)."""
         with self._db.transaction() as s:
             rows = s.fetchall(
                 q("recordings_by_id"), {"ids": list(job.recording_ids), "camera_id": job.camera_id}
@@ -575,11 +603,13 @@ class ExportRunner:
         recs = [recording_from_row(r) for r in rows]
         ttl = int(max(3600, 4 * (job.range_end - job.range_start).total_seconds()))
         sources = [self._source(r, ttl) for r in recs]
+        expected = sum(r.size_bytes for r in recs)
+        a, b, allowed = job.range_start, job.range_end, job.allowed_start
+        planned = plan_job(self._store, sources, a, b, allowed, ffmpeg=self._ffmpeg)
+        if planned is not None:
+            return planned[0], expected, planned[1]
         # probed by the ffmpeg binary, not PyAV: a job's process stays small (``ffprobe``)
-        plan = plan_sources(
-            sources, job.range_start, job.range_end, job.allowed_start, ffmpeg=self._ffmpeg
-        )
-        return plan, sum(r.size_bytes for r in recs)
+        return plan_sources(sources, a, b, allowed, ffmpeg=self._ffmpeg), expected, None
 
     def _source(self, rec: Recording, ttl: int) -> Source:
         assert rec.id is not None

@@ -6,25 +6,27 @@ file's first ``moof``); a moov at the end is found from the top-level box header
 small GET each. What ``mp4track`` does not vouch for raises ``ValueError`` (or another of
 ``TABLE_ERRORS``): the caller leaves that clip to ffmpeg. From a plain file's table come
 the same answers the PyAV probes give (``media.probe_origin``/``probe_keyframes``): its
-origin, and the keyframes around an offset — so a spliced clip needs no probe.
+origin, and the keyframes around an offset — so a spliced clip needs no probe
+(``plan_indexed``: the plan from them, for the streamed routes and export jobs alike).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from camvault.errors import StorageUnavailable
-from camvault.export.clip import Keyframes, Source
+from camvault.export.clip import ClipPlan, Keyframes, Source, first_offset, plan_clip
 from camvault.export.feed import ATTEMPTS, MB, RangeReader
 from camvault.mp4track import TABLE_ERRORS, VideoTrack, fragment_samples, read_moov
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Index", "box_header", "read_indexes", "read_range"]
+__all__ = ["Index", "box_header", "plan_indexed", "read_indexes", "read_range"]
 
 HEAD = 64 * 1024  # the first GET of each recording: ftyp + moov (+ first moof), usually
 MAX_BOX = 64 * MB  # a moov/moof this large is not a camera segment's
@@ -90,6 +92,33 @@ def read_indexes(store: RangeReader, sources: Sequence[Source]) -> list[Index] |
         log.debug("clip assembled by ffmpeg: the sources' codec settings differ")
         return None
     return indexes
+
+
+def plan_indexed(
+    store: RangeReader,
+    sources: list[Source],
+    start: datetime,
+    end: datetime,
+    *,
+    allowed_start: datetime,
+    probe: Callable[[Source, float], Keyframes],
+) -> tuple[ClipPlan, list[Index]] | None:
+    """The clip's plan from the sources' indexes (origins; a plain first recording's
+    keyframes), with their indexes; None when a source does not qualify (then the
+    caller probes and plans as before). ``probe(first source, offset)``: the keyframes of
+    a fragmented first recording, whose table is read only as it streams."""
+    indexes = read_indexes(store, sources)
+    if indexes is None:
+        return None
+    sources = [replace(s, origin=i.origin) for s, i in zip(sources, indexes, strict=True)]
+    offset = first_offset(sources, start)
+    keyframes = None
+    if offset is not None:
+        keyframes = indexes[0].keyframes(offset)
+        if keyframes is None:
+            keyframes = probe(sources[0], offset)
+    plan = plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
+    return plan, indexes
 
 
 def read_range(store: RangeReader, key: str, offset: int, into: memoryview) -> tuple[int, int]:

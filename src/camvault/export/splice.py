@@ -37,7 +37,7 @@ from itertools import pairwise
 from camvault.errors import InvalidMedia
 from camvault.export.clip import CUT_BEFORE, ClipPlan, Entry
 from camvault.export.feed import MB, RangeReader
-from camvault.export.fmp4 import Out, fragment_header, init_segment
+from camvault.export.fmp4 import Header, Out, fragment_header, init_segment, random_access
 from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_indexes, read_range
 from camvault.mp4track import TABLE_ERRORS, Sample, fragment_samples
 
@@ -99,9 +99,11 @@ def prepare(
     part: int = PART,
     chunk: int = MB,
     indexes: list[Index] | None = None,
+    header: Header | None = None,
 ) -> Splice | None:
     """The splice of ``plan`` when every source qualifies; None: use ffmpeg. The sources'
-    ``indexes`` are read now unless given — before a byte of the response is sent."""
+    ``indexes`` are read now unless given — before a byte of the response is sent.
+    ``header``: an export job's tags and creation time (and an mfra at the end)."""
     if indexes is None:
         indexes = read_indexes(store, [e.source for e in plan.entries])
         if indexes is None:
@@ -121,17 +123,24 @@ def prepare(
             log.debug("clip assembled by ffmpeg: %s", exc)
             return None
         inputs.append(_Input(entry, index, tuple(taken)))
-    return Splice(store, plan, inputs, part=part, chunk=chunk)
+    return Splice(store, plan, inputs, part=part, chunk=chunk, header=header)
 
 
 class Splice:
     """The clip's bytes, assembled: ``chunks()`` (blocking; ``relay`` runs it off the
-    event loop)."""
+    event loop). ``seconds``: how much of the clip's timeline has been written so far."""
 
     assembly = "splice"
 
     def __init__(
-        self, store: RangeReader, plan: ClipPlan, inputs: list[_Input], *, part: int, chunk: int
+        self,
+        store: RangeReader,
+        plan: ClipPlan,
+        inputs: list[_Input],
+        *,
+        part: int,
+        chunk: int,
+        header: Header | None = None,
     ) -> None:
         self._store = store
         self._plan = plan
@@ -142,6 +151,8 @@ class Splice:
         # each finished recording keeping its last, a 12-min clip peaked 30 MB above the
         # start (10 MB reused), and the API grew 39-50 MB for the 1 h bench clip
         self._spare: list[bytearray] = []
+        self._header = header
+        self.seconds = 0.0
         scale = inputs[0].index.track.timescale
         begins = [plan.actual_start] + [e.source.start for e in plan.entries[1:]]
         self._bases = [round((b - plan.actual_start).total_seconds() * scale) for b in begins]
@@ -152,7 +163,8 @@ class Splice:
         track = self._inputs[0].index.track
         pool = ThreadPoolExecutor(2, thread_name_prefix="clip-get")
         out = _Chunks(self._chunk)
-        out.put(init_segment(track.entry, track.timescale, track.width, track.height))
+        out.put(init_segment(track.entry, track.timescale, track.width, track.height, self._header))
+        keys: list[tuple[int, int]] = []  # (decode time, moof offset): the mfra's rows
         sequence = 0
         floor = 0  # the next sample's earliest decode time: they strictly increase
         cursors = [self._cursor(i, pool) for i in self._inputs]
@@ -178,15 +190,20 @@ class Splice:
                         placed.append(Out(s.size, dts, dur, s.sync))
                         floor = dts + 1
                     sequence += 1
+                    if placed[0].sync:
+                        keys.append((placed[0].dts, out.written))
                     out.put(fragment_header(sequence, placed))
                     for offset, size in _runs(batch):
                         for piece in cur.pieces(offset, size):
                             out.put(piece)
+                    self.seconds = (placed[-1].dts + placed[-1].duration) / track.timescale
                     first = sequence == 1
                     yield from out.full()
                     if first:
                         yield from out.rest()
                 cur.close()
+            if self._header is not None:  # as ffmpeg ends a fragmented MP4
+                out.put(random_access(keys))
             yield from out.rest()
         except TABLE_ERRORS as exc:
             raise InvalidMedia(f"a recording cannot be spliced: {exc}") from exc
@@ -257,9 +274,11 @@ class _Chunks:
         self._buf = bytearray(size)
         self._n = 0
         self._done: list[memoryview] = []
+        self.written = 0  # bytes put so far
 
     def put(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
+        self.written += len(view)
         while view:
             k = min(len(view), self._size - self._n)
             self._buf[self._n : self._n + k] = view[:k]

@@ -11,14 +11,13 @@ recording a second time over HTTP. Otherwise the plan is made as before
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
-from camvault.export.clip import ClipPlan, Source, first_offset, plan_clip
+from camvault.export.clip import ClipPlan, Source
 from camvault.export.feed import RangeReader
 from camvault.export.jobs import plan_sources
 from camvault.export.media import probe_keyframes
-from camvault.export.rangeindex import read_indexes
+from camvault.export.rangeindex import plan_indexed
 from camvault.export.splice import Splice, prepare
 
 __all__ = ["plan_stream"]
@@ -36,15 +35,13 @@ def plan_stream(
     """(the clip's plan, its splice — None: ffmpeg cuts it). ``store``: the S3 boundary
     (spliced only when it does ranged reads); ``strict``: a window's edge (no audio)."""
     reader = store if isinstance(store, RangeReader) else None
-    indexes = None if reader is None else read_indexes(reader, sources)
-    if reader is None or indexes is None:
+    planned = None
+    if reader is not None:
+        planned = plan_indexed(
+            reader, sources, start, end, allowed_start=allowed_start,
+            probe=lambda first, offset: probe_keyframes(first.url, offset)[1],
+        )  # fmt: skip
+    if reader is None or planned is None:
         return plan_sources(sources, start, end, allowed_start=allowed_start), None
-    sources = [replace(s, origin=i.origin) for s, i in zip(sources, indexes, strict=True)]
-    offset = first_offset(sources, start)
-    keyframes = None
-    if offset is not None:
-        keyframes = indexes[0].keyframes(offset)
-        if keyframes is None:
-            keyframes = probe_keyframes(sources[0].url, offset)[1]
-    plan = plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)
+    plan, indexes = planned
     return plan, prepare(reader, plan, strict=strict, indexes=indexes)

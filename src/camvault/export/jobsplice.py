@@ -5,10 +5,11 @@ ffmpeg (``media.render_stream``), as does anything the splice does not vouch for
 
 The job's process stays small and never imports PyAV: the plan comes from the
 recordings' indexes (``rangeindex.plan_indexed``: origins, a plain first recording's
-keyframes) and a fragmented first recording's keyframes from the ffmpeg binary
-(``ffprobe``), as before. The clip goes chunk by chunk into the upload's sink (hashed,
-teed, sent as parts: ``upload.StreamUpload``); its init segment carries the tags and
-creation time ffmpeg wrote (``fmp4.Header``) and an mfra ends it, as ffmpeg ends it.
+keyframes, a fragmented one's from its mfra); only a fragmented first recording without
+a usable mfra has its keyframes probed, by the ffmpeg binary (``ffprobe``) as before.
+The clip goes chunk by chunk into the upload's sink (hashed, teed, sent as parts:
+``upload.StreamUpload``); its init segment carries the tags and creation time ffmpeg
+wrote (``fmp4.Header``) and an mfra ends it, as ffmpeg ends it.
 Memory: the splice's two GET parts and one output chunk, plus the sink's buffers.
 
 A GET that still fails after its retries, or a recording broken mid-way, raises out of

@@ -106,7 +106,8 @@ def plan_indexed(
     """The clip's plan from the sources' indexes (origins; a plain first recording's
     keyframes), with their indexes; None when a source does not qualify (then the
     caller probes and plans as before). ``probe(first source, offset)``: the keyframes of
-    a fragmented first recording, whose table is read only as it streams."""
+    a fragmented first recording without a usable mfra (its table is read only as it
+    streams)."""
     indexes = read_indexes(store, sources)
     if indexes is None:
         return None
@@ -114,7 +115,13 @@ def plan_indexed(
     offset = first_offset(sources, start)
     keyframes = None
     if offset is not None:
+        # a plain file's table; a fragmented one's mfra; else the probe (imported here:
+        # randomaccess builds on this module)
+        from camvault.export.randomaccess import fragment_keyframes
+
         keyframes = indexes[0].keyframes(offset)
+        if keyframes is None:
+            keyframes = fragment_keyframes(store, indexes[0], offset)
         if keyframes is None:
             keyframes = probe(sources[0], offset)
     plan = plan_clip(sources, start, end, keyframes=keyframes, allowed_start=allowed_start)

@@ -3,9 +3,9 @@ how it is assembled: from the recordings' samples (``export.splice``) or by ffmp
 
 The recordings' indexes are read first, through ranged GETs (``export.rangeindex``). When
 they all qualify, the plan's origins and the keyframes around the start come from those
-tables (a fragmented first recording's keyframes still from the PyAV probe: its table is
-read only as it streams) — the same answers the PyAV probes give, without opening every
-recording a second time over HTTP. Otherwise the plan is made as before
+tables (a fragmented first recording's from its mfra, ``export.randomaccess``; only one
+without a usable mfra is still probed with PyAV) — the same answers the PyAV probes give,
+without opening every recording a second time over HTTP. Otherwise the plan is made as before
 (``jobs.plan_sources``) and ffmpeg cuts the clip.
 """
 

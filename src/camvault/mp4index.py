@@ -17,6 +17,7 @@ themselves are read by ``mp4track`` (shared with the clip splicer).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -80,7 +81,7 @@ def _read(f: BinaryIO, size: int) -> VideoIndex:
     track = read_moov(f.read(moov.size - moov.header))
     if track.fragmented != bool(moofs):
         raise ValueError("fragments without mvex, or mvex without fragments")
-    samples: list[Sample] | tuple[Sample, ...] = track.samples
+    samples: Sequence[Sample] = track.samples
     if moofs:
         samples = []
         for moof in moofs:

@@ -15,12 +15,21 @@ stco/co64, stss, elst, mvex/trex/mehd, moof/tfhd/tfdt/trun) and 14496-15 (avcC/h
 from __future__ import annotations
 
 import struct
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate, pairwise
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
-__all__ = ["TABLE_ERRORS", "Sample", "VideoTrack", "fragment_samples", "read_moov"]
+__all__ = [
+    "TABLE_ERRORS",
+    "Sample",
+    "SampleTable",
+    "VideoTrack",
+    "fragment_samples",
+    "read_moov",
+]
 
 # what a broken or foreign table raises while it is read
 TABLE_ERRORS = (struct.error, ValueError, IndexError, KeyError, ZeroDivisionError)
@@ -45,6 +54,57 @@ class Sample(NamedTuple):
     sync: bool
 
 
+class SampleTable(Sequence[Sample]):
+    """A plain file's samples kept as arrays, each ``Sample`` made when it is read: ~25
+    bytes a sample instead of ~180 as tuples of ints. A clip holds the tables of all its
+    recordings while it streams (4 h of a 30 fps camera: 432 000 samples, ~11 MB, not
+    ~78 MB)."""
+
+    __slots__ = ("_dts", "_duration", "_offset", "_size", "_sync")
+
+    def __init__(
+        self,
+        offsets: Iterable[int],
+        sizes: Iterable[int],
+        dts: Iterable[int],
+        durations: Iterable[int],
+        sync: Iterable[bool],
+    ) -> None:
+        self._offset = array("q", offsets)
+        self._size = array("q", sizes)
+        self._dts = array("q", dts)
+        self._duration = array("q", durations)
+        self._sync = bytes(sync)
+        lengths = {len(a) for a in (self._offset, self._size, self._dts, self._duration)}
+        if lengths != {len(self._sync)}:
+            raise ValueError("sample tables disagree")
+
+    def __len__(self) -> int:
+        return len(self._size)
+
+    @overload
+    def __getitem__(self, i: int) -> Sample: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Sample]: ...
+    def __getitem__(self, i: int | slice) -> Sample | Sequence[Sample]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return Sample(
+            self._offset[i], self._size[i], self._dts[i], self._duration[i], bool(self._sync[i])
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        sync = map(bool, self._sync)
+        return map(Sample, self._offset, self._size, self._dts, self._duration, sync)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class VideoTrack:
     """The video track as the ``moov`` describes it. ``entry`` is the sample entry box as
@@ -62,7 +122,7 @@ class VideoTrack:
     has_audio: bool
     movie_created: datetime | None
     created: datetime | None
-    samples: tuple[Sample, ...]
+    samples: Sequence[Sample]  # a plain file's (``SampleTable``); empty when fragmented
     defaults: tuple[int, int, int] | None
 
     @property
@@ -96,7 +156,7 @@ def read_moov(body: bytes) -> VideoTrack:
     version, pos = full(body, one(tkids, b"tkhd"))
     (track_id,) = struct.unpack_from(">I", body, pos + (16 if version == 1 else 8))
     width, height = struct.unpack_from(">HH", entry, 32)
-    samples: tuple[Sample, ...] = ()
+    samples: Sequence[Sample] = ()
     defaults = None
     if b"mvex" in kids:
         mvex = children(body, *one(kids, b"mvex"))
@@ -133,7 +193,7 @@ def read_moov(body: bytes) -> VideoTrack:
     )
 
 
-def _table(body: bytes, stbl: Boxes) -> tuple[Sample, ...]:
+def _table(body: bytes, stbl: Boxes) -> SampleTable:
     deltas = _stts(body, one(stbl, b"stts"))
     sizes = _stsz(body, one(stbl, b"stsz"))
     if len(sizes) != len(deltas) or not sizes or min(deltas) <= 0:
@@ -145,8 +205,7 @@ def _table(body: bytes, stbl: Boxes) -> tuple[Sample, ...]:
         if not 1 <= k <= len(sizes):
             raise ValueError("keyframe table")
         sync[k - 1] = True
-    dts = accumulate(deltas, initial=0)
-    return tuple(map(Sample, starts, sizes, dts, deltas, sync))
+    return SampleTable(starts, sizes, accumulate(deltas[:-1], initial=0), deltas, sync)
 
 
 # ------------------------------------------------------------ fragmented MP4 (the recorder's)

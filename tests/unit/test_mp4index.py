@@ -174,3 +174,34 @@ def test_a_damaged_decoder_config_is_left_to_the_demuxer(
     except InvalidMedia as exc:
         got = str(exc)
     assert got == expected
+
+
+def test_a_plain_files_table_is_compact_and_reads_like_a_tuple(tmp_path: Path) -> None:
+    # a clip holds every recording's table while it streams: arrays, not 5-tuples of ints
+    import tracemalloc
+
+    from camvault import mp4box
+    from camvault.mp4track import Sample, SampleTable, read_moov
+
+    path = make_h264(tmp_path / "t.mp4", seconds=4.0, fps=15, gop=30, faststart=True)
+    with path.open("rb") as f:
+        moov = next(b for b in mp4box.walk(f, path.stat().st_size) if b.kind == b"moov")
+        f.seek(moov.offset + moov.header)
+        table = read_moov(f.read(moov.size - moov.header)).samples
+    assert isinstance(table, SampleTable) and len(table) == 60
+    rows = list(table)
+    assert rows == [table[i] for i in range(len(table))] and table == rows
+    assert table[-1] == rows[-1] and table[2:4] == rows[2:4]
+    assert all(isinstance(r, Sample) for r in rows) and rows[0].sync and not rows[1].sync
+    assert rows[1].dts == rows[0].dts + rows[0].duration
+
+    n = 100_000  # ~1 h 50 min at 15 fps
+    offsets, sizes, dts = range(10**9, 10**9 + n * 5000, 5000), [5000] * n, range(0, n * 1024, 1024)
+    tracemalloc.start()
+    try:
+        big = SampleTable(offsets, sizes, dts, [1024] * n, [k % 30 == 0 for k in range(n)])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(big) == n and big[n - 1] == Sample(offsets[-1], 5000, dts[-1], 1024, False)
+    assert held < 40 * n, held / n  # bytes a sample (as tuples of ints: ~180)

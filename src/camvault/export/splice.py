@@ -28,6 +28,7 @@ broken mid-way, raises: the response ends badly, never as a short clip that look
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,12 +51,15 @@ PART = 4 * MB  # bytes per ranged GET
 
 @dataclass(frozen=True, slots=True)
 class _Input:
-    """One entry of the plan with its recording's index; ``samples``: a plain file's
-    selected samples (a fragmented file's are selected as its moofs pass)."""
+    """One entry of the plan with its recording's index; ``span``: a plain file's selected
+    samples (positions in its table; a fragmented file's are selected as its moofs pass),
+    and the bytes to read, ``start`` to ``end``."""
 
     entry: Entry
     index: Index
-    samples: tuple[Sample, ...]
+    span: range
+    start: int
+    end: int
 
 
 class _Select:
@@ -114,7 +118,7 @@ def prepare(
     inputs = []
     for entry, index in zip(plan.entries, indexes, strict=True):
         if index.track.fragmented:
-            inputs.append(_Input(entry, index, ()))
+            inputs.append(_Input(entry, index, range(0), index.start, index.total))
             continue
         try:
             table = index.track.samples
@@ -122,7 +126,14 @@ def prepare(
         except ValueError as exc:  # the plan's keyframe is not where the table has one
             log.debug("clip assembled by ffmpeg: %s", exc)
             return None
-        inputs.append(_Input(entry, index, tuple(taken)))
+        if not taken:
+            inputs.append(_Input(entry, index, range(0), 0, 0))
+            continue
+        # positions, not the samples: every recording's selection is held while the clip
+        # streams, and a table keeps its samples compact (``mp4track.SampleTable``)
+        lo = bisect.bisect_left(table, taken[0].dts, key=lambda t: t.dts)
+        end = max(t.offset + t.size for t in taken)
+        inputs.append(_Input(entry, index, range(lo, lo + len(taken)), taken[0].offset, end))
     return Splice(store, plan, inputs, part=part, chunk=chunk, header=header)
 
 
@@ -211,25 +222,25 @@ class Splice:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _cursor(self, inp: _Input, pool: ThreadPoolExecutor) -> _Cursor:
-        if inp.index.track.fragmented:
-            start, end = inp.index.start, inp.index.total
-        else:
-            start = inp.samples[0].offset if inp.samples else 0
-            end = max((s.offset + s.size for s in inp.samples), default=0)
-        return _Cursor(self._store, inp.index.key, start, end, self._part, pool, self._spare)
+        return _Cursor(
+            self._store, inp.index.key, inp.start, inp.end, self._part, pool, self._spare
+        )
 
     def _batches(self, inp: _Input, cur: _Cursor) -> Iterator[tuple[list[Sample], bool]]:
         """The entry's samples in output fragments: a plain file's per GOP, a fragmented
         one's per source fragment; with whether it holds the entry's last sample."""
         index = inp.index
         if not index.track.fragmented:
-            gops: list[list[Sample]] = []
-            for s in inp.samples:
-                if s.sync or not gops:
-                    gops.append([])
-                gops[-1].append(s)
-            for k, gop in enumerate(gops):
-                yield gop, k + 1 == len(gops)
+            table = index.track.samples
+            gop: list[Sample] = []
+            for k in inp.span:
+                s = table[k]
+                if s.sync and gop:
+                    yield gop, False
+                    gop = []
+                gop.append(s)
+            if gop:
+                yield gop, True
             return
         select = _Select(inp.entry, index.track.timescale, index.first_dts)
         pos, total = index.start, index.total

@@ -10,7 +10,7 @@ next recording's start, so a gap between recordings stays a gap on the clip's ti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +41,29 @@ class Keyframes:
 
     before: float | None  # the last keyframe at or before the target
     after: float | None  # the first keyframe at or after the target
+
+
+KEY_EPS = 1e-6  # seconds: a keyframe this close to the offset is at it
+
+
+def keyframes_around(
+    packets: Iterable[tuple[float, bool]], offset: float, horizon: float = 30.0
+) -> Keyframes:
+    """The keyframes around ``offset`` among ``packets`` ((seconds, is a keyframe), in
+    decode order, from at or before the keyframe wanted): the last at or before it and the
+    first at or after it, read no further than that or ``horizon`` past the offset. The
+    one rule of the keyframe probes (PyAV's demuxer, sample tables, an mfra's fragments)."""
+    before: float | None = None
+    for t, key in packets:
+        if t > offset + horizon:
+            break
+        if not key:
+            continue
+        if t <= offset + KEY_EPS:
+            before = t
+        if t >= offset - KEY_EPS:
+            return Keyframes(before, t)
+    return Keyframes(before, None)
 
 
 def search_back(offset: float, scan: Callable[[float], Keyframes]) -> Keyframes:

@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from camvault.errors import InvalidMedia, StorageUnavailable
-from camvault.export.clip import CUT_BEFORE, ClipPlan, Keyframes, Source, ffconcat, search_back
+from camvault.export.clip import (
+    CUT_BEFORE,
+    ClipPlan,
+    Keyframes,
+    Source,
+    ffconcat,
+    keyframes_around,
+    search_back,
+)
 from camvault.export.feed import DEFAULT_FEED, Feed, FeedOptions, RangeReader
 from camvault.export.splice import Splice
 from camvault.export.splice import relay as relay_splice
@@ -41,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOLS = "file,http,https,tcp,tls,crypto"
-_EPS = 1e-6
 _URL = re.compile(r"(?:https?|file)://\S+")
 _OPEN_OPTIONS = {"rw_timeout": "30000000", "reconnect": "1"}  # microseconds
 
@@ -115,22 +122,12 @@ def _scan(
 
     with contextlib.suppress(av.error.FFmpegError):
         c.seek(origin_ts + int(seek / tb), stream=vs, backward=True, any_frame=False)
-    before: float | None = None
-    after: float | None = None
-    for pkt in c.demux(vs):
-        if pkt.pts is None:
-            continue
-        t = float((pkt.pts - origin_ts) * tb)
-        if t > offset + horizon:
-            break
-        if not pkt.is_keyframe:
-            continue
-        if t <= offset + _EPS:
-            before = t
-        if t >= offset - _EPS:
-            after = t
-            break
-    return Keyframes(before, after)
+    packets = (
+        (float((pkt.pts - origin_ts) * tb), pkt.is_keyframe)
+        for pkt in c.demux(vs)
+        if pkt.pts is not None
+    )
+    return keyframes_around(packets, offset, horizon)
 
 
 def with_origins(sources: list[Source]) -> list[Source]:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import bisect
 import struct
 
-from camvault.export.clip import Keyframes
+from camvault.export.clip import KEY_EPS, Keyframes, keyframes_around
 from camvault.export.feed import RangeReader
 from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_range
 from camvault.mp4track import TABLE_ERRORS, Sample, children, fragment_samples
 
 __all__ = ["fragment_keyframes"]
 
-_EPS = 1e-6  # as media._scan
 _MOOF_READ = 16 * 1024  # one GET usually holds a whole moof (a 1 s fragment's: ~1-3 KB)
 
 
@@ -62,31 +61,19 @@ class _Lookup:
         if not table:
             return None
         times = [self._seconds(t) for t, _ in table]
-        at = max(bisect.bisect_right(times, offset + _EPS) - 1, 0)
-        before: float | None = None
-        for k in range(at, -1, -1):  # back to the fragment holding the keyframe before
-            samples = self._samples(table[k])
-            if samples is None:
-                return None
-            synced = [self._seconds(s.dts) for s in samples if s.sync]
-            if found := [t for t in synced if t <= offset + _EPS]:
-                before = found[-1]
-                break
-        for k in range(at, len(table)):  # on to the keyframe at or after
-            samples = self._samples(table[k])
-            if samples is None:
-                return None
-            for s in samples:
-                t = self._seconds(s.dts)
-                if t > offset + horizon:
-                    return Keyframes(before, None)
-                if s.sync and t >= offset - _EPS:
-                    return Keyframes(before, t)
-        return Keyframes(before, None)
+        k = max(bisect.bisect_right(times, offset + KEY_EPS) - 1, 0)
+        while k > 0 and not any(  # back to the fragment with the keyframe at or before
+            s.sync and self._seconds(s.dts) <= offset + KEY_EPS for s in self._samples(table[k])
+        ):
+            k -= 1
+        packets = (
+            (self._seconds(s.dts), s.sync) for e in table[k:] for s in self._samples(e)
+        )  # read fragment by fragment, only as far as the rule needs
+        return keyframes_around(packets, offset, horizon)
 
-    def _samples(self, entry: tuple[int, int]) -> list[Sample] | None:
-        """The video samples of the fragment at ``entry`` (tfra time, moof offset); None
-        when its first one does not start where the tfra says."""
+    def _samples(self, entry: tuple[int, int]) -> list[Sample]:
+        """The video samples of the fragment at ``entry`` (tfra time, moof offset);
+        ValueError when its first one does not start where the tfra says."""
         time, at = entry
         if at not in self._moofs:
             head = self._read(at, min(_MOOF_READ, self._index.total - at))
@@ -96,7 +83,9 @@ class _Lookup:
             body = head[header:size] if size <= len(head) else self._read(at, size)[header:]
             self._moofs[at] = fragment_samples(body, at, self._index.track)
         samples = self._moofs[at]
-        return samples if samples and samples[0].dts == time else None
+        if not samples or samples[0].dts != time:
+            raise ValueError("the tfra disagrees with a moof")
+        return samples
 
     def _table(self) -> list[tuple[int, int]]:
         """(decode time, moof offset) of every fragment of the video track, from the

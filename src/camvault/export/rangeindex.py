@@ -20,7 +20,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from camvault.errors import StorageUnavailable
-from camvault.export.clip import ClipPlan, Keyframes, Source, first_offset, plan_clip
+from camvault.export.clip import (
+    ClipPlan,
+    Keyframes,
+    Source,
+    first_offset,
+    keyframes_around,
+    plan_clip,
+)
 from camvault.export.feed import ATTEMPTS, MB, RangeReader
 from camvault.mp4track import TABLE_ERRORS, VideoTrack, fragment_samples, read_moov
 
@@ -32,7 +39,6 @@ HEAD = 64 * 1024  # the first GET of each recording: ftyp + moov (+ first moof),
 MAX_BOX = 64 * MB  # a moov/moof this large is not a camera segment's
 _MAX_BOXES = 16  # top-level boxes looked at before the moov (and first moof) is found
 _SEGMENT_BOXES = (b"styp", b"sidx", b"ssix", b"prft", b"emsg")
-_EPS = 1e-6  # as media._scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +64,9 @@ class Index:
         read only as it streams."""
         if self.track.fragmented:
             return None
-        scale = self.track.timescale
-        before: float | None = None
-        after: float | None = None
-        for s in self.track.samples:
-            t = (s.dts - self.first_dts) / scale
-            if t > offset + horizon:
-                break
-            if not s.sync:
-                continue
-            if t <= offset + _EPS:
-                before = t
-            if t >= offset - _EPS:
-                after = t
-                break
-        return Keyframes(before, after)
+        scale, first = self.track.timescale, self.first_dts
+        packets = (((s.dts - first) / scale, s.sync) for s in self.track.samples)
+        return keyframes_around(packets, offset, horizon)
 
 
 def read_indexes(store: RangeReader, sources: Sequence[Source]) -> list[Index] | None:

@@ -85,19 +85,16 @@ def recorder(tmp: Path, seconds: float = 8.0, audio: bool = False) -> list[Path]
     return sorted(tmp.glob("rec*.mp4"))
 
 
-def decode(data: bytes | Path) -> tuple[Frames, int]:
-    """(each frame's (pts in seconds from the stream's start, picture checksum), the
-    number of audio streams)."""
+def decode(data: bytes | Path, digits: int | None = 4) -> tuple[Frames, int]:
+    """(each frame's (pts in seconds from the stream's start, rounded to ``digits``,
+    picture checksum), the number of audio streams)."""
     with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as c:
         vs = c.streams.video[0]
         origin = vs.start_time or 0
-        frames = [
-            (
-                round(float((f.pts - origin) * vs.time_base), 4),
-                checksum(f),
-            )
-            for f in c.decode(vs)
-        ]
+        frames = []
+        for f in c.decode(vs):
+            t = float((f.pts - origin) * vs.time_base)
+            frames.append((t if digits is None else round(t, digits), checksum(f)))
         return frames, len(c.streams.audio)
 
 
@@ -116,7 +113,7 @@ def expected(plan: ClipPlan) -> Frames:
     first frame) to before its outpoint, at (its begin - the clip's start) onwards."""
     out: Frames = []
     for i, e in enumerate(plan.entries):
-        frames, _ = decode(Path(e.source.url))
+        frames, _ = decode(Path(e.source.url), None)  # rounded once, on the clip's timeline
         begin = plan.actual_start if i == 0 else e.source.start
         base = (begin - plan.actual_start).total_seconds()
         lo = 0.0 if e.inpoint is None else e.inpoint - e.source.origin
@@ -124,3 +121,40 @@ def expected(plan: ClipPlan) -> Frames:
         kept = [(t, h) for t, h in frames if lo - 1e-4 <= t < hi - 1e-4]
         out += [(round(base + t - kept[0][0], 4), h) for t, h in kept]
     return out
+
+
+Packets = list[tuple[float, bytes]]
+
+
+def audio_packets(data: bytes | Path) -> tuple[str, Packets, float]:
+    """(the audio codec, each audio packet's (dts in seconds from the video's start,
+    payload), the video's start in seconds)."""
+    with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as c:
+        vs, aus = c.streams.video[0], c.streams.audio[0]
+        origin = float((vs.start_time or 0) * vs.time_base)
+        packets = [
+            (float(p.dts * aus.time_base) - origin, bytes(p)) for p in c.demux(aus) if p.size
+        ]
+        return aus.codec_context.name, packets, origin
+
+
+def expected_audio(plan: ClipPlan) -> Packets:
+    """The plan's audio packets, from its sources: each entry's from its first kept
+    frame's time to before its outpoint, placed as that frame is (``expected``)."""
+    out: Packets = []
+    for i, e in enumerate(plan.entries):
+        frames, _ = decode(Path(e.source.url), None)
+        _, packets, _ = audio_packets(Path(e.source.url))
+        begin = plan.actual_start if i == 0 else e.source.start
+        base = (begin - plan.actual_start).total_seconds()
+        lo = 0.0 if e.inpoint is None else e.inpoint - e.source.origin
+        hi = e.outpoint - e.source.origin
+        first = next(t for t, _ in frames if lo - 1e-4 <= t)
+        out += [
+            (round(base + t - first, 4), d) for t, d in packets if first - 1e-6 <= t < hi - 1e-6
+        ]
+    return out
+
+
+def rounded(packets: Packets) -> Packets:
+    return [(round(t, 4), d) for t, d in packets]

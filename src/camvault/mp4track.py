@@ -24,9 +24,11 @@ from typing import NamedTuple, overload
 
 __all__ = [
     "TABLE_ERRORS",
+    "AudioTrack",
     "Sample",
     "SampleTable",
     "VideoTrack",
+    "fragment_audio",
     "fragment_samples",
     "read_moov",
 ]
@@ -106,6 +108,21 @@ class SampleTable(Sequence[Sample]):
 
 
 @dataclass(frozen=True, slots=True)
+class AudioTrack:
+    """The first audio track when it is AAC (``mp4a``) and plain enough to copy: its
+    sample entry as stored, its samples (a plain file's; a fragmented one's come per
+    ``moof``, ``defaults`` from its trex) and ``shift``: the edit list's media time (the
+    encoder's priming), which the demuxer subtracts from every decode time."""
+
+    timescale: int
+    track_id: int
+    entry: bytes
+    samples: Sequence[Sample]
+    defaults: tuple[int, int, int] | None
+    shift: int
+
+
+@dataclass(frozen=True, slots=True)
 class VideoTrack:
     """The video track as the ``moov`` describes it. ``entry`` is the sample entry box as
     stored (avc1/hvc1 … with its avcC/hvcC), ``extradata`` the decoder configuration
@@ -124,6 +141,7 @@ class VideoTrack:
     created: datetime | None
     samples: Sequence[Sample]  # a plain file's (``SampleTable``); empty when fragmented
     defaults: tuple[int, int, int] | None
+    audio: AudioTrack | None = None  # the AAC track a clip can copy (``has_audio``: any)
 
     @property
     def fragmented(self) -> bool:
@@ -135,13 +153,13 @@ def read_moov(body: bytes) -> VideoTrack:
     kids = children(body, 0, len(body))
     movie_created, movie_scale, declared = _mvhd(body, one(kids, b"mvhd"))
     video: list[tuple[int, int]] = []
-    has_audio = False
+    sound: list[tuple[int, int]] = []
     for trak in kids.get(b"trak", []):
         media = one(children(body, *trak), b"mdia")
         hdlr = one(children(body, *media), b"hdlr")[0]
         handler = bytes(body[hdlr + 8 : hdlr + 12])
         if handler == b"soun":
-            has_audio = True
+            sound.append(trak)
         elif handler == b"vide":
             video.append(trak)
     if len(video) != 1:
@@ -185,12 +203,58 @@ def read_moov(body: bytes) -> VideoTrack:
         extradata=extradata,
         width=width,
         height=height,
-        has_audio=has_audio,
+        has_audio=bool(sound),
         movie_created=movie_created,
         created=created,
         samples=samples,
         defaults=defaults,
+        audio=_audio(body, sound[0], kids) if sound else None,
     )
+
+
+def _audio(body: bytes, trak: tuple[int, int], moov: Boxes) -> AudioTrack | None:
+    """The audio track ``trak`` when it is AAC and plain (no composition offsets, an edit
+    list that only skips the priming); else None — a clip that keeps the audio is then
+    ffmpeg's, but the video is still read (the ingest probe, strict clips)."""
+    try:
+        tkids = children(body, *trak)
+        mdia = children(body, *one(tkids, b"mdia"))
+        stbl = children(body, *one(children(body, *one(mdia, b"minf")), b"stbl"))
+        if b"ctts" in stbl:
+            return None
+        timescale, _ = _mdhd(body, one(mdia, b"mdhd"))
+        _, pos = full(body, one(stbl, b"stsd"))
+        count, n, kind = struct.unpack_from(">II4s", body, pos)
+        if count != 1 or kind != b"mp4a" or pos + 4 + n > one(stbl, b"stsd")[1]:
+            return None
+        entry = bytes(body[pos + 4 : pos + 4 + n])
+        version, tpos = full(body, one(tkids, b"tkhd"))
+        (track_id,) = struct.unpack_from(">I", body, tpos + (16 if version == 1 else 8))
+        shift = 0
+        if b"edts" in tkids:
+            shift = _audio_edit(body, one(tkids, b"edts"))
+        if b"mvex" in moov:
+            trex = children(body, *one(moov, b"mvex")).get(b"trex", [])
+            row = next((t for t in trex if _u32(body, t[0] + 4) == track_id), None)
+            if row is None or shift or _stsz(body, one(stbl, b"stsz")):
+                return None
+            defaults = struct.unpack_from(">III", body, row[0] + 12)
+            return AudioTrack(timescale, track_id, entry, (), defaults, 0)
+        return AudioTrack(timescale, track_id, entry, _table(body, stbl), None, shift)
+    except TABLE_ERRORS:
+        return None
+
+
+def _audio_edit(body: bytes, edts: tuple[int, int]) -> int:
+    """The media time an audio edit list starts at (the priming ffmpeg's AAC encoder
+    writes); a list of more than one edit, or another rate, is not vouched for."""
+    elst = one(children(body, *edts), b"elst")
+    version, pos = full(body, elst)
+    (count,) = struct.unpack_from(">I", body, pos)
+    _, media_time, rate = struct.unpack_from(">QqI" if version == 1 else ">IiI", body, pos + 4)
+    if count != 1 or media_time < 0 or rate != 1 << 16:
+        raise ValueError("audio edit list")
+    return int(media_time)
 
 
 def _table(body: bytes, stbl: Boxes) -> SampleTable:
@@ -218,6 +282,15 @@ def fragment_samples(moof: bytes, moof_offset: int, track: VideoTrack) -> list[S
     out: list[Sample] = []
     for traf in children(moof, 0, len(moof)).get(b"traf", []):
         out.extend(_traf(moof, traf, track.track_id, moof_offset, track.defaults))
+    return out
+
+
+def fragment_audio(moof: bytes, moof_offset: int, audio: AudioTrack) -> list[Sample]:
+    """The audio samples one ``moof`` lists (as ``fragment_samples`` for the video)."""
+    assert audio.defaults is not None
+    out: list[Sample] = []
+    for traf in children(moof, 0, len(moof)).get(b"traf", []):
+        out.extend(_traf(moof, traf, audio.track_id, moof_offset, audio.defaults))
     return out
 
 

@@ -25,7 +25,7 @@ from camvault.export.media import stream_fragments
 from camvault.export.streamplan import plan_stream
 from camvault.mp4track import fragment_samples, read_moov
 from tests.media import FFMPEG, make_h264, make_h265
-from tests.splicing import T0, Store
+from tests.splicing import T0, Store, audio_packets, expected_audio, rounded
 from tests.splicing import decode as _decode
 from tests.splicing import expected as _expected
 from tests.splicing import ffmpeg as _ffmpeg
@@ -170,20 +170,110 @@ def test_different_codec_settings_fall_back(tmp_path: Path) -> None:
     assert splice.prepare(store, _plan(same, 0.0, 4.0, 0.0), strict=True) is not None
 
 
-@pytest.mark.parametrize("layout", ["faststart", "recorder"])
-def test_audio_kept_falls_back_and_strict_drops_it(layout: str, tmp_path: Path) -> None:
-    store = Store()
+def _audio_sources(layout: str, tmp: Path, store: Store) -> list[Source]:
     if layout == "recorder":
-        sources = [
+        return [
             _source(store, n, p, T0 + timedelta(seconds=4 * n), 4.0)
-            for n, p in enumerate(_recorder(tmp_path, audio=True))
+            for n, p in enumerate(_recorder(tmp, audio=True))
         ]
+    a = make_h264(tmp / "a.mp4", seconds=4.0, gop=30, audio=True)
+    b = make_h264(tmp / "b.mp4", seconds=4.0, gop=30, audio=True)
+    gap = 2.0 if "gap" in layout else 0.0
+    return [
+        _source(store, 1, a, T0, 4.0),
+        _source(store, 2, b, T0 + timedelta(seconds=4.0 + gap), 4.0),
+    ]
+
+
+AUDIO_LAYOUTS = ["recorder", "faststart", "faststart with a gap"]
+
+
+@pytest.mark.parametrize("layout", AUDIO_LAYOUTS)
+def test_kept_audio_is_spliced_and_strict_drops_it(layout: str, tmp_path: Path) -> None:
+    """A keyframe-before cut keeps the AAC track (ffmpeg maps it): spliced, each audio
+    packet of the plan's span — from its keyframe to before its outpoint — at its place
+    on the clip's timeline, its bytes as stored. A strict clip has none."""
+    store = Store()
+    sources = _audio_sources(layout, tmp_path, store)
+    plan = _plan(sources, 1.0, 7.5, 0.0)
+    assert plan.cut == CUT_BEFORE and plan.entries[0].inpoint is not None
+    data = _spliced(store, plan)
+    got, audio = _decode(data)
+    assert got == _expected(plan) and audio == 1
+    codec, packets, _ = audio_packets(data)
+    want = expected_audio(plan)
+    assert codec == "aac" and rounded(packets) == want and len(want) > 200
+    got, audio = _decode(_spliced(store, plan, strict=True))
+    assert audio == 0 and got == _expected(plan)
+
+
+@pytest.mark.parametrize("layout", AUDIO_LAYOUTS)
+def test_spliced_audio_matches_the_ffmpeg_route(layout: str, tmp_path: Path) -> None:
+    """ffmpeg's concat + stream copy of the same plan: the same audio packets, bytes and
+    spacing, but for a packet or two at the edges (its seek lets the one holding the
+    keyframe's time through, which shifts its whole timeline by that packet's lead).
+    The clip ends on a source fragment's edge: mid-fragment, ffmpeg's concat stops at the
+    first video packet past the outpoint, before that fragment's audio (stored after its
+    video) is read — the splice keeps the audio up to the outpoint, as the video."""
+    store = Store()
+    sources = _audio_sources(layout, tmp_path, store)
+    plan = _plan(sources, 2.9, 7.0, 0.0)
+
+    async def collect(spliced: splice.Splice | None) -> bytes:
+        parts = stream_fragments(
+            FFMPEG, plan, tmp_path / "s.ffconcat", strict=False, spliced=spliced
+        )
+        return b"".join([bytes(c) async for c in parts])
+
+    sp = splice.prepare(store, plan, strict=False, part=PART)
+    assert sp is not None and sp.assembly == "splice"
+    _, mine, _ = audio_packets(asyncio.run(collect(sp)))
+    _, theirs, _ = audio_packets(asyncio.run(collect(None)))
+    # each of ours in theirs, in order: ffmpeg's extra packets lie at the entries' edges
+    # (the one before the keyframe; a plain file's priming packet, which we leave out)
+    at, skips, shifts = 0, [], set()
+    for t, payload in mine:
+        k = next(k for k in range(at, at + 3) if theirs[k][1] == payload)
+        skips.append(k - at)
+        shifts.add(round(theirs[k][0] - t, 3))
+        at = k + 1
+    assert len(shifts) == 1 and shifts <= {0.0, 0.016}  # one timeline, offset by the lead
+    assert sum(1 for n in skips if n) <= len(plan.entries) and len(theirs) - at <= 2
+    assert len(mine) > 100
+
+
+def _tone(path: Path, codec: str | None, rate: int = 48000) -> Path:
+    audio = ("-an",) if codec is None else ("-c:a", codec)
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=4"),
+        *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}:duration=4"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30"),
+        *("-pix_fmt", "yuv420p", *audio, "-movflags", "+faststart"),
+        str(path),
+    )
+    return path
+
+
+@pytest.mark.parametrize("case", ["not AAC", "AAC at another rate", "audio in one only"])
+def test_audio_the_splice_cannot_copy_falls_back(case: str, tmp_path: Path) -> None:
+    """Audio ffmpeg keeps but one init segment cannot carry: ffmpeg cuts the clip; a
+    strict one (no audio) is still spliced."""
+    store = Store()
+    first = _tone(tmp_path / "a.mp4", "aac", 48000)
+    if case == "not AAC":
+        first = _tone(tmp_path / "a.mp4", "ac3", 48000)
+        second = _tone(tmp_path / "b.mp4", "ac3", 48000)
+    elif case == "AAC at another rate":
+        second = _tone(tmp_path / "b.mp4", "aac", 44100)
     else:
-        path = make_h264(tmp_path / "a.mp4", seconds=4.0, gop=30, audio=True)
-        sources = [_source(store, 1, path, T0, 4.0)]
-    plan = _plan(sources, 1.0, 3.5, 0.0)
+        second = _tone(tmp_path / "b.mp4", None)
+    sources = [
+        _source(store, 1, first, T0, 4.0),
+        _source(store, 2, second, T0 + timedelta(seconds=4.0), 4.0),
+    ]
+    plan = _plan(sources, 1.0, 7.5, 0.0)
     assert plan.cut == CUT_BEFORE
-    assert splice.prepare(store, plan, strict=False) is None  # ffmpeg keeps the audio
+    assert splice.prepare(store, plan, strict=False) is None
     got, audio = _decode(_spliced(store, plan, strict=True))
     assert audio == 0 and got == _expected(plan)
 

@@ -24,7 +24,18 @@ from camvault.export.rangeindex import Index
 from camvault.export.splice import Splice
 from camvault.mp4track import read_moov
 from tests.media import make_h264
-from tests.splicing import T0, Collect, Store, decode, expected, recorder, source
+from tests.splicing import (
+    T0,
+    Collect,
+    Store,
+    audio_packets,
+    decode,
+    expected,
+    expected_audio,
+    recorder,
+    rounded,
+    source,
+)
 
 TAGS = ("title", "comment", "creation_time")
 
@@ -100,14 +111,26 @@ def test_job_splice_is_the_plans_frames_with_ffmpegs_tags(layout: str, tmp_path:
     assert data[-mfra + 4 : -mfra + 8] == b"mfra"
 
 
-def test_audio_kept_by_the_jobs_cut_falls_back(tmp_path: Path) -> None:
-    """CUT_BEFORE keeps the audio (ffmpeg maps it): the splice declines. A CUT_AFTER clip
-    has none (ffmpeg drops it): spliced, video only."""
+@pytest.mark.parametrize("layout", ["recorder", "faststart"])
+def test_audio_kept_by_the_jobs_cut_is_spliced(layout: str, tmp_path: Path) -> None:
+    """CUT_BEFORE keeps the AAC audio (ffmpeg maps it): spliced with it, each packet of
+    the plan's span at its place, the tags and the mfra (video) as without. A CUT_AFTER
+    clip has none (ffmpeg drops it): spliced, video only."""
     store = Store()
-    sources = _sources("faststart", tmp_path, store, audio=True)
-    plan, indexes = _plan(store, sources, 0.5, 0.0)
-    assert plan.cut == CUT_BEFORE
-    assert jobsplice.prepare_job(store, plan, indexes, _meta(plan)) is None
+    sources = _sources(layout, tmp_path, store, audio=True)
+    plan, indexes = _plan(store, sources, 2.5, 0.0)
+    assert plan.cut == CUT_BEFORE and len(plan.entries) == 3
+    meta = _meta(plan)
+    sp = jobsplice.prepare_job(store, plan, indexes, meta)
+    assert sp is not None
+    data = _write(sp, plan)
+    got, audio = decode(data)
+    assert got == expected(plan) and audio == 1
+    codec, packets, _ = audio_packets(data)
+    assert codec == "aac" and rounded(packets) == expected_audio(plan) and len(packets) > 300
+    assert _tags(data)["title"] == meta.title
+    mfra = int.from_bytes(data[-4:], "big")
+    assert data[-mfra + 4 : -mfra + 8] == b"mfra"
     plan, indexes = _plan(store, sources, 0.5, 0.5)
     assert plan.cut == CUT_AFTER
     sp = jobsplice.prepare_job(store, plan, indexes, _meta(plan))

@@ -65,7 +65,8 @@ class ExportOut(BaseModel):
         None,
         description="how the clip is assembled, once planned: splice (from the recordings' "
         "samples, no ffmpeg: every recording has one H.264/H.265 track without B-frames, "
-        "the same codec settings, and no audio the clip would keep) or ffmpeg",
+        "the same codec settings, and any audio the clip keeps is the same AAC track in "
+        "each) or ffmpeg",
     )
     recording_ids: list[int]
     size_bytes: int | None

@@ -1,8 +1,9 @@
-"""Writing a fragmented MP4 of one video track: the init segment (ftyp + moov with an
-empty sample table and mvex/trex) and each fragment's moof + mdat header — the layout
-ffmpeg writes with ``frag_keyframe+empty_moov+default_base_moof``, so the streamed clip
-looks the same whichever way it was assembled. The samples' bytes follow each header
-as stored in the recordings (``export.splice``).
+"""Writing a fragmented MP4 of one video track (and an AAC audio track, when the clip
+keeps it): the init segment (ftyp + moov with empty sample tables and mvex/trex) and
+each fragment's moof + mdat header — the layout ffmpeg writes with
+``frag_keyframe+empty_moov+default_base_moof``, so the streamed clip looks the same
+whichever way it was assembled. The samples' bytes follow each header as stored in the
+recordings (``export.splice``).
 
 Box layouts: ISO/IEC 14496-12 (ftyp, moov/mvhd/trak/tkhd/mdia/mdhd/hdlr/minf/vmhd/dinf/
 stbl, mvex/trex, moof/mfhd/traf/tfhd/tfdt/trun, mdat, mfra/tfra/mfro); the tags in
@@ -24,6 +25,7 @@ __all__ = ["Header", "Out", "fragment_header", "init_segment", "random_access"]
 _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 _MOVIE_SCALE = 1000
 _TRACK = 1
+_AUDIO = 2
 _SYNC = 0x02000000  # sample_depends_on = 2: depends on no other sample
 _NON_SYNC = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample
 _TRUN_FLAGS = 0x1 | 0x100 | 0x200 | 0x400  # data offset; per-sample duration, size, flags
@@ -71,11 +73,17 @@ def _times(created: int, *rest: int) -> tuple[int, bytes]:
 
 
 def init_segment(
-    entry: bytes, timescale: int, width: int, height: int, header: Header | None = None
+    entry: bytes,
+    timescale: int,
+    width: int,
+    height: int,
+    header: Header | None = None,
+    audio: tuple[bytes, int] | None = None,
 ) -> bytes:
     """ftyp + moov for one video track whose sample entry (avc1/hvc1 … box, copied as
     stored) is ``entry``; durations 0: the fragments carry the samples. ``header``: the
-    creation time and tags (and ffmpeg's ftyp) of an export job's clip."""
+    creation time and tags (and ffmpeg's ftyp) of an export job's clip. ``audio``: (its
+    mp4a sample entry, its timescale) — a second track."""
     if header is None:
         ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso6iso2avc1mp41")
         created = 0
@@ -94,7 +102,7 @@ def init_segment(
         bytes(10),
         _MATRIX,
         bytes(24),
-        struct.pack(">I", _TRACK + 1),  # next track id
+        struct.pack(">I", (_AUDIO if audio else _TRACK) + 1),  # next track id
     )
     tkhd = full_box(
         b"tkhd",
@@ -118,8 +126,24 @@ def init_segment(
         struct.pack(">HH", 0x55C4, 0),
     )
     hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\0")
-    dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
-    stbl = box(
+    vmhd = full_box(b"vmhd", 0, 1, bytes(8))
+    mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, _dinf(), _stbl(entry)))
+    traks = [box(b"trak", tkhd, mdia)]
+    trex = [full_box(b"trex", 0, 0, struct.pack(">IIIII", _TRACK, 1, 0, 0, 0))]
+    if audio is not None:
+        traks.append(_audio_trak(version, when, *audio))
+        trex.append(full_box(b"trex", 0, 0, struct.pack(">IIIII", _AUDIO, 1, 0, 0, 0)))
+    udta = b"" if header is None else _udta(header.tags)
+    moov = box(b"moov", mvhd, *traks, box(b"mvex", *trex), udta)
+    return ftyp + moov
+
+
+def _dinf() -> bytes:
+    return box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
+
+
+def _stbl(entry: bytes) -> bytes:
+    return box(
         b"stbl",
         full_box(b"stsd", 0, 0, struct.pack(">I", 1), entry),
         full_box(b"stts", 0, 0, bytes(4)),
@@ -127,12 +151,34 @@ def init_segment(
         full_box(b"stsz", 0, 0, bytes(8)),
         full_box(b"stco", 0, 0, bytes(4)),
     )
-    vmhd = full_box(b"vmhd", 0, 1, bytes(8))
-    mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, dinf, stbl))
-    trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", _TRACK, 1, 0, 0, 0))
-    udta = b"" if header is None else _udta(header.tags)
-    moov = box(b"moov", mvhd, box(b"trak", tkhd, mdia), box(b"mvex", trex), udta)
-    return ftyp + moov
+
+
+def _audio_trak(version: int, when: bytes, entry: bytes, timescale: int) -> bytes:
+    """The audio track's trak (as ffmpeg writes it: alternate group 1, volume 1.0)."""
+    tkhd = full_box(
+        b"tkhd",
+        version,
+        0x3,
+        when,
+        struct.pack(">II", _AUDIO, 0),
+        struct.pack(">Q" if version else ">I", 0),
+        bytes(8),
+        struct.pack(">hhhH", 0, 1, 0x100, 0),  # layer, alternate group, volume, reserved
+        _MATRIX,
+        bytes(8),
+    )
+    mdhd = full_box(
+        b"mdhd",
+        version,
+        0,
+        when,
+        struct.pack(">I", timescale),
+        struct.pack(">Q" if version else ">I", 0),
+        struct.pack(">HH", 0x55C4, 0),
+    )
+    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"soun", bytes(12), b"SoundHandler\0")
+    smhd = full_box(b"smhd", 0, 0, bytes(4))
+    return box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, box(b"minf", smhd, _dinf(), _stbl(entry))))
 
 
 def _udta(tags: Sequence[tuple[bytes, str]]) -> bytes:
@@ -154,19 +200,32 @@ def random_access(entries: Sequence[tuple[int, int]]) -> bytes:
     return box(b"mfra", tfra, full_box(b"mfro", 0, 0, struct.pack(">I", size)))
 
 
-def fragment_header(sequence: int, samples: Sequence[Out]) -> bytes:
+def fragment_header(sequence: int, samples: Sequence[Out], audio: Sequence[Out] = ()) -> bytes:
     """moof + the mdat header for ``samples`` (decode order, contiguous on the timeline
-    from the first one's ``dts``); their bytes, in order, complete the mdat."""
+    from the first one's ``dts``) and the ``audio`` samples of the same span; their bytes,
+    in order, the video's then the audio's, complete the mdat."""
+    mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
+    tracks = [(_TRACK, samples)] + ([(_AUDIO, audio)] if audio else [])
+    moof_len = 8 + len(mfhd) + sum(_traf_len(s) for _, s in tracks)
+    at = moof_len + 8  # the mdat's payload, from the moof's start (default-base-is-moof)
+    trafs = []
+    for track, rows in tracks:
+        trafs.append(_traf(track, rows, at))
+        at += sum(s.size for s in rows)
+    moof = box(b"moof", mfhd, *trafs)
+    assert len(moof) == moof_len
+    return moof + struct.pack(">I4s", at - moof_len, b"mdat")
+
+
+def _traf_len(samples: Sequence[Out]) -> int:
+    return 8 + 16 + 20 + 20 + 12 * len(samples)  # traf, tfhd, tfdt, trun header, rows
+
+
+def _traf(track: int, samples: Sequence[Out], data_offset: int) -> bytes:
     rows = b"".join(
         struct.pack(">III", s.duration, s.size, _SYNC if s.sync else _NON_SYNC) for s in samples
     )
-    tfhd = full_box(b"tfhd", 0, _BASE_IS_MOOF, struct.pack(">I", _TRACK))
+    tfhd = full_box(b"tfhd", 0, _BASE_IS_MOOF, struct.pack(">I", track))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", samples[0].dts))
-    trun_len = 8 + 4 + 8 + len(rows)
-    mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
-    moof_len = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_len
-    data = sum(s.size for s in samples)
-    trun = full_box(b"trun", 0, _TRUN_FLAGS, struct.pack(">Ii", len(samples), moof_len + 8), rows)
-    moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun))
-    assert len(moof) == moof_len
-    return moof + struct.pack(">I4s", 8 + data, b"mdat")
+    trun = full_box(b"trun", 0, _TRUN_FLAGS, struct.pack(">Ii", len(samples), data_offset), rows)
+    return box(b"traf", tfhd, tfdt, trun)

@@ -1,7 +1,8 @@
 """An export job's clip assembled from the recordings' samples (``export.splice``) instead
 of by ffmpeg, when every source qualifies — the streamed routes' rules, with the job's
-cut: audio is kept on a CUT_BEFORE clip, so a source with audio leaves that clip to
-ffmpeg (``media.render_stream``), as does anything the splice does not vouch for.
+cut: audio is kept on a CUT_BEFORE clip — copied when it is the same AAC track in every
+source (``spliceaudio``), else that clip is left to ffmpeg (``media.render_stream``), as
+is anything the splice does not vouch for.
 
 The job's process stays small and never imports PyAV: the plan comes from the
 recordings' indexes (``rangeindex.plan_indexed``: origins, a plain first recording's
@@ -70,8 +71,8 @@ def header(meta: ClipMetadata) -> Header:
 def prepare_job(
     store: RangeReader, plan: ClipPlan, indexes: list[Index], meta: ClipMetadata
 ) -> Splice | None:
-    """The job's splice of ``plan``; None: ffmpeg cuts it (audio kept, or a table that
-    does not hold the plan's keyframe)."""
+    """The job's splice of ``plan``; None: ffmpeg cuts it (audio kept that the splice
+    cannot copy, or a table that does not hold the plan's keyframe)."""
     return prepare(store, plan, strict=False, indexes=indexes, header=header(meta))
 
 

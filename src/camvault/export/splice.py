@@ -12,9 +12,11 @@ Memory: about two parts plus one output chunk, whatever the clip's length.
 
 Only what ``mp4track`` vouches for is spliced — one H.264/H.265 video track, no
 composition offsets, a trivial edit list — and only when every source has the same
-timescale and byte-identical sample entry (one init segment fits them all), and no audio
-would be kept (``media.base_cmd`` keeps it only on a CUT_BEFORE clip that is not
-strict). Anything else: ``prepare`` returns None and the ffmpeg path runs as before.
+timescale and byte-identical sample entry (one init segment fits them all). Audio that
+ffmpeg would keep (``media.base_cmd``: a CUT_BEFORE clip that is not strict) is copied
+too when every source has the same AAC track (``spliceaudio``): each fragment then
+carries the audio samples of its span. Anything else: ``prepare`` returns None and the
+ffmpeg path runs as before.
 The cut is the ``ClipPlan``'s, to the sample: the first entry starts on the plan's
 keyframe, each entry stops before its outpoint (decode times compared in microseconds,
 as the concat demuxer does), each entry's first sample sits at (its begin - the clip's
@@ -36,11 +38,12 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from camvault.errors import InvalidMedia
-from camvault.export.clip import CUT_BEFORE, ClipPlan, Entry
+from camvault.export.clip import ClipPlan, Entry
 from camvault.export.feed import MB, RangeReader
 from camvault.export.fmp4 import Header, Out, fragment_header, init_segment, random_access
 from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_indexes, read_range
-from camvault.mp4track import TABLE_ERRORS, Sample, fragment_samples
+from camvault.export.spliceaudio import AudioSelect, keeps_audio
+from camvault.mp4track import TABLE_ERRORS, Sample, fragment_audio, fragment_samples
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,16 @@ PART = 4 * MB  # bytes per ranged GET
 class _Input:
     """One entry of the plan with its recording's index; ``span``: a plain file's selected
     samples (positions in its table; a fragmented file's are selected as its moofs pass),
-    and the bytes to read, ``start`` to ``end``."""
+    and the bytes to read, ``start`` to ``end``; ``audio``: a plain file's audio samples
+    kept, and their selection (None: the clip has no audio)."""
 
     entry: Entry
     index: Index
     span: range
     start: int
     end: int
+    audio: AudioSelect | None = None
+    audio_span: range = range(0)
 
 
 class _Select:
@@ -112,8 +118,8 @@ def prepare(
         indexes = read_indexes(store, [e.source for e in plan.entries])
         if indexes is None:
             return None
-    if plan.cut == CUT_BEFORE and not strict and any(i.track.has_audio for i in indexes):
-        log.debug("clip assembled by ffmpeg: it keeps the audio")
+    audio = keeps_audio(plan, indexes, strict=strict)
+    if audio is None:
         return None
     inputs = []
     for entry, index in zip(plan.entries, indexes, strict=True):
@@ -132,9 +138,17 @@ def prepare(
         # positions, not the samples: every recording's selection is held while the clip
         # streams, and a table keeps its samples compact (``mp4track.SampleTable``)
         lo = bisect.bisect_left(table, taken[0].dts, key=lambda t: t.dts)
-        end = max(t.offset + t.size for t in taken)
-        inputs.append(_Input(entry, index, range(lo, lo + len(taken)), taken[0].offset, end))
-    return Splice(store, plan, inputs, part=part, chunk=chunk, header=header)
+        start, end = taken[0].offset, max(t.offset + t.size for t in taken)
+        select, span = None, range(0)
+        if audio:
+            select = AudioSelect(entry, index, taken[0].dts)
+            span = select.span()
+            for k in span:  # interleaved with the video's: read in the same pass
+                s = select.track.samples[k]
+                start, end = min(start, s.offset), max(end, s.offset + s.size)
+        span_v = range(lo, lo + len(taken))
+        inputs.append(_Input(entry, index, span_v, start, end, select, span))
+    return Splice(store, plan, inputs, part=part, chunk=chunk, header=header, audio=audio)
 
 
 class Splice:
@@ -152,8 +166,10 @@ class Splice:
         part: int,
         chunk: int,
         header: Header | None = None,
+        audio: bool = False,
     ) -> None:
         self._store = store
+        self._audio = audio
         self._plan = plan
         self._inputs = inputs
         self._part = part
@@ -174,10 +190,21 @@ class Splice:
         track = self._inputs[0].index.track
         pool = ThreadPoolExecutor(2, thread_name_prefix="clip-get")
         out = _Chunks(self._chunk)
-        out.put(init_segment(track.entry, track.timescale, track.width, track.height, self._header))
+        sound = track.audio if self._audio else None
+        out.put(
+            init_segment(
+                track.entry,
+                track.timescale,
+                track.width,
+                track.height,
+                self._header,
+                None if sound is None else (sound.entry, sound.timescale),
+            )
+        )
         keys: list[tuple[int, int]] = []  # (decode time, moof offset): the mfra's rows
         sequence = 0
         floor = 0  # the next sample's earliest decode time: they strictly increase
+        afloor = 0  # the same for the audio
         cursors = [self._cursor(i, pool) for i in self._inputs]
         for cur, nxt in pairwise(cursors):
             cur.then = nxt.prime
@@ -187,8 +214,10 @@ class Splice:
                 base = max(self._bases[n], floor)
                 following = self._bases[n + 1] if n + 1 < len(self._bases) else None
                 origin: int | None = None
-                for batch, last in self._batches(inp, cur):
-                    origin = batch[0].dts if origin is None else origin
+                for batch, abatch, asel, last in self._batches(inp, cur):
+                    if origin is None:
+                        origin = batch[0].dts
+                        placed_v0 = max(base, floor)
                     placed = []
                     for k, s in enumerate(batch):
                         dts = max(base + s.dts - origin, floor)
@@ -200,13 +229,23 @@ class Splice:
                             dur = s.duration
                         placed.append(Out(s.size, dts, dur, s.sync))
                         floor = dts + 1
+                    aplaced: list[Out] = []
+                    if abatch and asel is not None:
+                        aplaced = asel.place(abatch, placed_v0, afloor)
+                        afloor = aplaced[-1].dts + 1
                     sequence += 1
                     if placed[0].sync:
                         keys.append((placed[0].dts, out.written))
-                    out.put(fragment_header(sequence, placed))
-                    for offset, size in _runs(batch):
+                    out.put(fragment_header(sequence, placed, aplaced))
+                    # in file order (one forward pass), the audio's bytes after the video's
+                    sound_bytes = bytearray()
+                    for offset, size, is_audio in _runs(batch, abatch):
                         for piece in cur.pieces(offset, size):
-                            out.put(piece)
+                            if is_audio:
+                                sound_bytes += piece
+                            else:
+                                out.put(piece)
+                    out.put(sound_bytes)
                     self.seconds = (placed[-1].dts + placed[-1].duration) / track.timescale
                     first = sequence == 1
                     yield from out.full()
@@ -226,23 +265,42 @@ class Splice:
             self._store, inp.index.key, inp.start, inp.end, self._part, pool, self._spare
         )
 
-    def _batches(self, inp: _Input, cur: _Cursor) -> Iterator[tuple[list[Sample], bool]]:
+    def _batches(
+        self, inp: _Input, cur: _Cursor
+    ) -> Iterator[tuple[list[Sample], list[Sample], AudioSelect | None, bool]]:
         """The entry's samples in output fragments: a plain file's per GOP, a fragmented
-        one's per source fragment; with whether it holds the entry's last sample."""
+        one's per source fragment; with the audio samples of the same span, and whether
+        it holds the entry's last sample."""
         index = inp.index
         if not index.track.fragmented:
             table = index.track.samples
+            sound, apos = inp.audio, inp.audio_span.start
+
+            def audio_before(dts: int | None) -> list[Sample]:
+                """The entry's next audio samples, up to the video decode time ``dts``."""
+                nonlocal apos
+                got: list[Sample] = []
+                while sound is not None and apos < inp.audio_span.stop:
+                    s = sound.track.samples[apos]
+                    if dts is not None and not sound.before(s, dts):
+                        break
+                    got.append(s)
+                    apos += 1
+                return got
+
             gop: list[Sample] = []
             for k in inp.span:
                 s = table[k]
                 if s.sync and gop:
-                    yield gop, False
+                    yield gop, audio_before(s.dts), sound, False
                     gop = []
                 gop.append(s)
             if gop:
-                yield gop, True
+                yield gop, audio_before(None), sound, True
             return
         select = _Select(inp.entry, index.track.timescale, index.first_dts)
+        audio = index.track.audio if self._audio else None
+        asel: AudioSelect | None = None
         pos, total = index.start, index.total
         while pos + 8 <= total and not select.done:
             kind, size, header = box_header(cur.read(pos, min(16, total - pos)), total - pos)
@@ -252,28 +310,40 @@ class Splice:
             mdat = pos + size
             if size > MAX_BOX or mdat + 8 > total:
                 return  # a fragment cut short (the recorder stopped mid-write): the end
-            samples = fragment_samples(cur.read(pos + header, size - header), pos, index.track)
+            moof = cur.read(pos + header, size - header)
+            samples = fragment_samples(moof, pos, index.track)
+            heard = [] if audio is None else fragment_audio(moof, pos, audio)
             mkind, msize, mheader = box_header(cur.read(mdat, min(16, total - mdat)), total - mdat)
             if mkind != b"mdat" or any(
-                s.offset < mdat + mheader or s.offset + s.size > mdat + msize for s in samples
+                s.offset < mdat + mheader or s.offset + s.size > mdat + msize
+                for s in (*samples, *heard)
             ):
                 raise ValueError("a fragment's samples lie outside the mdat after it")
             # as the demuxer: the samples a file cut short still holds whole
             taken, last = select.take([s for s in samples if s.offset + s.size <= total])
             if taken:
-                yield taken, last
+                if asel is None and self._audio:
+                    asel = AudioSelect(inp.entry, index, taken[0].dts)
+                whole = (s for s in heard if s.offset + s.size <= total)
+                yield taken, [] if asel is None else asel.take(whole), asel, last
             pos = mdat + msize
 
 
-def _runs(batch: list[Sample]) -> Iterator[tuple[int, int]]:
-    """(offset, size) of the byte runs the samples make, adjacent samples merged."""
-    start, end = batch[0].offset, batch[0].offset
-    for s in batch:
-        if s.offset != end:
-            yield start, end - start
-            start = s.offset
-        end = s.offset + s.size
-    yield start, end - start
+def _runs(batch: list[Sample], audio: list[Sample]) -> list[tuple[int, int, bool]]:
+    """(offset, size, whether audio) of the byte runs the samples make, adjacent samples
+    of a track merged, in file order."""
+    runs: list[tuple[int, int, bool]] = []
+    for samples, is_audio in ((batch, False), (audio, True)):
+        if not samples:
+            continue
+        start = end = samples[0].offset
+        for s in samples:
+            if s.offset != end:
+                runs.append((start, end - start, is_audio))
+                start = s.offset
+            end = s.offset + s.size
+        runs.append((start, end - start, is_audio))
+    return sorted(runs)
 
 
 class _Chunks:
@@ -287,7 +357,7 @@ class _Chunks:
         self._done: list[memoryview] = []
         self.written = 0  # bytes put so far
 
-    def put(self, data: bytes | memoryview) -> None:
+    def put(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         self.written += len(view)
         while view:

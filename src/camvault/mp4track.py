@@ -40,6 +40,7 @@ _CODECS = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}
 _CONFIG_BOX = {"h264": b"avcC", "hevc": b"hvcC"}
 _MAC_EPOCH_OFFSET = 2082844800  # 1904-01-01 → 1970-01-01, in seconds
 _VISUAL_ENTRY = 8 + 78  # box header + VisualSampleEntry fields before its child boxes
+_SOUND_ENTRY = 8 + 28  # box header + AudioSampleEntry (v0) fields before its child boxes
 _NON_SYNC = 0x10000  # sample_is_non_sync_sample, in a sample's flags
 
 Boxes = dict[bytes, list[tuple[int, int]]]
@@ -228,6 +229,8 @@ def _audio(body: bytes, trak: tuple[int, int], moov: Boxes) -> AudioTrack | None
         if count != 1 or kind != b"mp4a" or pos + 4 + n > one(stbl, b"stsd")[1]:
             return None
         entry = bytes(body[pos + 4 : pos + 4 + n])
+        if not _is_aac(entry):  # mp4a holds MP3 and MP2 too
+            return None
         version, tpos = full(body, one(tkids, b"tkhd"))
         (track_id,) = struct.unpack_from(">I", body, tpos + (16 if version == 1 else 8))
         shift = 0
@@ -243,6 +246,36 @@ def _audio(body: bytes, trak: tuple[int, int], moov: Boxes) -> AudioTrack | None
         return AudioTrack(timescale, track_id, entry, _table(body, stbl), None, shift)
     except TABLE_ERRORS:
         return None
+
+
+def _is_aac(entry: bytes) -> bool:
+    """Whether an ``mp4a`` sample entry (version 0, ISO) describes AAC: its esds's decoder
+    config says object type 0x40 (ISO/IEC 14496-1 ES_Descriptor)."""
+    if struct.unpack_from(">H", entry, 16)[0] != 0:  # QuickTime sound entry v1/v2
+        return False
+    esds = one(children(entry, _SOUND_ENTRY, len(entry)), b"esds")
+    pos = esds[0] + 4
+    if entry[pos] != 0x03:
+        return False
+    pos = _descriptor_body(entry, pos)
+    flags = entry[pos + 2]
+    pos += 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+    if flags & 0x40:
+        pos += 1 + entry[pos]
+    if entry[pos] != 0x04:
+        return False
+    return entry[_descriptor_body(entry, pos)] == 0x40
+
+
+def _descriptor_body(data: bytes, pos: int) -> int:
+    """Where the descriptor whose tag is at ``pos`` has its payload (after its size,
+    7 bits a byte, the high bit saying more follow)."""
+    pos += 1
+    for _ in range(4):
+        pos += 1
+        if not data[pos - 1] & 0x80:
+            return pos
+    raise ValueError("descriptor size")
 
 
 def _audio_edit(body: bytes, edts: tuple[int, int]) -> int:

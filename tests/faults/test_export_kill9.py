@@ -3,8 +3,8 @@
 the row says done), restart, and check that the job completes — or, once its worker has
 died too often, fails clearly — and that no partial or orphaned object is left under
 exports/. The footage qualifies for the splice (``export.jobsplice``: no ffmpeg); with an
-audio track (``FFMPEG``) the job keeps it, so ffmpeg cuts it, and its temporary script
-and fed ffmpeg are what a kill leaves behind.
+MP2 audio track (``FFMPEG``: the splice copies only AAC) the job keeps it, so ffmpeg
+cuts it, and its temporary script and fed ffmpeg are what a kill leaves behind.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from tests.integration.export_env import upload_footage
 ROOT = Path(__file__).resolve().parents[2]
 SEC = timedelta(seconds=1)
 CAM = "k9x"
-# footage with audio: the job keeps it (keyframe-before cut), so ffmpeg cuts the clip
+# footage with MP2 audio: the job keeps it (keyframe-before cut) and the splice copies
+# only AAC, so ffmpeg cuts the clip
 FFMPEG = pytest.mark.parametrize("settings", ["audio"], indirect=True, ids=["ffmpeg"])
 
 
@@ -44,7 +45,7 @@ def settings(
     add_cameras(db_url, CAM)
     audio = getattr(request, "param", "") == "audio"
     starts = [T0, T0 + 20 * SEC, T0 + 50 * SEC]
-    upload_footage(s3, bucket, db_url, CAM, starts, 20, tmp_path, audio=audio)
+    upload_footage(s3, bucket, db_url, CAM, starts, 20, tmp_path, audio="mp2" if audio else False)
     st: Settings = make_settings(api={"export_stale_seconds": 2, "export_workers": 0})
     return st
 

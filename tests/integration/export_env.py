@@ -39,15 +39,25 @@ FRAME = timedelta(seconds=1 / FPS)
 
 def upload_footage(
     s3: Any, bucket: str, db_url: str, camera: str, starts: list[datetime], seconds: int,
-    tmp: Path, *, fragmented: bool = False, audio: bool = False,
+    tmp: Path, *, fragmented: bool = False, audio: bool | str = False,
 ) -> list[Rec]:  # fmt: skip
     """One recording of ``seconds`` per start: a real MP4 in S3 and its catalog row.
     ``fragmented``: in the recorder's layout (fragmented MP4, a fragment at every keyframe
     and every 0.5 s, so half of them start between keyframes), else +faststart.
-    ``audio``: with an audio track (a job that keeps it is cut by ffmpeg, not spliced)."""
-    plain = tmp / f"footage-{seconds}s{'-audio' if audio else ''}.mp4"
+    ``audio``: with an AAC track (a job that keeps it splices it too), or one in the codec
+    named (not AAC: a job that keeps it is cut by ffmpeg)."""
+    codec = "aac" if audio is True else audio
+    plain = tmp / f"footage-{seconds}s{f'-{codec}' if codec else ''}.mp4"
     if not plain.exists():
-        make_h264(plain, seconds=seconds, fps=FPS, gop=FPS, audio=audio)
+        make_h264(plain, seconds=seconds, fps=FPS, gop=FPS, audio=bool(audio))
+        if codec != "aac" and codec:
+            aac = plain.with_name(f"{plain.stem}-aac.mp4")
+            plain.rename(aac)
+            subprocess.run(
+                [ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(aac), "-c:v", "copy",
+                 "-c:a", str(codec), "-movflags", "+faststart", str(plain)],
+                check=True, capture_output=True,
+            )  # fmt: skip
     src = plain
     if fragmented:
         src = plain.with_name(f"{plain.stem}-frag.mp4")

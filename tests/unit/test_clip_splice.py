@@ -254,15 +254,18 @@ def _tone(path: Path, codec: str | None, rate: int = 48000) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["not AAC", "AAC at another rate", "audio in one only"])
+@pytest.mark.parametrize(
+    "case", ["AC-3", "MP2 (an mp4a entry too)", "AAC at another rate", "audio in one only"]
+)
 def test_audio_the_splice_cannot_copy_falls_back(case: str, tmp_path: Path) -> None:
     """Audio ffmpeg keeps but one init segment cannot carry: ffmpeg cuts the clip; a
     strict one (no audio) is still spliced."""
     store = Store()
     first = _tone(tmp_path / "a.mp4", "aac", 48000)
-    if case == "not AAC":
-        first = _tone(tmp_path / "a.mp4", "ac3", 48000)
-        second = _tone(tmp_path / "b.mp4", "ac3", 48000)
+    if case in ("AC-3", "MP2 (an mp4a entry too)"):
+        codec = "ac3" if case == "AC-3" else "mp2"
+        first = _tone(tmp_path / "a.mp4", codec, 48000)
+        second = _tone(tmp_path / "b.mp4", codec, 48000)
     elif case == "AAC at another rate":
         second = _tone(tmp_path / "b.mp4", "aac", 44100)
     else:

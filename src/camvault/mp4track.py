@@ -6,10 +6,13 @@ Two readers build on it: ``mp4index`` (the ingest probe's summary of a file) and
 ``export.splice`` (a clip assembled from the recordings' samples, no ffmpeg). Both vouch
 only for the common case — one H.264/H.265 video track, no composition offsets (B-frames),
 no edit list that hides or trims media — and raise ``ValueError`` (or ``struct.error`` and
-friends on a broken table, see ``TABLE_ERRORS``) for anything else.
+friends on a broken table, see ``TABLE_ERRORS``) for anything else. A lone AAC audio
+track is read too (``AudioTrack``: what the splice copies when the clip keeps audio);
+any other audio is only noted (``has_audio``), never a reason to refuse the video.
 
 Box layouts: ISO/IEC 14496-12 (mvhd, tkhd, mdhd, hdlr, stsd, stts, ctts, stsz, stsc,
-stco/co64, stss, elst, mvex/trex/mehd, moof/tfhd/tfdt/trun) and 14496-15 (avcC/hvcC).
+stco/co64, stss, elst, mvex/trex/mehd, moof/tfhd/tfdt/trun), 14496-15 (avcC/hvcC) and
+14496-1 (esds: the ES and decoder config descriptors).
 """
 
 from __future__ import annotations
@@ -209,7 +212,8 @@ def read_moov(body: bytes) -> VideoTrack:
         created=created,
         samples=samples,
         defaults=defaults,
-        audio=_audio(body, sound[0], kids) if sound else None,
+        # ffmpeg keeps every audio track (``-map 0:a?``): only a lone one is copied
+        audio=_audio(body, sound[0], kids) if len(sound) == 1 else None,
     )
 
 

@@ -242,11 +242,12 @@ def test_spliced_audio_matches_the_ffmpeg_route(layout: str, tmp_path: Path) -> 
     assert len(mine) > 100
 
 
-def _tone(path: Path, codec: str | None, rate: int = 48000) -> Path:
+def _tone(path: Path, codec: str | None, rate: int = 48000, tracks: int = 1) -> Path:
     audio = ("-an",) if codec is None else ("-c:a", codec)
     _ffmpeg(
         *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=4"),
         *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}:duration=4"),
+        *("-map", "0:v", *(["-map", "1:a"] * tracks)),
         *("-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30"),
         *("-pix_fmt", "yuv420p", *audio, "-movflags", "+faststart"),
         str(path),
@@ -254,29 +255,33 @@ def _tone(path: Path, codec: str | None, rate: int = 48000) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "case", ["AC-3", "MP2 (an mp4a entry too)", "AAC at another rate", "audio in one only"]
-)
+FALLBACKS = {
+    # case: (first source's audio, second's: codec, sample rate, tracks)
+    "AC-3": (("ac3", 48000, 1), ("ac3", 48000, 1)),
+    "MP2 (an mp4a entry too)": (("mp2", 48000, 1), ("mp2", 48000, 1)),
+    "AAC at another rate": (("aac", 48000, 1), ("aac", 44100, 1)),
+    "audio in one only": (("aac", 48000, 1), (None, 48000, 1)),
+    "two AAC tracks (ffmpeg keeps both)": (("aac", 48000, 2), ("aac", 48000, 2)),
+    "the same AAC track (spliced)": (("aac", 48000, 1), ("aac", 48000, 1)),
+}
+
+
+@pytest.mark.parametrize("case", FALLBACKS)
 def test_audio_the_splice_cannot_copy_falls_back(case: str, tmp_path: Path) -> None:
     """Audio ffmpeg keeps but one init segment cannot carry: ffmpeg cuts the clip; a
     strict one (no audio) is still spliced."""
     store = Store()
-    first = _tone(tmp_path / "a.mp4", "aac", 48000)
-    if case in ("AC-3", "MP2 (an mp4a entry too)"):
-        codec = "ac3" if case == "AC-3" else "mp2"
-        first = _tone(tmp_path / "a.mp4", codec, 48000)
-        second = _tone(tmp_path / "b.mp4", codec, 48000)
-    elif case == "AAC at another rate":
-        second = _tone(tmp_path / "b.mp4", "aac", 44100)
-    else:
-        second = _tone(tmp_path / "b.mp4", None)
+    first, second = (
+        _tone(tmp_path / f"{n}.mp4", *audio) for n, audio in enumerate(FALLBACKS[case])
+    )
     sources = [
         _source(store, 1, first, T0, 4.0),
         _source(store, 2, second, T0 + timedelta(seconds=4.0), 4.0),
     ]
     plan = _plan(sources, 1.0, 7.5, 0.0)
     assert plan.cut == CUT_BEFORE
-    assert splice.prepare(store, plan, strict=False) is None
+    kept = splice.prepare(store, plan, strict=False)
+    assert (kept is not None) == case.endswith("(spliced)")
     got, audio = _decode(_spliced(store, plan, strict=True))
     assert audio == 0 and got == _expected(plan)
 

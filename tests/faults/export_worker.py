@@ -9,6 +9,7 @@ uploaded while it is produced, so ``progress`` and ``uploading`` may come in eit
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,15 @@ from camvault.storage import S3ObjectStore, make_client
 PAUSE = 1.0
 
 
+_SAY = threading.Lock()
+
+
 def say(what: str) -> None:
-    print(what, flush=True)
+    # one write per line, under a lock: the upload's thread and ffmpeg's progress reader
+    # may both report at once (seen interleaved as "uploadingprogress")
+    with _SAY:
+        sys.stdout.write(what + "\n")
+        sys.stdout.flush()
     time.sleep(PAUSE)
 
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,20 @@ def world(
     db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[ClipApi, dict[str, str], str]]:  # fmt: skip
+    with _world(db_url, bucket, seaweed, s3, tmp_path, request.param) as w:
+        yield w
+
+
+@contextmanager
+def _world(
+    db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path, layout: str,
+    audio: bool = False,
+) -> Iterator[tuple[ClipApi, dict[str, str], str]]:  # fmt: skip
     add_cameras(db_url, CAM)
-    fragmented = request.param == "fragmented"
-    upload_footage(s3, bucket, db_url, CAM, STARTS, 20, tmp_path, fragmented=fragmented)
+    fragmented = layout == "fragmented"
+    upload_footage(
+        s3, bucket, db_url, CAM, STARTS, 20, tmp_path, fragmented=fragmented, audio=audio
+    )
     with service_access(db_url) as acc:
         acc.add_user("exporter")
         acc.add_grant(camera_id=CAM, user="exporter", permission=Permission.EXPORT)
@@ -50,7 +62,7 @@ def world(
         tmp=tmp_path,
         workers=0,  # the test runs the jobs, to see which processes they start
     ) as api:
-        yield api, tok, request.param
+        yield api, tok, layout
 
 
 def _export(api: ClipApi, tok: dict[str, str]) -> dict[str, Any]:
@@ -136,6 +148,43 @@ def test_job_is_spliced_without_ffmpeg_and_matches_ffmpegs_clip(
         **json.loads(want_tags["comment"]),
         "camvault_export": 0,
     }
+
+
+@pytest.mark.parametrize("layout", ["faststart", "fragmented"])
+def test_a_job_keeping_aac_audio_is_spliced_with_it(
+    layout: str, db_url: str, bucket: str, seaweed: SeaweedFS, s3: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Footage with AAC audio, a keyframe-before cut (the job keeps the audio): spliced
+    all the same, no ffmpeg; the clip's audio is ffmpeg's route's, packet for packet
+    (bytes and spacing), but for a packet or two at each recording's edge."""
+    with _world(db_url, bucket, seaweed, s3, tmp_path, layout, audio=True) as (api, tok, _):
+        with monkeypatch.context() as m:
+            m.setattr(jobs, "render_stream", _no_ffmpeg)
+            spliced = _export(api, tok)
+        assert (spliced["state"], spliced["assembly"]) == ("done", "splice"), spliced
+        got = _audio(_clip(s3, bucket, db_url, spliced, tmp_path))
+        monkeypatch.setattr(jobs, "prepare_job", lambda *a, **kw: None)
+        cut = _export(api, tok)
+        assert (cut["state"], cut["assembly"]) == ("done", "ffmpeg"), cut
+        want = _audio(_clip(s3, bucket, db_url, cut, tmp_path))
+    # 5.5 s to 65 s across a 10 s gap: ~50 s of 48 kHz AAC (1024 samples a packet)
+    assert len(got) > 2000 and abs(len(got) - len(want)) <= 6
+    at, skipped, shifts = 0, 0, set()
+    for t, payload in got:
+        k = next(k for k in range(at, at + 3) if want[k][1] == payload)
+        skipped += k - at
+        shifts.add(round(want[k][0] - t, 3))
+        at = k + 1
+    assert skipped <= 6 and len(shifts) == 1
+
+
+def _audio(path: Path) -> list[tuple[float, bytes]]:
+    """Each audio packet's (dts in seconds, payload) of an AAC clip."""
+    with av.open(str(path)) as c:
+        (a,) = c.streams.audio
+        assert a.codec_context.name == "aac"
+        return [(float(p.dts * a.time_base), bytes(p)) for p in c.demux(a) if p.size]
 
 
 def _no_ffmpeg(*args: object, **kw: object) -> None:

@@ -60,12 +60,17 @@ LAYOUTS = {
 }
 
 
-def make_segment(path: Path, seconds: int, mbps: float, layout: str = "faststart") -> Path:
-    """Small picture, constant 4 Mbit/s (x264 CBR filler): fast to make, real-sized."""
+def make_segment(
+    path: Path, seconds: int, mbps: float, layout: str = "faststart", audio: bool = False
+) -> Path:
+    """Small picture, constant 4 Mbit/s (x264 CBR filler): fast to make, real-sized;
+    ``audio``: plus a 32 kbit/s AAC track, as a camera with a microphone records."""
     kbps = int(mbps * 1000)
+    sound = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}"]
     subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
          "-i", f"testsrc2=size=320x240:rate=15:duration={seconds}",
+         *([*sound, "-c:a", "aac", "-b:a", "32k"] if audio else []),
          "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
          "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k",
          "-bufsize", f"{kbps}k", "-x264-params", "nal-hrd=cbr:force-cfr=1",
@@ -416,6 +421,7 @@ def main() -> None:
     ap.add_argument(
         "--no-splice", action="store_true", help="the streamed clip cut by ffmpeg, not spliced"
     )
+    ap.add_argument("--audio", action="store_true", help="recordings with an AAC track")
     args = ap.parse_args()
     admin = os.environ.get(
         "CAMVAULT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -425,7 +431,9 @@ def main() -> None:
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     try:
         say(f"making a {args.segment_seconds} s {args.mbps} Mbit/s {args.layout} segment …")
-        seg = make_segment(work / "seg.mp4", args.segment_seconds, args.mbps, args.layout)
+        seg = make_segment(
+            work / "seg.mp4", args.segment_seconds, args.mbps, args.layout, args.audio
+        )
         with SeaweedFS(work / "weed") as weed:
             WEED_PID[:] = [weed.pid] if weed.pid else []
             s3 = weed.client()
@@ -501,7 +509,8 @@ def main() -> None:
         ratio = cv["wall_s"] / manual["wall_s"]
         stream_ratio = st["stream"]["wall_s"] / manual["wall_s"]
         print(f"\nclip = {args.segments} x {args.segment_seconds} s at {args.mbps} Mbit/s, "
-              f"{args.layout} recordings ({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
+              f"{args.layout} recordings{' with AAC audio' if args.audio else ''} "
+              f"({out.stat().st_size / 1e6:.0f} MB)")  # fmt: skip
         print(
             f"{'route':<26} {'wall s':>7} {'ttfb s':>7} {'peak RSS MB':>12} {'of it ffmpeg':>14}"
             f" {'CPU s':>7} {'S3 CPU':>7}"
@@ -537,6 +546,7 @@ def main() -> None:
             "segment_seconds": args.segment_seconds,
             "mbps": args.mbps,
             "layout": args.layout,
+            "audio": args.audio,
             "feed": args.feed,
             "put_bound": put,
             "clip_bytes": out.stat().st_size,
@@ -552,6 +562,8 @@ def main() -> None:
         name = "export_feed.json" if args.feed else "export.json"
         if args.layout != "faststart":
             name = name.replace(".json", f"_{args.layout}.json")
+        if args.audio:
+            name = name.replace(".json", "_audio.json")
         if args.no_splice:
             name = name.replace(".json", "_nosplice.json")
         (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")

@@ -104,34 +104,12 @@ def init_segment(
         bytes(24),
         struct.pack(">I", (_AUDIO if audio else _TRACK) + 1),  # next track id
     )
-    tkhd = full_box(
-        b"tkhd",
-        version,
-        0x3,  # enabled, in movie
-        when,
-        struct.pack(">II", _TRACK, 0),
-        struct.pack(">Q" if version else ">I", 0),
-        bytes(8),
-        struct.pack(">hhhH", 0, 0, 0, 0),  # layer, group, volume, reserved
-        _MATRIX,
-        struct.pack(">II", width << 16, height << 16),
-    )
-    mdhd = full_box(
-        b"mdhd",
-        version,
-        0,
-        when,
-        struct.pack(">I", timescale),
-        struct.pack(">Q" if version else ">I", 0),
-        struct.pack(">HH", 0x55C4, 0),
-    )
-    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\0")
-    vmhd = full_box(b"vmhd", 0, 1, bytes(8))
-    mdia = box(b"mdia", mdhd, hdlr, box(b"minf", vmhd, _dinf(), _stbl(entry)))
-    traks = [box(b"trak", tkhd, mdia)]
+    video = full_box(b"vmhd", 0, 1, bytes(8))
+    traks = [_trak(version, when, _TRACK, entry, timescale, video, size=(width, height))]
     trex = [full_box(b"trex", 0, 0, struct.pack(">IIIII", _TRACK, 1, 0, 0, 0))]
     if audio is not None:
-        traks.append(_audio_trak(version, when, *audio))
+        sound = full_box(b"smhd", 0, 0, bytes(4))
+        traks.append(_trak(version, when, _AUDIO, *audio, sound))
         trex.append(full_box(b"trex", 0, 0, struct.pack(">IIIII", _AUDIO, 1, 0, 0, 0)))
     udta = b"" if header is None else _udta(header.tags)
     moov = box(b"moov", mvhd, *traks, box(b"mvex", *trex), udta)
@@ -153,19 +131,31 @@ def _stbl(entry: bytes) -> bytes:
     )
 
 
-def _audio_trak(version: int, when: bytes, entry: bytes, timescale: int) -> bytes:
-    """The audio track's trak (as ffmpeg writes it: alternate group 1, volume 1.0)."""
+def _trak(
+    version: int,
+    when: bytes,
+    track: int,
+    entry: bytes,
+    timescale: int,
+    media_header: bytes,
+    *,
+    size: tuple[int, int] | None = None,
+) -> bytes:
+    """One track's trak, as ffmpeg writes it: a video track (``size``, vmhd) or an audio
+    track (no size, smhd; alternate group 1, volume 1.0)."""
+    audio = size is None
     tkhd = full_box(
         b"tkhd",
         version,
-        0x3,
+        0x3,  # enabled, in movie
         when,
-        struct.pack(">II", _AUDIO, 0),
+        struct.pack(">II", track, 0),
         struct.pack(">Q" if version else ">I", 0),
         bytes(8),
-        struct.pack(">hhhH", 0, 1, 0x100, 0),  # layer, alternate group, volume, reserved
+        # layer, alternate group, volume, reserved
+        struct.pack(">hhhH", 0, 1, 0x100, 0) if audio else struct.pack(">hhhH", 0, 0, 0, 0),
         _MATRIX,
-        bytes(8),
+        bytes(8) if size is None else struct.pack(">II", size[0] << 16, size[1] << 16),
     )
     mdhd = full_box(
         b"mdhd",
@@ -176,9 +166,10 @@ def _audio_trak(version: int, when: bytes, entry: bytes, timescale: int) -> byte
         struct.pack(">Q" if version else ">I", 0),
         struct.pack(">HH", 0x55C4, 0),
     )
-    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"soun", bytes(12), b"SoundHandler\0")
-    smhd = full_box(b"smhd", 0, 0, bytes(4))
-    return box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, box(b"minf", smhd, _dinf(), _stbl(entry))))
+    handler = (b"soun", b"SoundHandler\0") if audio else (b"vide", b"VideoHandler\0")
+    hdlr = full_box(b"hdlr", 0, 0, bytes(4), handler[0], bytes(12), handler[1])
+    minf = box(b"minf", media_header, _dinf(), _stbl(entry))
+    return box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
 
 
 def _udta(tags: Sequence[tuple[bytes, str]]) -> bytes:

@@ -21,7 +21,7 @@ import struct
 
 from camvault.export.clip import KEY_EPS, Keyframes, keyframes_around
 from camvault.export.feed import RangeReader
-from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_range
+from camvault.export.rangeindex import MAX_BOX, Index, box_header, read_at
 from camvault.mp4track import TABLE_ERRORS, Sample, children, fragment_samples
 
 __all__ = ["fragment_keyframes"]
@@ -50,8 +50,7 @@ class _Lookup:
         self._moofs: dict[int, list[Sample]] = {}
 
     def _read(self, offset: int, n: int) -> bytes:
-        buf = memoryview(bytearray(n))
-        return bytes(buf[: read_range(self._store, self._index.key, offset, buf)[0]])
+        return read_at(self._store, self._index.key, offset, n)
 
     def _seconds(self, dts: int) -> float:
         return (dts - self._index.first_dts) / self._scale

@@ -33,7 +33,7 @@ from camvault.mp4track import TABLE_ERRORS, VideoTrack, fragment_samples, read_m
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Index", "box_header", "plan_indexed", "read_indexes", "read_range"]
+__all__ = ["Index", "box_header", "plan_indexed", "read_at", "read_indexes", "read_range"]
 
 HEAD = 64 * 1024  # the first GET of each recording: ftyp + moov (+ first moof), usually
 MAX_BOX = 64 * MB  # a moov/moof this large is not a camera segment's
@@ -140,6 +140,12 @@ def read_range(store: RangeReader, key: str, offset: int, into: memoryview) -> t
     raise AssertionError("unreachable")
 
 
+def read_at(store: RangeReader, key: str, offset: int, n: int) -> bytes:
+    """``n`` bytes of ``key`` from ``offset`` (fewer at the object's end), ``read_range``."""
+    buf = memoryview(bytearray(n))
+    return bytes(buf[: read_range(store, key, offset, buf)[0]])
+
+
 def box_header(data: bytes, left: int) -> tuple[bytes, int, int]:
     """(type, size, header size) of the box whose first bytes are ``data``, ``left``
     bytes before the end of the file."""
@@ -168,8 +174,7 @@ def _read_index(store: RangeReader, key: str) -> Index:
     def fetch(offset: int, n: int) -> bytes:
         if offset + n <= len(head):
             return bytes(head[offset : offset + n])
-        buf = memoryview(bytearray(n))
-        return bytes(buf[: read_range(store, key, offset, buf)[0]])
+        return read_at(store, key, offset, n)
 
     track: VideoTrack | None = None
     pos = 0

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,6 +89,8 @@ def _from_json(text: str) -> IngestConfig:
 
 
 def _store(directory: Path, key: str, cfg: IngestConfig) -> None:
+    import tempfile  # here: only a new or changed config is stored (it loads `random`)
+
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:

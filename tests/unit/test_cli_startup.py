@@ -27,15 +27,29 @@ HEAVY = (
     "av",
 )
 NOT_FOR_INGEST = ("boto3", "botocore", "s3transfer", "psycopg", "psycopg_pool", "fastapi")
-# once the config has been validated (camvault.config_snapshot), not even pydantic
-NOT_FOR_REPEATED_INGEST = (*NOT_FOR_INGEST, "pydantic", "pydantic_settings", "asyncio")
+# once the config has been validated (camvault.config_snapshot), not even pydantic; nor
+# what only other commands or rarer paths need: uuid (loads platform), the thread pool of
+# a multi-file ingest, secrets and tempfile (random), camvault.acl
+NOT_FOR_REPEATED_INGEST = (
+    *NOT_FOR_INGEST,
+    "pydantic",
+    "pydantic_settings",
+    "asyncio",
+    "uuid",
+    "platform",
+    "concurrent",
+    "secrets",
+    "tempfile",
+)
+NOT_FOR_REPEATED_INGEST_CAMVAULT = ("camvault.acl",)
 
 _REPORT = (
     "import json, sys\n"
     "import camvault.cli\nfrom camvault.cli import main\n"
     "code = {call}\n"
     "mods = sorted({{m.split('.')[0] for m in sys.modules}})\n"
-    "print('@@' + json.dumps({{'code': code, 'modules': mods}}))\n"
+    "ours = sorted(m for m in sys.modules if m.startswith('camvault.'))\n"
+    "print('@@' + json.dumps({{'code': code, 'modules': mods, 'camvault': ours}}))\n"
 )
 
 
@@ -84,6 +98,8 @@ def test_ingest_of_a_configured_camera_needs_neither_catalog_nor_s3(tmp_path: Pa
     assert report["code"] == 0 and not again.exists()
     loaded = set(report["modules"])  # type: ignore[call-overload]
     assert not loaded & set(NOT_FOR_REPEATED_INGEST), sorted(loaded & set(NOT_FOR_REPEATED_INGEST))
+    ours = set(report["camvault"]) & set(NOT_FOR_REPEATED_INGEST_CAMVAULT)  # type: ignore[call-overload]
+    assert not ours, sorted(ours)
 
 
 def test_a_config_broken_after_a_good_ingest_still_fails_ingest(tmp_path: Path) -> None:
@@ -119,6 +135,13 @@ def test_restore_tiers_spelled_out_in_the_cli_match() -> None:
     from camvault.restore import TIERS
 
     assert CLI_TIERS == TIERS
+
+
+def test_permissions_spelled_out_in_the_cli_match() -> None:
+    from camvault.acl import Permission
+    from camvault.cli.access import PERMISSIONS
+
+    assert list(PERMISSIONS) == [m.label for m in Permission]
 
 
 def test_a_fed_export_ffmpeg_is_started_without_the_recorder_or_pyav() -> None:

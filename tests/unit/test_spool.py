@@ -136,6 +136,21 @@ Spool(Path({str(spool_dir)!r})).admit(NewSegment("cam", Path({str(src)!r}), t,
     assert not src.exists()
 
 
+def test_segment_and_quarantine_ids_are_uuid4_hex(tmp_path: Path) -> None:
+    import uuid
+
+    spool = Spool(tmp_path / "spool")
+    ids = [spool.admit(new_segment(tmp_path, f"{i}.mp4", body=b"x")).id for i in range(8)]
+    assert len(set(ids)) == 8
+    for seg_id in ids:
+        u = uuid.UUID(hex=seg_id)
+        assert u.hex == seg_id and u.version == 4 and u.variant == uuid.RFC_4122
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00")
+    qid, _, name = spool.quarantine(bad, "not a video container").name.partition("_")
+    assert name == "bad.mp4" and len(qid) == 12 and set(qid) <= set("0123456789abcdef")
+
+
 def test_quarantine_keeps_the_file_and_the_reason(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     bad = tmp_path / "bad.mp4"

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # Start-up cost: `camvault --help` and a camera script's `camvault ingest FILE` must not pay
 # for pydantic, boto3, psycopg or PyAV they do not use. So this package and every
 # ``register()`` import only the standard library and light camvault modules (errors, keys,
-# acl, models); each handler imports what it needs (tests/unit/test_cli_startup.py).
+# models); each handler imports what it needs (tests/unit/test_cli_startup.py).
 Handler = Callable[["Settings", argparse.Namespace], int]
 # A sub-command may also set ``fast=``: tried first, without loading ``Settings``; it
 # returns an exit code, or None when the command needs the full settings after all.

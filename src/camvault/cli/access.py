@@ -17,7 +17,6 @@ import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from camvault.acl import Permission, validate_window
 from camvault.cli import EXIT_OK, emit, json_flag, os_actor, parse_time
 from camvault.errors import InputError
 from camvault.keys import validate_camera_id
@@ -26,6 +25,11 @@ if TYPE_CHECKING:
     from camvault.app import App
     from camvault.catalog.access import AccessCatalog, GrantRecord
     from camvault.config import Settings
+
+
+# acl.Permission's labels, spelled out so that register() need not import camvault.acl
+# (and `secrets`), which a camera script's `camvault ingest` would pay for at start-up
+PERMISSIONS = ("view", "export", "admin")
 
 
 def _id(value: str) -> int:
@@ -102,7 +106,7 @@ def register(sub: Any) -> None:
     _ref_options(who, "user")
     _ref_options(who, "group")
     p.add_argument("--camera", required=True)
-    p.add_argument("--permission", default="view", choices=[m.label for m in Permission])
+    p.add_argument("--permission", default="view", choices=PERMISSIONS)
     p.add_argument("--from", dest="window_start", type=parse_time, help="footage window start")
     p.add_argument("--to", dest="window_end", type=parse_time, help="footage window end")
     p.add_argument("--expires", type=parse_time, help="the grant ends at this time")
@@ -284,6 +288,7 @@ def _describe(g: GrantRecord) -> str:
 
 
 def cmd_grants_add(settings: Settings, args: argparse.Namespace) -> int:
+    from camvault.acl import Permission, validate_window
     from camvault.app import App
     from camvault.catalog.access import AuditEntry
 

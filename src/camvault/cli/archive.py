@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,27 +143,37 @@ def _ingest(
 
 
 def _ingest_files(ingestor: Ingestor, args: argparse.Namespace) -> list[IngestResult]:
-    results = []
+    def one(path: Path) -> IngestResult:
+        return ingestor.ingest(path, args.camera, start=args.start)
+
     # probing and hashing release the GIL: a few files at a time use the cores while
     # the output keeps the order of the arguments. With --upload, one at a time: probing
     # keeps well ahead of the uploads anyway, and a second prober only takes the GIL from
     # the uploader's start-up (imports, S3 client), delaying the first PUT by ~0.2 s
     workers = 1 if args.upload else min(len(args.files), os.cpu_count() or 1, 4)
+    if workers == 1:  # in this thread: a camera script's one file needs no pool
+        return _print_results(args, map(one, args.files))
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
-        done = pool.map(lambda p: ingestor.ingest(p, args.camera, start=args.start), args.files)
-        for path, r in zip(args.files, done, strict=True):
-            results.append(r)
-            if args.json:
-                continue
-            if r.segment:
-                print(
-                    f"spooled    {path}  →  {r.segment.s3_key}  "
-                    f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
-                    f"{r.segment.duration_seconds:.1f} s)",
-                    flush=True,
-                )
-            else:
-                print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
+        return _print_results(args, pool.map(one, args.files))
+
+
+def _print_results(args: argparse.Namespace, done: Iterator[IngestResult]) -> list[IngestResult]:
+    results = []
+    for path, r in zip(args.files, done, strict=True):
+        results.append(r)
+        if args.json:
+            continue
+        if r.segment:
+            print(
+                f"spooled    {path}  →  {r.segment.s3_key}  "
+                f"({r.segment.codec} {r.segment.width}x{r.segment.height}, "
+                f"{r.segment.duration_seconds:.1f} s)",
+                flush=True,
+            )
+        else:
+            print(f"quarantined {path}: {r.reason}  (moved to {r.quarantined_to})")
     return results
 
 
@@ -311,6 +319,8 @@ def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
+    import signal  # here: `ingest` sets no handlers
+
     def handler(signum: int, frame: object) -> None:
         stop.set()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
+    import signal  # here, not at the top: every command's start-up imports this module
+
     from camvault.app import App
     from camvault.fleet.wiring import build_node, record_holder
     from camvault.recorder import mask_url

@@ -1,15 +1,17 @@
 """``make_client`` loads botocore's models without their documentation (resident memory,
-bench/export_clip.py) and the client works all the same: operations, shapes, endpoint
-rules, presigned URLs, request serialisation."""
+bench/export_clip.py), once per process, and the client works all the same: operations,
+shapes, endpoint rules, presigned URLs, request serialisation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from botocore.stub import Stubber
 
+from camvault.s3 import boto
 from camvault.s3.boto import make_client
 
 
@@ -49,3 +51,19 @@ def test_a_client_without_docs_still_signs_and_serialises() -> None:
             Bucket="b", Key="k", UploadId="u", PartNumber=1, Body=b"x", ChecksumCRC32="AAAAAA=="
         )
     assert r["ETag"] == '"e1"'
+
+
+def test_a_second_client_reads_no_model_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    real = boto._NoDocsLoader.load_file
+
+    def counting(self: Any, file_path: str) -> Any:
+        reads.append(file_path)
+        return real(self, file_path)
+
+    monkeypatch.setattr(boto._NoDocsLoader, "load_file", counting)
+    make_client(_Opts(), credentials=("key", "secret"))  # maybe the process's first
+    reads.clear()
+    second = make_client(_Opts(), credentials=("key", "secret"))
+    assert reads == []
+    assert second.meta.service_model.operation_model("PutObject").documentation == ""

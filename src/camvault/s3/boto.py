@@ -22,6 +22,7 @@ import gzip
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -250,9 +251,7 @@ def make_client(
     )
     key_id, secret = credentials if credentials is not None else (None, None)
     core = botocore.session.Session()
-    loader = botocore.loaders.create_loader(core.get_config_variable("data_path"))
-    loader.file_loader = _NoDocsLoader()
-    core.register_component("data_loader", loader)
+    core.register_component("data_loader", _shared_loader(core))
     client: S3Client = boto3.session.Session(botocore_session=core).client(
         "s3",
         endpoint_url=settings.endpoint_url or None,
@@ -262,6 +261,23 @@ def make_client(
     )
     client.meta.events.register("before-sign.s3.PutObject", _unsigned_payload_if_checksummed)
     return client
+
+
+_LOADER: list[botocore.loaders.Loader] = []
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader(core: botocore.session.Session) -> botocore.loaders.Loader:
+    """One botocore data loader per process, as boto3's default session has: it caches the
+    models it has read, so a second client (a new ``App`` in the same process, the API's
+    and the archive's) does not parse S3's model, the endpoint rules and the partitions
+    again (~0.08 s each time, measured)."""
+    with _LOADER_LOCK:
+        if not _LOADER:
+            loader = botocore.loaders.create_loader(core.get_config_variable("data_path"))
+            loader.file_loader = _NoDocsLoader()
+            _LOADER.append(loader)
+        return _LOADER[0]
 
 
 class _NoDocsLoader(botocore.loaders.JSONFileLoader):

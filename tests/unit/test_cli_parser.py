@@ -5,7 +5,9 @@ parser does, and everything else must still get the full parser."""
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +157,23 @@ def test_an_unknown_command_still_lists_every_command(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "invalid choice: 'ingset'" in err
     assert all(f"'{command}'" in err for command in cli.COMMANDS), err
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["ingest", "--bogus"], ["reconcile", "-h"]])
+def test_main_restores_the_gc_threshold_it_raised_while_parsing(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = gc.get_threshold()
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert gc.get_threshold() == before
+
+
+def test_main_called_with_arguments_keeps_the_gc_threshold(tmp_path: Path) -> None:
+    """Only the process's own ``ingest`` / ``upload`` (``fast_exit``) keep it raised."""
+    config = tmp_path / "camvault.toml"
+    config.write_text(f'[spool]\ndir = "{tmp_path}/spool"\n[[cameras]]\nid = "dock-2"\n')
+    before = gc.get_threshold()
+    code = cli.main(["-c", str(config), "ingest", "--camera", "dock-2", str(tmp_path / "no")])
+    assert code == cli.EXIT_INPUT
+    assert gc.get_threshold() == before

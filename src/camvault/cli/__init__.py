@@ -164,21 +164,28 @@ def json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    module = command_module(sys.argv[1:] if argv is None else argv)
-    parser = build_parser() if module is None else build_parser((module,))
-    args = parser.parse_args(argv)
+    # `ingest` / `upload` allocate ~150k long-lived objects importing boto3, psycopg and
+    # pydantic; with the default gen-0 threshold (700) the collector scans them over and
+    # over, up to full collections (~0.04 s of start-up). So the threshold is raised from
+    # the start (building the parser allocates too) and stays so for those commands; cycles
+    # are still collected (gen 0 every 100k allocations), also in `upload` left running.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000)
+    try:
+        module = command_module(sys.argv[1:] if argv is None else argv)
+        parser = build_parser() if module is None else build_parser((module,))
+        args = parser.parse_args(argv)
+    except BaseException:  # --help, a bad command line: SystemExit
+        gc.set_threshold(*thresholds)
+        raise
+    fast_exit = argv is None and getattr(args, "fast_exit", False)  # the process's command
+    if not fast_exit:
+        gc.set_threshold(*thresholds)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    fast_exit = argv is None and getattr(args, "fast_exit", False)  # the process's command
-    if fast_exit:
-        # `ingest` / `upload` allocate ~150k long-lived objects importing boto3, psycopg
-        # and pydantic; with the default gen-0 threshold (700) the collector scans them
-        # over and over, up to full collections (~0.04 s of start-up). Cycles are still
-        # collected (gen 0 every 100k allocations), also in `upload` left running.
-        gc.set_threshold(100_000)
     code = _dispatch(args)
     if fast_exit:
         exit_now(code)

@@ -42,6 +42,11 @@ NOT_FOR_REPEATED_INGEST = (
     "tempfile",
 )
 NOT_FOR_REPEATED_INGEST_CAMVAULT = ("camvault.acl",)
+# `ingest` builds the parsers of cli.archive alone, not those of every command module
+OTHER_CLI_MODULES = tuple(
+    f"camvault.cli.{m}"
+    for m in ("access", "admin", "export", "fleet", "lifecycle", "reconcile", "record")
+)
 
 _REPORT = (
     "import json, sys\n"
@@ -88,6 +93,9 @@ def test_ingest_of_a_configured_camera_needs_neither_catalog_nor_s3(tmp_path: Pa
     assert report["code"] == 0
     loaded = set(report["modules"])  # type: ignore[call-overload]
     assert not loaded & set(NOT_FOR_INGEST), sorted(loaded & set(NOT_FOR_INGEST))
+    ours = set(report["camvault"]) & set(OTHER_CLI_MODULES)  # type: ignore[call-overload]
+    assert not ours, sorted(ours)
+    assert "camvault.cli.archive" in report["camvault"]  # type: ignore[operator]
     assert not any(f.exists() for f in files)  # both moved into the spool
     spooled = sorted((tmp_path / "spool" / "segments" / "dock-2").iterdir())
     assert len(spooled) == 2
@@ -98,7 +106,8 @@ def test_ingest_of_a_configured_camera_needs_neither_catalog_nor_s3(tmp_path: Pa
     assert report["code"] == 0 and not again.exists()
     loaded = set(report["modules"])  # type: ignore[call-overload]
     assert not loaded & set(NOT_FOR_REPEATED_INGEST), sorted(loaded & set(NOT_FOR_REPEATED_INGEST))
-    ours = set(report["camvault"]) & set(NOT_FOR_REPEATED_INGEST_CAMVAULT)  # type: ignore[call-overload]
+    unwanted = (*NOT_FOR_REPEATED_INGEST_CAMVAULT, *OTHER_CLI_MODULES)
+    ours = set(report["camvault"]) & set(unwanted)  # type: ignore[call-overload]
     assert not ours, sorted(ours)
 
 

@@ -95,9 +95,35 @@ COMMAND_MODULES = (
     "fleet",
     "export",
 )
+# The module that registers each sub-command: ``main`` builds only the parsers of the one
+# the command line names. Building all of them (~45 parsers) cost ~25 ms of every process,
+# paid per segment by a camera script's `ingest` (tests/unit/test_cli_parser.py checks the
+# index against the full parser).
+COMMANDS: dict[str, str] = {
+    "ingest": "archive",
+    "upload": "archive",
+    "run": "archive",
+    "db": "admin",
+    "cameras": "admin",
+    "recordings": "admin",
+    "status": "admin",
+    "reconcile": "reconcile",
+    "users": "access",
+    "groups": "access",
+    "grants": "access",
+    "tokens": "access",
+    "serve": "access",
+    "record": "record",
+    "bucket": "lifecycle",
+    "retention": "lifecycle",
+    "restore": "lifecycle",
+    "nodes": "fleet",
+    "export": "export",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The parser with the sub-commands of ``modules`` (default: all of them)."""
     import importlib
 
     parser = argparse.ArgumentParser(
@@ -107,9 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-c", help="TOML config file (default: camvault.toml)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(f"camvault.cli.{name}").register(sub)
     return parser
+
+
+def command_module(argv: Sequence[str]) -> str | None:
+    """The module registering the sub-command that ``argv`` names after the global options
+    of ``build_parser``, spelled out in full. None for anything else (no command, --help,
+    --version, an unknown command, an abbreviated or combined option): those get the full
+    parser, so its help and its errors (listing every command) stay as they are."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-c", "--config"):
+            if i + 1 == len(argv) or argv[i + 1].startswith("-"):
+                return None  # argparse's own error, from the full parser
+            i += 2
+        elif arg.startswith(("--config=", "-c")):
+            i += 1  # the value attached: --config=X, -cX
+        elif arg == "--verbose" or (len(arg) > 1 and arg.rstrip("v") == "-"):
+            i += 1  # -v, -vv, ...
+        else:
+            return None if arg.startswith("-") else COMMANDS.get(arg)
+    return None
 
 
 def json_flag(p: argparse.ArgumentParser) -> None:
@@ -117,20 +164,28 @@ def json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # `ingest` / `upload` allocate ~150k long-lived objects importing boto3, psycopg and
+    # pydantic; with the default gen-0 threshold (700) the collector scans them over and
+    # over, up to full collections (~0.04 s of start-up). So the threshold is raised from
+    # the start (building the parser allocates too) and stays so for those commands; cycles
+    # are still collected (gen 0 every 100k allocations), also in `upload` left running.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000)
+    try:
+        module = command_module(sys.argv[1:] if argv is None else argv)
+        parser = build_parser() if module is None else build_parser((module,))
+        args = parser.parse_args(argv)
+    except BaseException:  # --help, a bad command line: SystemExit
+        gc.set_threshold(*thresholds)
+        raise
+    fast_exit = argv is None and getattr(args, "fast_exit", False)  # the process's command
+    if not fast_exit:
+        gc.set_threshold(*thresholds)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    fast_exit = argv is None and getattr(args, "fast_exit", False)  # the process's command
-    if fast_exit:
-        # `ingest` / `upload` allocate ~150k long-lived objects importing boto3, psycopg
-        # and pydantic; with the default gen-0 threshold (700) the collector scans them
-        # over and over, up to full collections (~0.04 s of start-up). Cycles are still
-        # collected (gen 0 every 100k allocations), also in `upload` left running.
-        gc.set_threshold(100_000)
     code = _dispatch(args)
     if fast_exit:
         exit_now(code)

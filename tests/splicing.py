@@ -61,6 +61,17 @@ class Collect:
         return bytes(self.buf[: self.n])
 
 
+def box_payload(data: bytes, kind: bytes) -> bytes:
+    """The payload of the first top-level ISO-BMFF box of ``kind`` in ``data``."""
+    pos = 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == kind:
+            return data[pos + 8 : pos + size]
+        pos += size
+    raise AssertionError(kind)
+
+
 def ffmpeg(*args: str) -> None:
     subprocess.run([FFMPEG, "-loglevel", "error", "-y", *args], check=True, capture_output=True)
 

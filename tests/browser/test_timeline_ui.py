@@ -370,9 +370,8 @@ def clip_site(
         _set_passwords(db_url, "temp", "exporter")
         with clip_api(
             db_url,
-            endpoint=seaweed.endpoint_url,
+            seaweed=seaweed,
             bucket=bucket,
-            credentials=(seaweed.access_key, seaweed.secret_key),
             tmp=tmp_path_factory.mktemp("clips"),
         ) as api:
             yield {"url": str(api.client.base_url).rstrip("/"), "db": db_url}

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from camvault.acl import Permission
 from camvault.api import ApiServices, create_app
 from camvault.api.server import ApiServer
 from camvault.catalog.access import AccessCatalog, RoleConnector
@@ -132,3 +133,11 @@ def api_client(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def exporter_headers(db_url: str, camera_id: str) -> dict[str, str]:
+    """A new user ``exporter`` with an export grant on ``camera_id``: its bearer header."""
+    with service_access(db_url) as acc:
+        acc.add_user("exporter")
+        acc.add_grant(camera_id=camera_id, user="exporter", permission=Permission.EXPORT)
+        return bearer(acc.create_token("exporter")[0])

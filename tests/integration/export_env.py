@@ -24,6 +24,7 @@ from camvault.api.server import ApiServer
 from camvault.catalog.access import AccessCatalog, RoleConnector
 from camvault.catalog.connector import PsycopgConnector
 from camvault.config import ApiSettings, S3Settings
+from camvault.embedded import SeaweedFS
 from camvault.export.jobs import ExportRequests, ExportRunner
 from camvault.export.media import ffmpeg_exe
 from camvault.export.service import ClipServices
@@ -106,9 +107,8 @@ class ClipApi:
 def clip_api(
     db_url: str,
     *,
-    endpoint: str,
+    seaweed: SeaweedFS,
     bucket: str,
-    credentials: tuple[str, str],
     tmp: Path,
     workers: int = 2,
     api: dict[str, Any] | None = None,
@@ -117,7 +117,8 @@ def clip_api(
     running as the service role."""
     connector = PsycopgConnector(db_url, max_size=6, application_name="camvault-api-test")
     service = PsycopgConnector(db_url, max_size=4, application_name="camvault-export-test")
-    s3 = S3Settings(bucket=bucket, endpoint_url=endpoint, addressing_style="path")
+    s3 = S3Settings(bucket=bucket, endpoint_url=seaweed.endpoint_url, addressing_style="path")
+    credentials = (seaweed.access_key, seaweed.secret_key)
     store = S3ObjectStore(make_client(s3, credentials=credentials), s3)
     as_api = RoleConnector(connector, "camvault_api")
     settings = ApiSettings(**(api or {}))

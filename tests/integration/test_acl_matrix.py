@@ -365,9 +365,8 @@ def test_windowed_grants_decoded(
     now = datetime.now(UTC)
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
     ) as api:
         http = api.client

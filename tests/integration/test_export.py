@@ -21,7 +21,14 @@ from camvault.acl import Permission
 from camvault.embedded import SeaweedFS
 from camvault.errors import StorageUnavailable
 from camvault.export import media, streamplan
-from tests.integration.access_env import T0, add_cameras, add_recordings, bearer, service_access
+from tests.integration.access_env import (
+    T0,
+    add_cameras,
+    add_recordings,
+    bearer,
+    exporter_headers,
+    service_access,
+)
 from tests.integration.export_env import FRAME, GOP, ClipApi, clip_api, frame_times, upload_footage
 from tests.media import make_h264
 
@@ -68,9 +75,8 @@ def world(
         )
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
         api={"max_export_minutes": 10, **getattr(request, "param", {})},
     ) as api:
@@ -397,15 +403,11 @@ def test_jobs_are_shared_between_workers_and_run_concurrently(
 
     add_cameras(db_url, CAM)
     upload_footage(s3, bucket, db_url, CAM, STARTS, 20, tmp_path)
-    with service_access(db_url) as acc:
-        acc.add_user("exporter")
-        acc.add_grant(camera_id=CAM, user="exporter", permission=Permission.EXPORT)
-        tok = bearer(acc.create_token("exporter")[0])
+    tok = exporter_headers(db_url, CAM)
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
         workers=0,  # this test is the workers
     ) as api:

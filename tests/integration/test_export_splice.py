@@ -18,11 +18,10 @@ import av
 import psycopg
 import pytest
 
-from camvault.acl import Permission
 from camvault.embedded import SeaweedFS
 from camvault.errors import StorageUnavailable
 from camvault.export import jobs
-from tests.integration.access_env import T0, add_cameras, bearer, service_access
+from tests.integration.access_env import T0, add_cameras, exporter_headers
 from tests.integration.export_env import ClipApi, clip_api, upload_footage
 
 CAM = "yard"
@@ -50,15 +49,11 @@ def _world(
     upload_footage(
         s3, bucket, db_url, CAM, STARTS, 20, tmp_path, fragmented=fragmented, audio=audio
     )
-    with service_access(db_url) as acc:
-        acc.add_user("exporter")
-        acc.add_grant(camera_id=CAM, user="exporter", permission=Permission.EXPORT)
-        tok = bearer(acc.create_token("exporter")[0])
+    tok = exporter_headers(db_url, CAM)
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
         workers=0,  # the test runs the jobs, to see which processes they start
     ) as api:

@@ -72,9 +72,8 @@ def test_windowed_user_gets_exactly_the_window_decoded(
     rng = {"start": _iso(T0 - 60 * SEC), "end": _iso(T0 + 10 * 60 * SEC)}
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
     ) as api:
         http = api.client
@@ -187,9 +186,8 @@ def test_clipped_media_of_a_missing_object_is_404(
         acc.add_grant(camera_id=CAM, user="win", window_start=WIN[0], window_end=WIN[1])
     with clip_api(
         db_url,
-        endpoint=seaweed.endpoint_url,
+        seaweed=seaweed,
         bucket=bucket,
-        credentials=(seaweed.access_key, seaweed.secret_key),
         tmp=tmp_path,
     ) as api:
         r = api.client.get(f"/api/recordings/{rec.id}/media.ts", headers=tok)

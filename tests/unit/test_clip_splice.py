@@ -25,7 +25,7 @@ from camvault.export.media import stream_fragments
 from camvault.export.streamplan import plan_stream
 from camvault.mp4track import fragment_samples, read_moov
 from tests.media import FFMPEG, make_h264, make_h265
-from tests.splicing import T0, Store, audio_packets, expected_audio, rounded
+from tests.splicing import T0, Store, audio_packets, box_payload, expected_audio, rounded
 from tests.splicing import decode as _decode
 from tests.splicing import expected as _expected
 from tests.splicing import ffmpeg as _ffmpeg
@@ -371,7 +371,7 @@ def test_writer_boxes_read_back(tmp_path: Path) -> None:
     """The init segment and a fragment header, read back with the index reader."""
     src = read_moov(_moov(make_h264(tmp_path / "a.mp4")))
     init = init_segment(src.entry, src.timescale, src.width, src.height)
-    track = read_moov(_box_payload(init, b"moov"))
+    track = read_moov(box_payload(init, b"moov"))
     assert (track.entry, track.timescale, track.width, track.height) == (
         src.entry,
         src.timescale,
@@ -381,7 +381,7 @@ def test_writer_boxes_read_back(tmp_path: Path) -> None:
     assert track.fragmented and not track.samples
     placed = [Out(100, 5000, 512, True), Out(7, 5512, 512, False), Out(30, 6024, 900, False)]
     frag = fragment_header(3, placed)
-    moof = _box_payload(frag, b"moof")
+    moof = box_payload(frag, b"moof")
     got = fragment_samples(moof, 0, track)
     data = len(moof) + 8 + 8  # moof header, then the mdat header
     assert [tuple(s) for s in got] == [
@@ -392,18 +392,8 @@ def test_writer_boxes_read_back(tmp_path: Path) -> None:
     assert frag[-8:] == (8 + 137).to_bytes(4, "big") + b"mdat"
 
 
-def _box_payload(data: bytes, kind: bytes) -> bytes:
-    pos = 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        if data[pos + 4 : pos + 8] == kind:
-            return data[pos + 8 : pos + size]
-        pos += size
-    raise AssertionError(kind)
-
-
 def _moov(path: Path) -> bytes:
-    return _box_payload(path.read_bytes(), b"moov")
+    return box_payload(path.read_bytes(), b"moov")
 
 
 def test_read_buffers_are_reused_across_parts_and_recordings(tmp_path: Path) -> None:

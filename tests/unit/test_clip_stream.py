@@ -18,7 +18,7 @@ import pytest
 from camvault.export import media
 from camvault.export.clip import ClipPlan, Source, plan_clip
 from camvault.export.media import ClipMetadata, ffmpeg_exe, render_stream, stream_fragments
-from camvault.export.upload import MIN_PART
+from tests.splicing import Collect
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 SECONDS = 12
@@ -84,22 +84,6 @@ def test_consumer_gone_kills_ffmpeg(
     assert procs[0].returncode == -9  # killed while blocked on a full pipe, not finished
     assert not (tmp_path / "s.ffconcat").exists()
     assert open_fds() == before
-
-
-class Collect:
-    """A Sink: reads land in a growing buffer."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray(MIN_PART)
-        self.n = 0
-
-    def space(self) -> memoryview:
-        if self.n == len(self.buf):
-            self.buf.extend(bytes(MIN_PART))
-        return memoryview(self.buf)[self.n :]
-
-    def commit(self, n: int) -> None:
-        self.n += n
 
 
 def test_render_stream_reports_progress_and_writes_metadata(plan: ClipPlan, tmp_path: Path) -> None:

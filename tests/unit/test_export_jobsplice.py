@@ -29,6 +29,7 @@ from tests.splicing import (
     Collect,
     Store,
     audio_packets,
+    box_payload,
     decode,
     expected,
     expected_audio,
@@ -209,27 +210,17 @@ print(sink.n, "av" in sys.modules)
 
 @pytest.mark.parametrize("year", [2026, 2045])  # 2045: past 32-bit 1904 seconds (version 1)
 def test_header_times_and_tags_read_back(year: int, tmp_path: Path) -> None:
-    src = read_moov(_payload(make_h264(tmp_path / "a.mp4").read_bytes(), b"moov"))
+    src = read_moov(box_payload(make_h264(tmp_path / "a.mp4").read_bytes(), b"moov"))
     created = datetime(year, 3, 1, 12, 30, 15, tzinfo=UTC)
     meta = ClipMetadata("cam", '{"k":"ü"}', created.strftime("%Y-%m-%dT%H:%M:%S.123456Z"))
     init = init_segment(src.entry, src.timescale, 320, 240, jobsplice.header(meta))
-    track = read_moov(_payload(init, b"moov"))
+    track = read_moov(box_payload(init, b"moov"))
     assert track.movie_created == track.created == created
     assert (track.entry, track.timescale, track.fragmented) == (src.entry, src.timescale, True)
-    meta_box = _payload(_payload(_payload(init, b"moov"), b"udta"), b"meta")[4:]
-    assert b"mdir" in _payload(meta_box, b"hdlr")
-    ilst = _payload(meta_box, b"ilst")
-    title = _payload(_payload(ilst, b"\xa9nam"), b"data")
-    comment = _payload(_payload(ilst, b"\xa9cmt"), b"data")
+    meta_box = box_payload(box_payload(box_payload(init, b"moov"), b"udta"), b"meta")[4:]
+    assert b"mdir" in box_payload(meta_box, b"hdlr")
+    ilst = box_payload(meta_box, b"ilst")
+    title = box_payload(box_payload(ilst, b"\xa9nam"), b"data")
+    comment = box_payload(box_payload(ilst, b"\xa9cmt"), b"data")
     assert title == bytes([0, 0, 0, 1, 0, 0, 0, 0]) + b"cam"  # UTF-8, no locale
     assert comment[8:].decode() == '{"k":"ü"}'
-
-
-def _payload(data: bytes, kind: bytes) -> bytes:
-    pos = 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        if data[pos + 4 : pos + 8] == kind:
-            return data[pos + 8 : pos + size]
-        pos += size
-    raise AssertionError(kind)

@@ -84,17 +84,6 @@ def parse_time(value: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-# Modules under camvault.cli that register sub-commands (each has ``register(sub)``).
-COMMAND_MODULES = (
-    "archive",
-    "admin",
-    "reconcile",
-    "access",
-    "record",
-    "lifecycle",
-    "fleet",
-    "export",
-)
 # The module that registers each sub-command: ``main`` builds only the parsers of the one
 # the command line names. Building all of them (~45 parsers) cost ~25 ms of every process,
 # paid per segment by a camera script's `ingest` (tests/unit/test_cli_parser.py checks the
@@ -120,6 +109,9 @@ COMMANDS: dict[str, str] = {
     "nodes": "fleet",
     "export": "export",
 }
+# Modules under camvault.cli that register sub-commands (each has ``register(sub)``), in
+# the order the full parser lists them.
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
-    import signal  # here, not at the top: every command's start-up imports this module
+    import signal  # here, not at the top: the full parser (`--help`) imports this module
 
     from camvault.app import App
     from camvault.fleet.wiring import build_node, record_holder
